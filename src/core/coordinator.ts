@@ -1,0 +1,268 @@
+/**
+ * The coordinator: the one place where the pure machines are wired together.
+ * Both drivers (the libp2p adapter and the simulator) feed it events with the
+ * current time and carry out the effects it returns.
+ * Entry point: `handle(event, now)`; `nextDeadline()` says when to deliver the
+ * next `tick`.
+ * Events accepted:
+ * - `peer-identified { peer, protocols }`: identify finished for `peer`. Peers
+ * listing one of our DHT protocols enter the routing table; others that were
+ * in it are removed (they stopped serving the DHT).
+ * - `inbound-request { from }`: `from` sent us a request (refreshes it if known;
+ * a client is never added just for asking).
+ * - `start-lookup { queryId, target, request }`, `stop-lookup { queryId }`.
+ * - `response { requestId, closer }`, `request-failed { requestId, reason }`:
+ * the outcome of a `send-request` effect, exactly one per request.
+ * - `tick`: the deadline from `nextDeadline()` has passed.
+ * Effects emitted:
+ * - `send-request { requestId, queryId, peer, request }`: ask `peer`.
+ * - `lookup-finished { queryId, closest, reason }` (internal refresh lookups
+ * have negative ids and the driver may ignore their completion).
+ * - `peer-added`, `peer-removed`: routing table changes.
+ * Timeouts: none of its own; request timeouts belong to the driver.
+ * Capacity: lookups in flight are bounded by `maxLookups` (a start beyond it
+ * finishes at once with reason `overloaded`); requests in flight by
+ * `maxLookups * alpha + maxPendingPings`.
+ */
+import { NEUTRAL_QUALITY } from './contact.ts'
+import { assertNever } from './env.ts'
+import { validateLookupConfig } from './query/config.ts'
+import { Lookup } from './query/lookup.ts'
+import { checkRange } from './routing-table/config.ts'
+import { RoutingTable } from './routing-table/table.ts'
+import type { Contact, PeerQuality } from './contact.ts'
+import type { Millis, Random } from './env.ts'
+import type { Key } from './key.ts'
+import type { LookupConfig } from './query/config.ts'
+import type { FailureReason, FinishReason, LookupEffect } from './query/lookup.ts'
+import type { RoutingTableConfig } from './routing-table/config.ts'
+import type { RoutingTableEffect } from './routing-table/table.ts'
+
+/** What a request asks; the driver turns it into a wire message */
+export type RequestKind =
+  | { kind: 'find-node', key: Uint8Array }
+  | { kind: 'get-value', key: Uint8Array }
+  | { kind: 'get-providers', key: Uint8Array }
+  | { kind: 'ping' }
+
+export type CoreEvent =
+  | { type: 'peer-identified', peer: Contact, protocols: readonly string[] }
+  | { type: 'inbound-request', from: Contact }
+  | { type: 'start-lookup', queryId: number, target: Key, request: RequestKind, seeds?: readonly Contact[], config?: Partial<LookupConfig> }
+  | { type: 'stop-lookup', queryId: number }
+  | { type: 'response', requestId: number, closer: readonly Contact[] }
+  | { type: 'request-failed', requestId: number, reason: FailureReason }
+  | { type: 'tick' }
+
+export type CoreEffect =
+  | { type: 'send-request', requestId: number, queryId: number | undefined, peer: Contact, request: RequestKind }
+  | { type: 'lookup-finished', queryId: number, closest: Contact[], reason: FinishReason | 'overloaded', requests: number }
+  | { type: 'peer-added', peer: Contact }
+  | { type: 'peer-removed', peer: Contact }
+
+export interface CoordinatorConfig {
+  /** Protocols that make a peer a DHT server. @default ['/ipfs/kad/1.0.0'] */
+  protocols: string[]
+  /** Lookups running at once. @default 64 (range 1..10000) */
+  maxLookups: number
+  /** Whether the maintenance timer refreshes stale buckets. @default true */
+  refresh: boolean
+  routingTable: Partial<RoutingTableConfig>
+  lookup: Partial<LookupConfig>
+}
+
+export function defaultCoordinatorConfig (): CoordinatorConfig {
+  return { protocols: ['/ipfs/kad/1.0.0'], maxLookups: 64, refresh: true, routingTable: {}, lookup: {} }
+}
+
+interface Pending {
+  peer: Contact
+  queryId: number | undefined
+  ping: boolean
+}
+
+export class Coordinator {
+  readonly self: Contact
+  readonly routingTable: RoutingTable
+  private readonly config: CoordinatorConfig
+  private readonly random: Random
+  private readonly lookups = new Map<number, { lookup: Lookup, request: RequestKind }>()
+  private readonly pending = new Map<number, Pending>()
+  private nextRequestId = 1
+  private nextInternalQueryId = -1
+
+  constructor (self: Contact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, quality: PeerQuality = NEUTRAL_QUALITY) {
+    this.self = self
+    this.config = { ...defaultCoordinatorConfig(), ...config }
+    checkRange('maxLookups', this.config.maxLookups, 1, 10_000)
+    if (!Array.isArray(this.config.protocols) || this.config.protocols.length === 0) {
+      throw new RangeError('protocols must list at least one protocol')
+    }
+    validateLookupConfig(this.config.lookup)
+    this.random = random
+    this.routingTable = new RoutingTable(self.key, this.config.routingTable, quality, now)
+  }
+
+  /** Lookups currently running */
+  get activeLookups (): number {
+    return this.lookups.size
+  }
+
+  /** Requests currently awaiting an outcome */
+  get pendingRequests (): number {
+    return this.pending.size
+  }
+
+  handle (event: CoreEvent, now: Millis): CoreEffect[] {
+    switch (event.type) {
+      case 'peer-identified': {
+        if (event.peer.id === this.self.id) {
+          return []
+        }
+        const server = event.protocols.some(p => this.config.protocols.includes(p))
+        return this.fromTable(server
+          ? this.routingTable.observe(event.peer, now)
+          : this.routingTable.remove(event.peer.id, now))
+      }
+      case 'inbound-request':
+        if (this.routingTable.has(event.from.id)) {
+          return this.fromTable(this.routingTable.observe(event.from, now))
+        }
+        return []
+      case 'start-lookup':
+        return this.startLookup(event.queryId, event.target, event.request, event.seeds, event.config, now)
+      case 'stop-lookup': {
+        const l = this.lookups.get(event.queryId)
+        return l == null ? [] : this.fromLookup(event.queryId, l.lookup.handle({ type: 'stop' }, now), now)
+      }
+      case 'response': {
+        const p = this.pending.get(event.requestId)
+        if (p == null) {
+          return []
+        }
+        this.pending.delete(event.requestId)
+        // it answered a DHT request: it is a live server
+        const effects = this.fromTable(p.ping
+          ? this.routingTable.pingResult(p.peer.id, true, now)
+          : this.routingTable.observe(p.peer, now))
+        if (p.queryId != null) {
+          const l = this.lookups.get(p.queryId)
+          if (l != null) {
+            effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'response', peer: p.peer.id, closer: event.closer }, now), now))
+          }
+        }
+        return effects
+      }
+      case 'request-failed': {
+        const p = this.pending.get(event.requestId)
+        if (p == null) {
+          return []
+        }
+        this.pending.delete(event.requestId)
+        const local = event.reason === 'aborted' || event.reason === 'overloaded'
+        let effects: CoreEffect[] = []
+        if (p.ping) {
+          effects = this.fromTable(this.routingTable.pingResult(p.peer.id, local, now))
+        } else if (event.reason === 'protocol-unsupported') {
+          effects = this.fromTable(this.routingTable.remove(p.peer.id, now))
+        } else if (!local) {
+          effects = this.fromTable(this.routingTable.requestFailed(p.peer.id, now))
+        }
+        if (p.queryId != null) {
+          const l = this.lookups.get(p.queryId)
+          if (l != null) {
+            effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'failure', peer: p.peer.id, reason: event.reason }, now), now))
+          }
+        }
+        return effects
+      }
+      case 'tick':
+        return this.maintain(now)
+      default:
+        return assertNever(event)
+    }
+  }
+
+  /** When the driver should deliver the next `tick` (undefined: never) */
+  nextDeadline (): Millis | undefined {
+    if (!this.config.refresh || this.routingTable.size === 0) {
+      return undefined
+    }
+    return this.routingTable.nextRefreshAt()
+  }
+
+  private startLookup (queryId: number, target: Key, request: RequestKind, seeds: readonly Contact[] | undefined, config: Partial<LookupConfig> | undefined, now: Millis): CoreEffect[] {
+    if (this.lookups.has(queryId)) {
+      throw new RangeError(`query ${queryId} is already running`)
+    }
+    if (this.lookups.size >= this.config.maxLookups) {
+      return [{ type: 'lookup-finished', queryId, closest: [], reason: 'overloaded', requests: 0 }]
+    }
+    const lookupConfig = { ...this.config.lookup, ...config }
+    const seedCount = validateLookupConfig(lookupConfig).maxCandidates
+    const initial = [...this.routingTable.closest(target, seedCount), ...(seeds ?? [])]
+    const lookup = new Lookup(target, this.self.id, initial, lookupConfig)
+    this.lookups.set(queryId, { lookup, request })
+    this.routingTable.markRefreshed(target, now)
+    return this.fromLookup(queryId, lookup.handle({ type: 'start' }, now), now)
+  }
+
+  private fromLookup (queryId: number, effects: LookupEffect[], now: Millis): CoreEffect[] {
+    const out: CoreEffect[] = []
+    const l = this.lookups.get(queryId)
+    for (const e of effects) {
+      switch (e.type) {
+        case 'request': {
+          const requestId = this.nextRequestId++
+          this.pending.set(requestId, { peer: e.peer, queryId, ping: false })
+          out.push({ type: 'send-request', requestId, queryId, peer: e.peer, request: l?.request ?? { kind: 'find-node', key: new Uint8Array(0) } })
+          break
+        }
+        case 'finished':
+          this.lookups.delete(queryId)
+          out.push({ type: 'lookup-finished', queryId, closest: e.closest, reason: e.reason, requests: l?.lookup.stats().requests ?? 0 })
+          break
+        default:
+          assertNever(e)
+      }
+    }
+    return out
+  }
+
+  private fromTable (effects: RoutingTableEffect[]): CoreEffect[] {
+    const out: CoreEffect[] = []
+    for (const e of effects) {
+      switch (e.type) {
+        case 'peer-added':
+          out.push({ type: 'peer-added', peer: e.peer })
+          break
+        case 'peer-removed':
+          out.push({ type: 'peer-removed', peer: e.peer })
+          break
+        case 'ping': {
+          const requestId = this.nextRequestId++
+          this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true })
+          out.push({ type: 'send-request', requestId, queryId: undefined, peer: e.peer, request: { kind: 'ping' } })
+          break
+        }
+        default:
+          assertNever(e)
+      }
+    }
+    return out
+  }
+
+  private maintain (now: Millis): CoreEffect[] {
+    if (!this.config.refresh) {
+      return []
+    }
+    const out: CoreEffect[] = []
+    for (const { key } of this.routingTable.refreshTargets(now, this.random)) {
+      if (this.lookups.size >= this.config.maxLookups) {
+        break
+      }
+      out.push(...this.startLookup(this.nextInternalQueryId--, key, { kind: 'find-node', key }, undefined, undefined, now))
+    }
+    return out
+  }
+}

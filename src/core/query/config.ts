@@ -1,0 +1,58 @@
+import { checkRange, stripUndefined } from '../routing-table/config.ts'
+
+export interface LookupConfig {
+  /**
+   * How many closest peers a lookup returns.
+   *
+   * @default 20 (range 1..256)
+   */
+  k: number
+  /**
+   * Requests in flight at once per lookup. Kademlia's α. We default to 3 as
+   * the Kademlia paper, go-libp2p-kad-dht and @libp2p/kad-dht do; the priority
+   * peer stack (not α) is what keeps slow peers from stalling a lookup.
+   *
+   * @default 3 (range 1..64)
+   */
+  alpha: number
+  /**
+   * The lookup converges when this many of the closest not-yet-failed
+   * candidates have answered. Setting it to `k` (the default) makes the
+   * result the true k closest reachable peers on a static network; smaller
+   * values trade accuracy for fewer round trips.
+   *
+   * @default 20 (range 1..256, at most k)
+   */
+  beta: number
+  /**
+   * Candidates remembered per lookup. Beyond this the farthest candidates not
+   * in flight are forgotten.
+   *
+   * @default 100 (range k..10000)
+   */
+  maxCandidates: number
+  /**
+   * Requests a single lookup may send in total. At the bound the lookup ends
+   * with what it has (reason `request-limit`).
+   *
+   * @default 200 (range 1..100000)
+   */
+  maxRequests: number
+}
+
+export function defaultLookupConfig (): LookupConfig {
+  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200 }
+}
+
+export function validateLookupConfig (partial: Partial<LookupConfig> = {}): LookupConfig {
+  const c = { ...defaultLookupConfig(), ...stripUndefined(partial) }
+  if (partial.beta === undefined && partial.k !== undefined) {
+    c.beta = c.k
+  }
+  checkRange('lookup.k', c.k, 1, 256)
+  checkRange('lookup.alpha', c.alpha, 1, 64)
+  checkRange('lookup.beta', c.beta, 1, c.k)
+  checkRange('lookup.maxCandidates', c.maxCandidates, c.k, 10_000)
+  checkRange('lookup.maxRequests', c.maxRequests, 1, 100_000)
+  return c
+}

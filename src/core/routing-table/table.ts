@@ -1,0 +1,379 @@
+/**
+ * The Kademlia routing table: one bucket per common prefix length with our own
+ * key, each holding at most `k` entries plus a bounded list of replacements.
+ *
+ * Methods (all synchronous, time passed in):
+ * - `observe(contact, now)`: a DHT server was seen alive (identify listed the
+ * protocol, or it answered one of our requests).
+ * - `requestFailed(id, now)`, `pingResult(id, ok, now)`, `remove(id)`.
+ * - `closest(target, n)`, `refreshTargets(now, random)`, `markRefreshed(key, now)`.
+ *
+ * Effects returned: `peer-added`, `peer-removed` (for peer store tags and
+ * events) and `ping` (the driver sends a PING and reports `pingResult`).
+ *
+ * Implementation notes:
+ * - A newcomer to a full bucket never displaces a live entry directly. It waits
+ * in the replacement list; if some entry is *questionable* (it failed a
+ * request, has not been heard from for `staleAfter`, or is in back-off) the
+ * worst of those is pinged, and only a failed ping evicts it. A long-known
+ * active peer is therefore never evicted for an unknown one.
+ * - "Worst" and "best" come from {@link PeerQuality}: lowest value first, then
+ * least recently seen. With {@link NEUTRAL_QUALITY} that is plain Kademlia
+ * LRU order.
+ * - Capacity: at most 257 buckets x (k + replacements) entries; pings in flight
+ * are bounded by `maxPendingPings` (at the bound, no ping is sent and the
+ * newcomer just waits as a replacement).
+ */
+import { commonPrefixLength, compareDistance, keyWithPrefixLength, KEY_BITS, KEY_BYTES } from '../key.ts'
+import { validateRoutingTableConfig } from './config.ts'
+import type { RoutingTableConfig } from './config.ts'
+import type { Contact, PeerQuality } from '../contact.ts'
+import type { Millis, Random } from '../env.ts'
+import type { Key } from '../key.ts'
+
+export type RoutingTableEffect =
+  | { type: 'peer-added', peer: Contact }
+  | { type: 'peer-removed', peer: Contact, reason: 'failed' | 'ping-failed' | 'removed' }
+  | { type: 'ping', peer: Contact }
+
+export interface EntrySnapshot {
+  readonly id: string
+  readonly key: Key
+  readonly cpl: number
+  readonly addedAt: Millis
+  readonly lastSeen: Millis
+  readonly failures: number
+  readonly replacement: boolean
+}
+
+interface Entry {
+  contact: Contact
+  addedAt: Millis
+  lastSeen: Millis
+  failures: number
+}
+
+interface Bucket {
+  entries: Entry[]
+  replacements: Entry[]
+}
+
+export class RoutingTable {
+  readonly self: Key
+  readonly config: RoutingTableConfig
+  private readonly quality: PeerQuality
+  private readonly buckets: Array<Bucket | undefined>
+  private readonly lastRefreshed: Float64Array
+  private readonly index = new Map<string, { cpl: number, replacement: boolean }>()
+  private readonly pinging = new Set<string>()
+  private count = 0
+
+  constructor (self: Key, config: Partial<RoutingTableConfig>, quality: PeerQuality, now: Millis) {
+    this.self = self
+    this.config = validateRoutingTableConfig(config)
+    this.quality = quality
+    this.buckets = new Array(KEY_BITS + 1)
+    this.lastRefreshed = new Float64Array(KEY_BITS + 1).fill(now)
+  }
+
+  /** Number of entries (replacements not counted) */
+  get size (): number {
+    return this.count
+  }
+
+  has (id: string): boolean {
+    const at = this.index.get(id)
+    return at != null && !at.replacement
+  }
+
+  /** A copy of the entry (or replacement) for `id` */
+  entry (id: string): EntrySnapshot | undefined {
+    const at = this.index.get(id)
+    if (at == null) {
+      return undefined
+    }
+    const bucket = this.buckets[at.cpl] as Bucket
+    const list = at.replacement ? bucket.replacements : bucket.entries
+    const e = list.find(e => e.contact.id === id)
+    return e == null ? undefined : snapshot(e, at.cpl, at.replacement)
+  }
+
+  /** All entries (not replacements), in bucket order */
+  * contacts (): Generator<Contact> {
+    for (const bucket of this.buckets) {
+      if (bucket == null) {
+        continue
+      }
+      for (const e of bucket.entries) {
+        yield e.contact
+      }
+    }
+  }
+
+  snapshots (): EntrySnapshot[] {
+    const out: EntrySnapshot[] = []
+    this.buckets.forEach((bucket, cpl) => {
+      bucket?.entries.forEach(e => out.push(snapshot(e, cpl, false)))
+      bucket?.replacements.forEach(e => out.push(snapshot(e, cpl, true)))
+    })
+    return out
+  }
+
+  /** Entries per bucket, index = common prefix length */
+  bucketSizes (): number[] {
+    const sizes: number[] = []
+    this.buckets.forEach((b, cpl) => { sizes[cpl] = b?.entries.length ?? 0 })
+    return Array.from(sizes, s => s ?? 0)
+  }
+
+  /** A DHT server was seen alive */
+  observe (contact: Contact, now: Millis): RoutingTableEffect[] {
+    if (contact.key.length !== KEY_BYTES) {
+      return []
+    }
+    const cpl = commonPrefixLength(this.self, contact.key)
+    if (cpl === KEY_BITS) {
+      return [] // ourselves
+    }
+    const at = this.index.get(contact.id)
+    if (at != null) {
+      const e = this.find(contact.id)
+      if (e != null) {
+        e.lastSeen = now
+        e.failures = 0
+      }
+      return []
+    }
+
+    const bucket = this.bucket(cpl)
+    const entry: Entry = { contact, addedAt: now, lastSeen: now, failures: 0 }
+    if (bucket.entries.length < this.config.k) {
+      bucket.entries.push(entry)
+      this.index.set(contact.id, { cpl, replacement: false })
+      this.count++
+      return [{ type: 'peer-added', peer: contact }]
+    }
+
+    this.addReplacement(bucket, cpl, entry, now)
+    return this.maybeEvict(bucket, cpl, now)
+  }
+
+  /** A request to `id` failed */
+  requestFailed (id: string, now: Millis): RoutingTableEffect[] {
+    const at = this.index.get(id)
+    const e = this.find(id)
+    if (at == null || e == null) {
+      return []
+    }
+    e.failures++
+    const bucket = this.buckets[at.cpl] as Bucket
+    if (at.replacement) {
+      if (e.failures >= this.config.maxFailures) {
+        bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
+        this.index.delete(id)
+      }
+      return []
+    }
+    if (e.failures >= this.config.maxFailures && bucket.replacements.length > 0 && !this.pinging.has(id)) {
+      return this.evict(bucket, at.cpl, e, 'failed', now)
+    }
+    return []
+  }
+
+  /** The answer to a `ping` effect */
+  pingResult (id: string, ok: boolean, now: Millis): RoutingTableEffect[] {
+    if (!this.pinging.delete(id)) {
+      return []
+    }
+    const at = this.index.get(id)
+    const e = this.find(id)
+    if (at == null || e == null || at.replacement) {
+      return []
+    }
+    if (ok) {
+      e.lastSeen = now
+      e.failures = 0
+      return []
+    }
+    e.failures++
+    const bucket = this.buckets[at.cpl] as Bucket
+    if (bucket.replacements.length > 0) {
+      return this.evict(bucket, at.cpl, e, 'ping-failed', now)
+    }
+    return []
+  }
+
+  /** Removes `id` (for example: it no longer speaks the DHT protocol) */
+  remove (id: string, now: Millis): RoutingTableEffect[] {
+    const at = this.index.get(id)
+    const e = this.find(id)
+    if (at == null || e == null) {
+      return []
+    }
+    const bucket = this.buckets[at.cpl] as Bucket
+    if (at.replacement) {
+      bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
+      this.index.delete(id)
+      return []
+    }
+    this.pinging.delete(id)
+    return this.evict(bucket, at.cpl, e, 'removed', now)
+  }
+
+  /**
+   * The `n` entries closest to `target`, nearest first. `exclude` filters
+   * entries out before counting.
+   */
+  closest (target: Key, n: number, exclude?: (c: Contact) => boolean): Contact[] {
+    const all: Contact[] = []
+    for (const c of this.contacts()) {
+      if (exclude == null || !exclude(c)) {
+        all.push(c)
+      }
+    }
+    all.sort((a, b) => compareDistance(a.key, b.key, target))
+    return all.length > n ? all.slice(0, n) : all
+  }
+
+  /** A lookup for `target` ran: the bucket it falls in counts as refreshed */
+  markRefreshed (target: Key, now: Millis): void {
+    const cpl = commonPrefixLength(this.self, target)
+    this.lastRefreshed[Math.min(cpl, KEY_BITS)] = now
+  }
+
+  /**
+   * Random keys for the buckets due a refresh, at most one per bucket, for
+   * common prefix lengths 0..min(deepest non-empty bucket, maxRefreshCpl).
+   */
+  refreshTargets (now: Millis, random: Random): Array<{ cpl: number, key: Key }> {
+    const out: Array<{ cpl: number, key: Key }> = []
+    const max = this.maxRefreshCpl()
+    for (let cpl = 0; cpl <= max; cpl++) {
+      if (this.lastRefreshed[cpl] + this.config.refreshInterval <= now) {
+        out.push({ cpl, key: keyWithPrefixLength(this.self, cpl, random.fill(new Uint8Array(KEY_BYTES))) })
+      }
+    }
+    return out
+  }
+
+  /** When the next bucket becomes due a refresh */
+  nextRefreshAt (): Millis {
+    let next = Infinity
+    const max = this.maxRefreshCpl()
+    for (let cpl = 0; cpl <= max; cpl++) {
+      next = Math.min(next, this.lastRefreshed[cpl] + this.config.refreshInterval)
+    }
+    return next
+  }
+
+  private maxRefreshCpl (): number {
+    let deepest = 0
+    this.buckets.forEach((b, cpl) => {
+      if (b != null && b.entries.length > 0) {
+        deepest = cpl
+      }
+    })
+    return Math.min(deepest, this.config.maxRefreshCpl)
+  }
+
+  private bucket (cpl: number): Bucket {
+    let b = this.buckets[cpl]
+    if (b == null) {
+      b = { entries: [], replacements: [] }
+      this.buckets[cpl] = b
+    }
+    return b
+  }
+
+  private find (id: string): Entry | undefined {
+    const at = this.index.get(id)
+    if (at == null) {
+      return undefined
+    }
+    const bucket = this.buckets[at.cpl] as Bucket
+    return (at.replacement ? bucket.replacements : bucket.entries).find(e => e.contact.id === id)
+  }
+
+  /** Lower is worse: (quality value, then recency) */
+  private worse (a: Entry, b: Entry, now: Millis): number {
+    const va = this.quality.value(a.contact.id, now)
+    const vb = this.quality.value(b.contact.id, now)
+    if (va !== vb) {
+      return va - vb
+    }
+    return a.lastSeen - b.lastSeen
+  }
+
+  private addReplacement (bucket: Bucket, cpl: number, entry: Entry, now: Millis): void {
+    if (this.config.replacements === 0) {
+      return
+    }
+    if (bucket.replacements.length >= this.config.replacements) {
+      let worst = bucket.replacements[0]
+      for (const r of bucket.replacements) {
+        if (this.worse(r, worst, now) < 0) {
+          worst = r
+        }
+      }
+      if (this.worse(entry, worst, now) <= 0) {
+        return // the newcomer is no better than anything waiting
+      }
+      bucket.replacements.splice(bucket.replacements.indexOf(worst), 1)
+      this.index.delete(worst.contact.id)
+    }
+    bucket.replacements.push(entry)
+    this.index.set(entry.contact.id, { cpl, replacement: true })
+  }
+
+  private questionable (e: Entry, now: Millis): boolean {
+    return e.failures > 0 || now - e.lastSeen >= this.config.staleAfter || this.quality.backedOff(e.contact.id, now)
+  }
+
+  private maybeEvict (bucket: Bucket, cpl: number, now: Millis): RoutingTableEffect[] {
+    let candidate: Entry | undefined
+    for (const e of bucket.entries) {
+      if (this.pinging.has(e.contact.id) || !this.questionable(e, now)) {
+        continue
+      }
+      if (candidate == null || this.worse(e, candidate, now) < 0) {
+        candidate = e
+      }
+    }
+    if (candidate == null) {
+      return []
+    }
+    if (candidate.failures >= this.config.maxFailures) {
+      return this.evict(bucket, cpl, candidate, 'failed', now)
+    }
+    if (this.pinging.size >= this.config.maxPendingPings) {
+      return []
+    }
+    this.pinging.add(candidate.contact.id)
+    return [{ type: 'ping', peer: candidate.contact }]
+  }
+
+  private evict (bucket: Bucket, cpl: number, e: Entry, reason: 'failed' | 'ping-failed' | 'removed', now: Millis): RoutingTableEffect[] {
+    bucket.entries.splice(bucket.entries.indexOf(e), 1)
+    this.index.delete(e.contact.id)
+    this.count--
+    const effects: RoutingTableEffect[] = [{ type: 'peer-removed', peer: e.contact, reason }]
+    if (bucket.replacements.length > 0) {
+      let best = bucket.replacements[0]
+      for (const r of bucket.replacements) {
+        if (this.worse(r, best, now) > 0) {
+          best = r
+        }
+      }
+      bucket.replacements.splice(bucket.replacements.indexOf(best), 1)
+      bucket.entries.push(best)
+      this.index.set(best.contact.id, { cpl, replacement: false })
+      this.count++
+      effects.push({ type: 'peer-added', peer: best.contact })
+    }
+    return effects
+  }
+}
+
+function snapshot (e: Entry, cpl: number, replacement: boolean): EntrySnapshot {
+  return { id: e.contact.id, key: e.contact.key, cpl, addedAt: e.addedAt, lastSeen: e.lastSeen, failures: e.failures, replacement }
+}
