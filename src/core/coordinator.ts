@@ -183,6 +183,20 @@ export class Coordinator {
     }
   }
 
+  /**
+   * The answer to an inbound FIND_NODE (and the closer peers of GET_VALUE and
+   * GET_PROVIDERS): our k closest entries to `key`, never the requester itself.
+   */
+  closerPeers (key: Key, requester: string, now: Millis): Contact[] {
+    void now
+    return this.routingTable.closest(key, this.k, c => c.id === requester)
+  }
+
+  /** The replication parameter k (bucket size, lookup result size) */
+  get k (): number {
+    return this.routingTable.config.k
+  }
+
   /** When the driver should deliver the next `tick` (undefined: never) */
   nextDeadline (): Millis | undefined {
     if (!this.config.refresh || this.routingTable.size === 0) {

@@ -1,0 +1,95 @@
+import { expect } from 'aegir/chai'
+import { Coordinator } from '../../src/core/coordinator.ts'
+import { SeededRandom } from '../../src/core/env.ts'
+import { commonPrefixLength } from '../../src/core/key.ts'
+import { tinyContact, tinyKey } from './fixtures/keys.ts'
+import type { CoreEffect } from '../../src/core/coordinator.ts'
+
+const KAD = '/ipfs/kad/1.0.0'
+const self = { id: 'me', key: tinyKey(0) }
+const make = (config = {}): Coordinator => new Coordinator(self, { routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 }, ...config }, new SeededRandom(7), 0)
+const sends = (effects: CoreEffect[]): Array<Extract<CoreEffect, { type: 'send-request' }>> => effects.flatMap(e => e.type === 'send-request' ? [e] : [])
+
+describe('core/coordinator', () => {
+  it('admits only peers that list a DHT protocol, and removes those that stop', () => {
+    const c = make()
+    expect(c.handle({ type: 'peer-identified', peer: tinyContact(0x80), protocols: ['/ipfs/id/1.0.0'] }, 0)).to.deep.equal([])
+    expect(c.routingTable.size).to.equal(0)
+    expect(c.handle({ type: 'peer-identified', peer: tinyContact(0x80), protocols: [KAD] }, 0)).to.deep.equal([{ type: 'peer-added', peer: tinyContact(0x80) }])
+    expect(c.handle({ type: 'peer-identified', peer: tinyContact(0x80), protocols: ['/other'] }, 1)).to.deep.equal([{ type: 'peer-removed', peer: tinyContact(0x80) }])
+  })
+
+  it('never adds a client just because it sent a request', () => {
+    const c = make()
+    c.handle({ type: 'inbound-request', from: tinyContact(0x80) }, 0)
+    expect(c.routingTable.size).to.equal(0)
+  })
+
+  it('runs a lookup: requests go out, responders join the table, the result comes back', () => {
+    const c = make()
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
+    const first = sends(c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(0x01), request: { kind: 'find-node', key: new Uint8Array([1]) } }, 1))
+    expect(first.map(s => s.peer.id)).to.deep.equal(['p64'])
+    expect(first[0].request).to.deep.equal({ kind: 'find-node', key: new Uint8Array([1]) })
+    // 0x40 names 0x02 and 0x03, which are closer to 0x01
+    const second = sends(c.handle({ type: 'response', requestId: first[0].requestId, closer: [tinyContact(0x02), tinyContact(0x03)] }, 2))
+    expect(second.map(s => s.peer.id)).to.deep.equal(['p3'])
+    // 0x03 answers and enters the table (it answered a DHT request)
+    const third = c.handle({ type: 'response', requestId: second[0].requestId, closer: [] }, 3)
+    expect(third).to.deep.include({ type: 'peer-added', peer: tinyContact(0x03) })
+    // 0x02 fails: the lookup ends with the two closest that answered
+    const last = sends(third)[0]
+    expect(last.peer.id).to.equal('p2')
+    const end = c.handle({ type: 'request-failed', requestId: last.requestId, reason: 'dial-timeout' }, 4)
+    const finished = end.find(e => e.type === 'lookup-finished')
+    expect(finished).to.deep.include({ queryId: 1, reason: 'converged', requests: 3 })
+    expect((finished as any).closest.map((p: any) => p.id)).to.deep.equal(['p3', 'p64'])
+    expect(c.activeLookups).to.equal(0)
+    expect(c.pendingRequests).to.equal(0)
+  })
+
+  it('bounds concurrent lookups', () => {
+    const c = make({ maxLookups: 1 })
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
+    c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(1), request: { kind: 'find-node', key: tinyKey(1) } }, 0)
+    expect(c.handle({ type: 'start-lookup', queryId: 2, target: tinyKey(1), request: { kind: 'find-node', key: tinyKey(1) } }, 0))
+      .to.deep.equal([{ type: 'lookup-finished', queryId: 2, closest: [], reason: 'overloaded', requests: 0 }])
+  })
+
+  it('does not blame a peer for our own abort', () => {
+    const c = make({ routingTable: { k: 2, maxFailures: 1 } })
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x41), protocols: [KAD] }, 0)
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x42), protocols: [KAD] }, 0) // replacement
+    const [req] = sends(c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(0x40), request: { kind: 'find-node', key: tinyKey(0x40) } }, 1))
+    c.handle({ type: 'request-failed', requestId: req.requestId, reason: 'aborted' }, 2)
+    expect(c.routingTable.has(req.peer.id)).to.equal(true)
+  })
+
+  it('a peer that does not speak the protocol is dropped from the table at once', () => {
+    const c = make()
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
+    const [req] = sends(c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(1), request: { kind: 'find-node', key: tinyKey(1) } }, 1))
+    expect(c.handle({ type: 'request-failed', requestId: req.requestId, reason: 'protocol-unsupported' }, 2)).to.deep.include({ type: 'peer-removed', peer: tinyContact(0x40) })
+  })
+
+  it('answers FIND_NODE with its closest entries, never the requester', () => {
+    const c = make({ routingTable: { k: 3 } })
+    for (const b of [0x10, 0x20, 0x30, 0x80]) {
+      c.handle({ type: 'peer-identified', peer: tinyContact(b), protocols: [KAD] }, 0)
+    }
+    expect(c.closerPeers(tinyKey(0x11), 'p16', 0).map(p => p.id)).to.deep.equal(['p48', 'p32', 'p128']) // 0x30^0x11=0x21 < 0x20^0x11=0x31
+  })
+
+  it('refreshes stale buckets on tick with lookups of keys in their range', () => {
+    const c = new Coordinator(self, { routingTable: { refreshInterval: 1_000 } }, new SeededRandom(1), 0)
+    expect(c.nextDeadline()).to.equal(undefined)
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
+    expect(c.nextDeadline()).to.equal(1_000)
+    const effects = sends(c.handle({ type: 'tick' }, 1_000))
+    // buckets 0 and 1 are due; each gets one lookup whose first request goes to 0x40
+    expect(effects.map(e => commonPrefixLength(self.key, (e.request as any).key))).to.deep.equal([0, 1])
+    expect(effects.every(e => e.queryId != null && e.queryId < 0)).to.equal(true)
+    expect(c.nextDeadline()).to.equal(2_000)
+  })
+})
