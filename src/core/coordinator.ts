@@ -61,11 +61,23 @@ export type CoreEffect =
   | { type: 'peer-removed', peer: Contact }
 
 export interface CoordinatorConfig {
-  /** Protocols that make a peer a DHT server. @default ['/ipfs/kad/1.0.0'] */
+  /**
+   * Protocols that make a peer a DHT server.
+   *
+   * @default ['/ipfs/kad/1.0.0']
+   */
   protocols: string[]
-  /** Lookups running at once. @default 64 (range 1..10000) */
+  /**
+   * Lookups running at once.
+   *
+   * @default 64 (range 1..10000)
+   */
   maxLookups: number
-  /** Whether the maintenance timer refreshes stale buckets. @default true */
+  /**
+   * Whether the maintenance timer refreshes stale buckets.
+   *
+   * @default true
+   */
   refresh: boolean
   routingTable: Partial<RoutingTableConfig>
   lookup: Partial<LookupConfig>
@@ -135,52 +147,55 @@ export class Coordinator {
         const l = this.lookups.get(event.queryId)
         return l == null ? [] : this.fromLookup(event.queryId, l.lookup.handle({ type: 'stop' }, now), now)
       }
-      case 'response': {
-        const p = this.pending.get(event.requestId)
-        if (p == null) {
-          return []
-        }
-        this.pending.delete(event.requestId)
-        // it answered a DHT request: it is a live server
-        const effects = this.fromTable(p.ping
-          ? this.routingTable.pingResult(p.peer.id, true, now)
-          : this.routingTable.observe(p.peer, now))
-        if (p.queryId != null) {
-          const l = this.lookups.get(p.queryId)
-          if (l != null) {
-            effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'response', peer: p.peer.id, closer: event.closer }, now), now))
-          }
-        }
-        return effects
-      }
-      case 'request-failed': {
-        const p = this.pending.get(event.requestId)
-        if (p == null) {
-          return []
-        }
-        this.pending.delete(event.requestId)
-        const local = event.reason === 'aborted' || event.reason === 'overloaded'
-        let effects: CoreEffect[] = []
-        if (p.ping) {
-          effects = this.fromTable(this.routingTable.pingResult(p.peer.id, local, now))
-        } else if (event.reason === 'protocol-unsupported') {
-          effects = this.fromTable(this.routingTable.remove(p.peer.id, now))
-        } else if (!local) {
-          effects = this.fromTable(this.routingTable.requestFailed(p.peer.id, now))
-        }
-        if (p.queryId != null) {
-          const l = this.lookups.get(p.queryId)
-          if (l != null) {
-            effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'failure', peer: p.peer.id, reason: event.reason }, now), now))
-          }
-        }
-        return effects
-      }
+      case 'response':
+        return this.onResponse(event.requestId, event.closer, now)
+      case 'request-failed':
+        return this.onFailure(event.requestId, event.reason, now)
       case 'tick':
         return this.maintain(now)
       default:
         return assertNever(event)
     }
+  }
+
+  private onResponse (requestId: number, closer: readonly Contact[], now: Millis): CoreEffect[] {
+    const p = this.pending.get(requestId)
+    if (p == null) {
+      return []
+    }
+    this.pending.delete(requestId)
+    // it answered a DHT request: it is a live server
+    const effects = this.fromTable(p.ping
+      ? this.routingTable.pingResult(p.peer.id, true, now)
+      : this.routingTable.observe(p.peer, now))
+    const l = p.queryId == null ? undefined : this.lookups.get(p.queryId)
+    if (l != null && p.queryId != null) {
+      effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'response', peer: p.peer.id, closer }, now), now))
+    }
+    return effects
+  }
+
+  private onFailure (requestId: number, reason: FailureReason, now: Millis): CoreEffect[] {
+    const p = this.pending.get(requestId)
+    if (p == null) {
+      return []
+    }
+    this.pending.delete(requestId)
+    // our own abort or a local bound says nothing about the peer
+    const local = reason === 'aborted' || reason === 'overloaded'
+    let effects: CoreEffect[] = []
+    if (p.ping) {
+      effects = this.fromTable(this.routingTable.pingResult(p.peer.id, local, now))
+    } else if (reason === 'protocol-unsupported') {
+      effects = this.fromTable(this.routingTable.remove(p.peer.id, now))
+    } else if (!local) {
+      effects = this.fromTable(this.routingTable.requestFailed(p.peer.id, now))
+    }
+    const l = p.queryId == null ? undefined : this.lookups.get(p.queryId)
+    if (l != null && p.queryId != null) {
+      effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'failure', peer: p.peer.id, reason }, now), now))
+    }
+    return effects
   }
 
   /**

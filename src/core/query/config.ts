@@ -9,7 +9,7 @@ export interface LookupConfig {
   k: number
   /**
    * Requests in flight at once per lookup. Kademlia's α. We default to 3 as
-   * the Kademlia paper, go-libp2p-kad-dht and @libp2p/kad-dht do; the priority
+   * the Kademlia paper, go-libp2p-kad-dht and `@libp2p/kad-dht` do; the priority
    * peer stack (not α) is what keeps slow peers from stalling a lookup.
    *
    * @default 3 (range 1..64)
