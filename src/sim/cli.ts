@@ -1,0 +1,181 @@
+/**
+ * Command line for the simulator:
+ *
+ * ```sh
+ * npx node --experimental-transform-types --no-warnings src/sim/cli.ts --nodes 10000 --undialable 0.45 --lookups 500 --seed 1 --out sim-results/run.json
+ * ```
+ *
+ * Prints progress to stderr on long runs, a summary table to stdout, and
+ * writes everything (config, summary, per-lookup records, trace hash, wall
+ * time, peak RSS) as JSON to `--out`. `--help` lists the options.
+ *
+ * This is the only simulator file that reads the wall clock: to report how
+ * long phases took. Nothing it measures feeds back into the simulation.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { parseArgs } from 'node:util'
+import { bootstrap, createWorld, runLookups } from './experiment.ts'
+import { formatSummary, formatTable } from './report.ts'
+import type { ExperimentOptions } from './experiment.ts'
+
+const USAGE = `usage: cli.ts [options]
+  --nodes N             nodes in the network (default 1000)
+  --seed N              random seed (default 1)
+  --lookups N           random-key lookups to run (default 500)
+  --interval MS         virtual ms between lookup starts (default 100)
+  --initiators any|dialable  who starts lookups (default any)
+  --undialable P        share of undialable nodes (default 0.45)
+  --dial-timeout MS     virtual ms before a dial to an undialable node fails (default 5000)
+  --loss P              probability a message is lost (default 0)
+  --rtt-median MS       median round-trip time (default 100)
+  --rtt-p95 MS          95th percentile round-trip time (default 300)
+  --bootstrap seed|join seeded tables (fast, default) or nodes joining with real lookups (slow)
+  --clean-tables        seeded tables list dialable nodes only (default: undialable ones too)
+  --join-duration MS    virtual ms over which nodes join (default 300000)
+  --eager               build every node up front instead of on first contact
+  --k N                 bucket size and lookup result size (default 20)
+  --alpha N             requests in flight per lookup (default 3)
+  --out FILE            write the JSON results here
+  --quiet               no progress on stderr
+  --help`
+
+const num = (v: string | undefined): number | undefined => v === undefined ? undefined : Number(v)
+
+function main (): void {
+  const { values } = parseArgs({
+    options: {
+      nodes: { type: 'string' },
+      seed: { type: 'string' },
+      lookups: { type: 'string' },
+      interval: { type: 'string' },
+      initiators: { type: 'string' },
+      undialable: { type: 'string' },
+      'dial-timeout': { type: 'string' },
+      loss: { type: 'string' },
+      'rtt-median': { type: 'string' },
+      'rtt-p95': { type: 'string' },
+      bootstrap: { type: 'string' },
+      'clean-tables': { type: 'boolean' },
+      'join-duration': { type: 'string' },
+      eager: { type: 'boolean' },
+      k: { type: 'string' },
+      alpha: { type: 'string' },
+      out: { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean' }
+    }
+  })
+  if (values.help === true) {
+    process.stdout.write(USAGE + '\n')
+    return
+  }
+  const bootstrapMode = values.bootstrap ?? 'seed'
+  if (bootstrapMode !== 'seed' && bootstrapMode !== 'join') {
+    throw new RangeError(`--bootstrap must be seed or join, got ${bootstrapMode}`)
+  }
+  const k = num(values.k)
+  const options: ExperimentOptions = {
+    world: {
+      nodes: num(values.nodes) ?? 1000,
+      seed: num(values.seed) ?? 1,
+      eager: values.eager ?? false,
+      network: {
+        undialable: num(values.undialable),
+        dialTimeout: num(values['dial-timeout']),
+        loss: num(values.loss),
+        rttMedian: num(values['rtt-median']),
+        rttP95: num(values['rtt-p95'])
+      },
+      coordinator: {
+        routingTable: { k },
+        lookup: { k, alpha: num(values.alpha) }
+      }
+    },
+    bootstrap: bootstrapMode,
+    seedTables: { listUndialable: values['clean-tables'] !== true },
+    join: { duration: num(values['join-duration']) },
+    lookups: {
+      lookups: num(values.lookups) ?? 500,
+      interval: num(values.interval),
+      initiators: values.initiators as 'any' | 'dialable' | undefined
+    }
+  }
+
+  const quiet = values.quiet === true
+  const t0 = performance.now()
+  let lastReport = t0
+  const log = (msg: string): void => {
+    if (!quiet) {
+      process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`)
+    }
+  }
+  const progress = {
+    onProgress: (phase: string, done: number, total: number, w: { now: number, queued: number }): void => {
+      const t = performance.now()
+      if (t - lastReport >= 2000) {
+        lastReport = t
+        log(`${phase} ${done}/${total}, virtual ${(w.now / 1000).toFixed(1)} s, ${w.queued} queued, rss ${mb(process.memoryUsage().rss)} MB`)
+      }
+    }
+  }
+
+  log(`building ${options.world.nodes} nodes (${bootstrapMode} bootstrap${options.world.eager === true ? ', eager' : ''})`)
+  const world = createWorld(options)
+  const tCreated = performance.now()
+  bootstrap(world, options, progress)
+  const tBootstrapped = performance.now()
+  const bootVirtual = world.now
+  const built = world.config.eager || bootstrapMode === 'join' ? `${world.stats.nodesBuilt} nodes built` : 'nodes are built on first contact'
+  log(`bootstrap done (${built}); running ${options.lookups.lookups} lookups`)
+  const result = runLookups(world, options, progress)
+  const tDone = performance.now()
+  const peakRss = process.resourceUsage().maxRSS * 1024
+
+  const wall = {
+    createMs: Math.round(tCreated - t0),
+    bootstrapMs: Math.round(tBootstrapped - tCreated),
+    lookupsMs: Math.round(tDone - tBootstrapped),
+    totalMs: Math.round(tDone - t0)
+  }
+  const s = world.stats
+  process.stdout.write(formatSummary(result.summary) + '\n\n')
+  process.stdout.write(formatTable([
+    ['nodes', String(world.size), 'dialable', String(world.network.dialableNodes)],
+    ['nodes built', String(s.nodesBuilt), 'events', String(s.events)],
+    ['requests (all)', String(s.requests), 'pings', String(s.pings)],
+    ['dials', String(s.dials), 'to undialable', String(s.undialableDials)],
+    ['virtual time (s)', (world.now / 1000).toFixed(1), 'of it bootstrap', (bootVirtual / 1000).toFixed(1)],
+    ['wall time (s)', (wall.totalMs / 1000).toFixed(1), 'peak rss (MB)', String(mb(peakRss))],
+    ['trace hash', result.traceHash, 'seed', String(world.config.seed)]
+  ]) + '\n')
+
+  if (values.out !== undefined) {
+    mkdirSync(dirname(values.out), { recursive: true })
+    const json = {
+      version: 1,
+      config: { world: world.config, bootstrap: bootstrapMode, seedTables: options.seedTables, join: options.join, lookups: options.lookups },
+      traceHash: result.traceHash,
+      summary: result.summary,
+      stats: s,
+      virtualTimeMs: world.now,
+      bootstrapVirtualMs: bootVirtual,
+      wallMs: wall,
+      memory: { peakRssBytes: peakRss, finalRssBytes: process.memoryUsage().rss },
+      lookups: result.records
+    }
+    writeFileSync(values.out, JSON.stringify(json, null, 2) + '\n')
+    log(`wrote ${values.out}`)
+  }
+}
+
+function mb (bytes: number): number {
+  return Math.round(bytes / 1e6)
+}
+
+try {
+  main()
+} catch (err: any) {
+  process.stderr.write(`${err.name ?? 'Error'}: ${err.message}\n\n${USAGE}\n`)
+  process.exitCode = 1
+}

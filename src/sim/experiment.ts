@@ -1,0 +1,105 @@
+/**
+ * One experiment, in three phases a driver (the CLI, a test) runs in order:
+ * `createWorld` (keys, dialability, the seeded tables if chosen),
+ * `bootstrap` (the join phase, if chosen) and `runLookups` (the scenario).
+ * `runExperiment` runs all three. Each phase is a function of the options
+ * and the seed only; nothing here reads the wall clock.
+ *
+ * Random streams: every consumer gets its own generator derived from the
+ * seed by hashing (world keys and dialability inside `World`; the join
+ * phase; the scenario), so adding draws to one never shifts another.
+ */
+import { SeededRandom } from '../core/env.ts'
+import { validateLookupConfig } from '../core/query/config.ts'
+import { hash32 } from './hash.ts'
+import { JoinBootstrap } from './join.ts'
+import { summarize } from './report.ts'
+import { RandomLookups } from './scenarios.ts'
+import { TableSeeder } from './seed-tables.ts'
+import { World } from './world.ts'
+import type { WorldConfig } from './config.ts'
+import type { JoinOptions } from './join.ts'
+import type { LookupRecord, LookupSummary } from './report.ts'
+import type { RandomLookupsOptions } from './scenarios.ts'
+import type { SeedOptions } from './seed-tables.ts'
+
+export interface ExperimentOptions {
+  world: Partial<WorldConfig>
+  /**
+   * `seed`: tables filled directly with uniform samples of each bucket's
+   * range (fast; see `seed-tables.ts`). `join`: nodes join one by one and
+   * build their tables with real lookups (slow; see `join.ts`).
+   *
+   * @default 'seed'
+   */
+  bootstrap: 'seed' | 'join'
+  seedTables: Partial<SeedOptions>
+  join: Partial<JoinOptions>
+  lookups: Partial<RandomLookupsOptions>
+}
+
+export interface ExperimentResult {
+  world: World
+  records: LookupRecord[]
+  summary: LookupSummary
+  traceHash: string
+}
+
+export interface PhaseProgress {
+  /** Called now and then during long phases */
+  onProgress?(phase: 'bootstrap' | 'lookups', done: number, total: number, world: World): void
+}
+
+const SALT_JOIN = 0x6a6f696e
+const SALT_LOOKUPS = 0x6c6f6f6b
+
+/** Builds the world; with the seeded bootstrap, nodes get their tables as they are built */
+export function createWorld (options: Partial<ExperimentOptions>): World {
+  const world = new World(options.world)
+  if ((options.bootstrap ?? 'seed') === 'seed') {
+    new TableSeeder(world, options.seedTables).install()
+  } else if (world.config.eager) {
+    throw new RangeError('eager building needs the seeded bootstrap (joining nodes are built when they join)')
+  }
+  if (world.config.eager) {
+    world.buildAll()
+  }
+  return world
+}
+
+/** Runs the join phase when the join bootstrap was chosen (no-op for seeded tables) */
+export function bootstrap (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): void {
+  if ((options.bootstrap ?? 'seed') !== 'join') {
+    return
+  }
+  const join = new JoinBootstrap(world, options.join ?? {}, new SeededRandom(hash32(world.config.seed, SALT_JOIN)))
+  join.start()
+  world.run({
+    until: () => join.done,
+    onProgress: w => progress.onProgress?.('bootstrap', join.joinedNodes, w.size, w)
+  })
+  if (!join.done) {
+    throw new Error('the join phase ran out of events before every node joined')
+  }
+}
+
+/** Runs the random-lookups scenario from the world's current time */
+export function runLookups (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {
+  const scenario = new RandomLookups(world, options.lookups ?? {}, new SeededRandom(hash32(world.config.seed, SALT_LOOKUPS)))
+  scenario.start()
+  world.run({
+    until: () => scenario.done,
+    onProgress: w => progress.onProgress?.('lookups', scenario.finished, scenario.options.lookups, w)
+  })
+  if (!scenario.done) {
+    throw new Error('the scenario ran out of events before every lookup finished')
+  }
+  const k = validateLookupConfig(world.config.coordinator.lookup).k
+  return { world, records: scenario.records, summary: summarize(scenario.records, k), traceHash: world.traceHash() }
+}
+
+export function runExperiment (options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {
+  const world = createWorld(options)
+  bootstrap(world, options, progress)
+  return runLookups(world, options, progress)
+}

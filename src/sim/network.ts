@@ -1,0 +1,98 @@
+/**
+ * The link and network model: who can be dialled, how long a round trip
+ * takes between two nodes, and whether a message is lost.
+ *
+ * - Dialability: each node is undialable with probability
+ * `config.undialable`, drawn once from the network's seeded stream in node
+ * order. A dial to an undialable node fails with `dial-timeout` after
+ * `config.dialTimeout`; an undialable node can still dial out.
+ * - Round-trip time: per unordered pair, a log-normal draw with median
+ * `rttMedian` and 95th percentile `rttP95`, clamped to [rttMin, rttMax] and
+ * rounded to whole ms. The draw is a hash of (seed, pair), not a stream, so
+ * the RTT of a pair never depends on the order in which pairs are used and
+ * nothing is stored per pair (memory O(1) whatever the network size).
+ * - Loss: each message is lost with probability `config.loss`, drawn from
+ * the network's stream in the order messages are sent (no draw at all when
+ * the loss is 0).
+ * - Churn: not modelled yet (`config.churn` must be 0).
+ *
+ * Capacity: one byte per node for dialability; nothing per pair.
+ */
+import { hash32, unitFloat } from './hash.ts'
+import type { NetworkConfig } from './config.ts'
+import type { Millis, Random } from '../core/env.ts'
+
+/** z-score of the 95th percentile of the standard normal distribution */
+const Z95 = 1.6448536269514722
+
+export class Network {
+  readonly config: NetworkConfig
+  readonly size: number
+  private readonly dialableFlags: Uint8Array
+  private readonly seed: number
+  private readonly random: Random
+  private readonly mu: number
+  private readonly sigma: number
+  private dialableCount = 0
+
+  /**
+   * @param config - a validated network config
+   * @param size - number of nodes
+   * @param seed - seeds the per-pair RTT hash
+   * @param random - a stream for dialability and message loss
+   */
+  constructor (config: NetworkConfig, size: number, seed: number, random: Random) {
+    this.config = config
+    this.size = size
+    this.seed = seed >>> 0
+    this.random = random
+    this.mu = Math.log(config.rttMedian)
+    this.sigma = Math.log(config.rttP95 / config.rttMedian) / Z95
+    this.dialableFlags = new Uint8Array(size)
+    for (let i = 0; i < size; i++) {
+      const ok = config.undialable === 0 || random.float() >= config.undialable
+      this.dialableFlags[i] = ok ? 1 : 0
+      if (ok) {
+        this.dialableCount++
+      }
+    }
+  }
+
+  /** Whether dials to node `i` succeed */
+  dialable (i: number): boolean {
+    return this.dialableFlags[i] === 1
+  }
+
+  /** Number of dialable nodes */
+  get dialableNodes (): number {
+    return this.dialableCount
+  }
+
+  /** The round-trip time between `a` and `b` (symmetric, whole ms) */
+  rtt (a: number, b: number): Millis {
+    const lo = a < b ? a : b
+    const hi = a < b ? b : a
+    // Box-Muller from two hashed uniforms; u1 in (0, 1]
+    const u1 = 1 - unitFloat(hash32(this.seed, lo, hi, 1))
+    const u2 = unitFloat(hash32(this.seed, lo, hi, 2))
+    const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2)
+    const rtt = Math.exp(this.mu + this.sigma * z)
+    return Math.round(Math.min(this.config.rttMax, Math.max(this.config.rttMin, rtt)))
+  }
+
+  /** Time from `from` to `to` for one message: half the RTT, rounded down */
+  oneWay (from: number, to: number): Millis {
+    const rtt = this.rtt(from, to)
+    return from < to ? Math.floor(rtt / 2) : rtt - Math.floor(rtt / 2)
+  }
+
+  /** How long a successful dial from `a` to `b` takes */
+  dialDelay (a: number, b: number): Millis {
+    return this.config.dialRoundTrips * this.rtt(a, b)
+  }
+
+  /** Whether the next message is lost (consumes randomness only when loss > 0) */
+  lost (): boolean {
+    return this.config.loss > 0 && this.random.float() < this.config.loss
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * One simulated node: a real `Coordinator` plus the little state a driver
+ * keeps around it (open connections, when its next maintenance tick is due).
+ *
+ * The node does not run anything itself; `world.ts` delivers events to its
+ * coordinator and carries out the effects.
+ *
+ * Connections: `connections` maps a peer's index to the virtual time from
+ * which the connection is usable (a dial in progress has a time in the
+ * future). It is kept in least-recently-used order (a use re-inserts the
+ * key) and bounded by `maxConnections`; `touch` returns the peer it evicted
+ * so the world can close the other side as well.
+ */
+import { Coordinator } from '../core/coordinator.ts'
+import type { Contact } from '../core/contact.ts'
+import type { CoordinatorConfig } from '../core/coordinator.ts'
+import type { Millis, Random } from '../core/env.ts'
+
+/** A contact that also carries its node index in the simulation */
+export interface SimContact extends Contact {
+  readonly index: number
+}
+
+export class SimNode {
+  readonly index: number
+  readonly contact: SimContact
+  readonly coordinator: Coordinator
+  /** When the currently scheduled tick is due (Infinity: none scheduled) */
+  tickAt: Millis = Infinity
+  private readonly maxConnections: number
+  private connections: Map<number, Millis> | undefined
+
+  constructor (contact: SimContact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, maxConnections: number) {
+    this.index = contact.index
+    this.contact = contact
+    this.coordinator = new Coordinator({ id: contact.id, key: contact.key }, config, random, now)
+    this.maxConnections = maxConnections
+  }
+
+  /** When the connection to `peer` is (or becomes) usable; undefined when there is none */
+  connectedAt (peer: number): Millis | undefined {
+    return this.connections?.get(peer)
+  }
+
+  /** Number of open (or opening) connections */
+  get connectionCount (): number {
+    return this.connections?.size ?? 0
+  }
+
+  /**
+   * Records a use of (or a new) connection to `peer`, usable from `readyAt`.
+   * Returns the least recently used peer it closed to stay within the bound.
+   */
+  touch (peer: number, readyAt: Millis): number | undefined {
+    if (this.connections == null) {
+      this.connections = new Map()
+    }
+    const known = this.connections.get(peer)
+    this.connections.delete(peer)
+    this.connections.set(peer, known ?? readyAt)
+    if (this.connections.size > this.maxConnections) {
+      const oldest = this.connections.keys().next().value as number
+      this.connections.delete(oldest)
+      return oldest
+    }
+    return undefined
+  }
+
+  /** Forgets the connection to `peer` (the other side closed it) */
+  disconnect (peer: number): void {
+    this.connections?.delete(peer)
+  }
+}

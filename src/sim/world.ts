@@ -1,0 +1,398 @@
+/**
+ * The world: N simulated nodes, each a real `Coordinator`, on a virtual
+ * network with a virtual clock. A seeded discrete-event loop: nothing reads
+ * the wall clock, nothing uses `Math.random`; same config and seed, same
+ * trace (see `traceHash()`).
+ *
+ * Queue events (see `SimEvent`):
+ * - `core { node, event }`: deliver a core event (`peer-identified`,
+ * `response`, `request-failed`, `start-lookup`) to a node.
+ * - `arrive { from, to, requestId, request, sentAt }`: a request reaches its
+ * responder, which answers FIND_NODE with `closerPeers(key, from)` and a PING
+ * with nothing; the response reaches the requester half a round trip later.
+ * - `tick { node, due }`: the deadline from `nextDeadline()` has come.
+ * - `step { label, run }`: a scenario step (its label goes into the trace).
+ * Effects carried out for each node:
+ * - `send-request`: over an open connection the request leaves at once; else
+ * the node dials. A dial to an undialable node fails with `dial-timeout`
+ * after `dialTimeout`; a successful one takes `dialRoundTrips` round trips,
+ * after which each side gets `peer-identified` for the other with
+ * `/ipfs/kad/1.0.0`, but only when that other side is dialable (identify
+ * runs on every new connection; an undialable node is a client that can
+ * dial out). A lost request or response fails with `timeout` after
+ * `requestTimeout` counted from when the request left.
+ * - `lookup-finished`: reported to the listener (driver-started lookups have
+ * positive query ids; a node's own refresh lookups negative ones).
+ * - `peer-added`, `peer-removed`: counted.
+ * Timeouts: `dialTimeout` and `requestTimeout` from the network config.
+ *
+ * Bounds: the queue holds at most one outcome event per request in flight,
+ * the steps the scenario keeps scheduled (one at a time in ours), and per
+ * node at most one valid tick plus stale ones: a new tick is queued only
+ * when a node's deadline moves earlier, which happens when its table goes
+ * from empty to non-empty or a deeper bucket becomes non-empty (at most
+ * ~17 times), so stale ticks are bounded per node. `maxQueued` is the hard
+ * cap (see `event-queue.ts`). Connections per node are bounded by
+ * `maxConnections` (least recently used closed on both sides).
+ *
+ * Nodes are built on first contact unless `eager` is set: memory grows with
+ * the nodes a run touches, not the network size (see README, "Scale").
+ */
+import { assertNever, SeededRandom } from '../core/env.ts'
+import { KEY_BYTES } from '../core/key.ts'
+import { validateWorldConfig } from './config.ts'
+import { EventQueue } from './event-queue.ts'
+import { hash32, TraceHash } from './hash.ts'
+import { KeyIndex } from './key-index.ts'
+import { Network } from './network.ts'
+import { SimNode } from './node.ts'
+import type { NetworkConfig, WorldConfig } from './config.ts'
+import type { SimContact } from './node.ts'
+import type { Contact } from '../core/contact.ts'
+import type { CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
+import type { Millis } from '../core/env.ts'
+import type { Key } from '../core/key.ts'
+
+export const KAD_PROTOCOLS: readonly string[] = ['/ipfs/kad/1.0.0']
+
+export type SimEvent =
+  | { type: 'core', node: number, event: CoreEvent }
+  | { type: 'arrive', from: number, to: number, requestId: number, request: RequestKind, sentAt: Millis }
+  | { type: 'tick', node: number, due: Millis }
+  | { type: 'step', label: string, run(): void }
+
+export type LookupFinished = Extract<CoreEffect, { type: 'lookup-finished' }>
+
+/** Observations a scenario may want; called synchronously from the loop */
+export interface WorldListener {
+  /** A node sent a request; `dialed` when it had to open a connection first */
+  onRequest?(node: number, queryId: number | undefined, peer: number, dialed: boolean): void
+  /** A lookup finished on `node` */
+  onLookupFinished?(node: number, effect: LookupFinished): void
+}
+
+export interface WorldStats {
+  events: number
+  requests: number
+  pings: number
+  dials: number
+  undialableDials: number
+  lostMessages: number
+  responses: number
+  peersAdded: number
+  peersRemoved: number
+  connectionsClosed: number
+  nodesBuilt: number
+  refreshLookups: number
+}
+
+const EVENT_CODE = { core: 1, arrive: 2, tick: 3, step: 4 } as const
+const CORE_CODE = { 'peer-identified': 1, 'inbound-request': 2, 'start-lookup': 3, 'stop-lookup': 4, response: 5, 'request-failed': 6, tick: 7 } as const
+
+export interface RunOptions {
+  /** Stop as soon as this returns true (checked before each event) */
+  until?(): boolean
+  /** Stop before processing an event later than this */
+  maxTime?: Millis
+  /** Called every `progressEvery` events */
+  onProgress?(world: World): void
+  /** @default 100000 */
+  progressEvery?: number
+}
+
+export type RunResult = 'done' | 'empty' | 'max-time'
+
+export class World {
+  readonly config: WorldConfig & { network: NetworkConfig }
+  readonly size: number
+  readonly network: Network
+  readonly contacts: readonly SimContact[]
+  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, nodesBuilt: 0, refreshLookups: 0 }
+  listener: WorldListener = {}
+  /**
+   * Called once for each node right after it is built (at virtual time 0 for
+   * lazily built nodes): the hook the seeded bootstrap fills tables with.
+   */
+  onBuild: ((node: SimNode, random: SeededRandom) => void) | undefined
+  private readonly nodes: Array<SimNode | undefined>
+  private readonly queue: EventQueue<SimEvent>
+  private readonly trace = new TraceHash()
+  private nextQueryId = 1
+  private clock: Millis = 0
+  private index: KeyIndex | undefined
+
+  constructor (config: Partial<WorldConfig> = {}) {
+    this.config = validateWorldConfig(config)
+    const seed = this.config.seed
+    this.size = this.config.nodes
+    const random = new SeededRandom(seed)
+    // one contiguous buffer for all keys: a view per node, no per-key allocation
+    const keys = random.fork().fill(new Uint8Array(this.size * KEY_BYTES))
+    const contacts: SimContact[] = new Array(this.size)
+    for (let i = 0; i < this.size; i++) {
+      contacts[i] = { id: `n${i}`, key: keys.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES), index: i }
+    }
+    this.contacts = contacts
+    this.network = new Network(this.config.network, this.size, hash32(seed, 0x6e6574), random.fork())
+    this.nodes = new Array(this.size)
+    this.queue = new EventQueue(this.config.maxQueued)
+  }
+
+  /** The current virtual time */
+  get now (): Millis {
+    return this.clock
+  }
+
+  /** All keys in sorted order, built on first use (see `key-index.ts`) */
+  get keyIndex (): KeyIndex {
+    this.index ??= new KeyIndex(this.contacts)
+    return this.index
+  }
+
+  /** Events waiting in the queue */
+  get queued (): number {
+    return this.queue.size
+  }
+
+  /** The trace hash so far */
+  traceHash (): string {
+    return this.trace.digest()
+  }
+
+  /** Whether node `i` has been built */
+  built (i: number): boolean {
+    return this.nodes[i] != null
+  }
+
+  /** Builds every node now (the `eager` mode) */
+  buildAll (): void {
+    for (let i = 0; i < this.size; i++) {
+      this.node(i)
+    }
+  }
+
+  /**
+   * Node `i`, built on first use. A node built lazily is built as of time 0
+   * (it was in the network all along); `createdAt` builds it as of a later
+   * time (a node that joins).
+   */
+  node (i: number, createdAt: Millis = 0): SimNode {
+    let n = this.nodes[i]
+    if (n == null) {
+      const nodeRandom = new SeededRandom(hash32(this.config.seed, i, 0x6e6f6465))
+      n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections)
+      this.nodes[i] = n
+      this.stats.nodesBuilt++
+      this.onBuild?.(n, nodeRandom.fork())
+      this.scheduleTick(n)
+    }
+    return n
+  }
+
+  /** Schedules `run` at virtual time `at` (not before now) */
+  at (at: Millis, label: string, run: () => void): void {
+    this.queue.push(Math.max(at, this.clock), { type: 'step', label, run })
+  }
+
+  /** Schedules a core event for node `i` at `at` (default: now) */
+  deliverAt (i: number, event: CoreEvent, at: Millis = this.clock): void {
+    this.queue.push(Math.max(at, this.clock), { type: 'core', node: i, event })
+  }
+
+  /** Starts a FIND_NODE lookup of `target` on node `i` now; returns its query id */
+  startLookup (i: number, target: Key): number {
+    const queryId = this.nextQueryId++
+    this.deliverAt(i, { type: 'start-lookup', queryId, target, request: { kind: 'find-node', key: target } })
+    return queryId
+  }
+
+  /**
+   * Opens a connection between `a` and `b` usable from `readyAt`, and queues
+   * identify on both sides (each learns the other only if it is dialable).
+   */
+  connect (a: number, b: number, readyAt: Millis = this.clock): void {
+    this.openSide(a, b, readyAt)
+    this.openSide(b, a, readyAt)
+    if (this.network.dialable(b)) {
+      this.deliverAt(a, { type: 'peer-identified', peer: this.contacts[b], protocols: KAD_PROTOCOLS }, readyAt)
+    }
+    if (this.network.dialable(a)) {
+      this.deliverAt(b, { type: 'peer-identified', peer: this.contacts[a], protocols: KAD_PROTOCOLS }, readyAt)
+    }
+  }
+
+  /** Processes events until `until()` holds, the queue empties or `maxTime` passes */
+  run (options: RunOptions = {}): RunResult {
+    const every = options.progressEvery ?? 100_000
+    for (;;) {
+      if (options.until?.() === true) {
+        return 'done'
+      }
+      const t = this.queue.peekTime()
+      if (t === undefined) {
+        return 'empty'
+      }
+      if (options.maxTime !== undefined && t > options.maxTime) {
+        return 'max-time'
+      }
+      const next = this.queue.pop() as { time: Millis, item: SimEvent }
+      this.clock = next.time
+      this.stats.events++
+      this.dispatch(next.item)
+      if (options.onProgress != null && this.stats.events % every === 0) {
+        options.onProgress(this)
+      }
+    }
+  }
+
+  private dispatch (e: SimEvent): void {
+    this.trace.add(this.clock)
+    this.trace.add(EVENT_CODE[e.type])
+    switch (e.type) {
+      case 'core':
+        this.trace.add(e.node)
+        this.trace.add(CORE_CODE[e.event.type])
+        this.deliver(this.node(e.node), e.event)
+        break
+      case 'arrive':
+        this.trace.add(e.from)
+        this.trace.add(e.to)
+        this.trace.add(e.requestId)
+        this.arrive(e)
+        break
+      case 'tick': {
+        this.trace.add(e.node)
+        const n = this.node(e.node)
+        if (n.tickAt === e.due) {
+          n.tickAt = Infinity
+          this.deliver(n, { type: 'tick' })
+        }
+        break
+      }
+      case 'step':
+        this.trace.addString(e.label)
+        e.run()
+        break
+      default:
+        assertNever(e)
+    }
+  }
+
+  private deliver (n: SimNode, event: CoreEvent): void {
+    const effects = n.coordinator.handle(event, this.clock)
+    for (const e of effects) {
+      this.apply(n, e)
+    }
+    this.scheduleTick(n)
+  }
+
+  private apply (n: SimNode, e: CoreEffect): void {
+    switch (e.type) {
+      case 'send-request':
+        this.send(n, e.requestId, e.queryId, indexOf(e.peer), e.request)
+        break
+      case 'lookup-finished':
+        this.trace.add(e.queryId)
+        this.trace.add(e.closest.length)
+        for (const c of e.closest) {
+          this.trace.add(indexOf(c))
+        }
+        if (e.queryId > 0) {
+          this.listener.onLookupFinished?.(n.index, e)
+        } else {
+          this.stats.refreshLookups++
+        }
+        break
+      case 'peer-added':
+        this.stats.peersAdded++
+        break
+      case 'peer-removed':
+        this.stats.peersRemoved++
+        break
+      default:
+        assertNever(e)
+    }
+  }
+
+  private send (n: SimNode, requestId: number, queryId: number | undefined, peer: number, request: RequestKind): void {
+    const a = n.index
+    this.stats.requests++
+    if (request.kind === 'ping') {
+      this.stats.pings++
+    }
+    this.trace.add(requestId)
+    this.trace.add(peer)
+    const ready = n.connectedAt(peer)
+    let sendAt = this.clock
+    const dialed = ready === undefined
+    if (!dialed) {
+      sendAt = Math.max(this.clock, ready)
+      this.evicted(a, n.touch(peer, ready))
+    } else {
+      this.stats.dials++
+      if (!this.network.dialable(peer)) {
+        this.stats.undialableDials++
+        this.listener.onRequest?.(a, queryId, peer, true)
+        this.deliverAt(a, { type: 'request-failed', requestId, reason: 'dial-timeout' }, this.clock + this.network.config.dialTimeout)
+        return
+      }
+      sendAt = this.clock + this.network.dialDelay(a, peer)
+      this.connect(a, peer, sendAt)
+    }
+    this.listener.onRequest?.(a, queryId, peer, dialed)
+    if (this.network.lost()) {
+      this.stats.lostMessages++
+      this.deliverAt(a, { type: 'request-failed', requestId, reason: 'timeout' }, sendAt + this.network.config.requestTimeout)
+      return
+    }
+    this.queue.push(sendAt + this.network.oneWay(a, peer), { type: 'arrive', from: a, to: peer, requestId, request, sentAt: sendAt })
+  }
+
+  private arrive (e: Extract<SimEvent, { type: 'arrive' }>): void {
+    const remote = this.node(e.to)
+    const from = this.contacts[e.from]
+    this.deliver(remote, { type: 'inbound-request', from })
+    const closer: Contact[] = e.request.kind === 'ping' ? [] : remote.coordinator.closerPeers(e.request.key, from.id, this.clock)
+    this.trace.add(closer.length)
+    if (this.network.lost()) {
+      this.stats.lostMessages++
+      this.deliverAt(e.from, { type: 'request-failed', requestId: e.requestId, reason: 'timeout' }, e.sentAt + this.network.config.requestTimeout)
+      return
+    }
+    this.stats.responses++
+    this.deliverAt(e.from, { type: 'response', requestId: e.requestId, closer }, this.clock + this.network.oneWay(e.to, e.from))
+  }
+
+  private openSide (a: number, b: number, readyAt: Millis): void {
+    this.evicted(a, this.node(a).touch(b, readyAt))
+  }
+
+  /** `a` closed its connection to `peer` to stay within its bound: close the other side */
+  private evicted (a: number, peer: number | undefined): void {
+    if (peer !== undefined) {
+      this.stats.connectionsClosed++
+      this.nodes[peer]?.disconnect(a)
+    }
+  }
+
+  private scheduleTick (n: SimNode): void {
+    const due = n.coordinator.nextDeadline()
+    if (due !== undefined && due < n.tickAt) {
+      n.tickAt = due
+      this.queue.push(Math.max(due, this.clock), { type: 'tick', node: n.index, due })
+    }
+  }
+}
+
+/** The node index of a contact the simulation created */
+export function indexOf (c: Contact): number {
+  const index = (c as Partial<SimContact>).index
+  if (typeof index === 'number') {
+    return index
+  }
+  const parsed = Number(c.id.slice(1))
+  if (!Number.isInteger(parsed)) {
+    throw new RangeError(`not a simulated contact: ${c.id}`)
+  }
+  return parsed
+}
