@@ -1,0 +1,155 @@
+/**
+ * @packageDocumentation
+ *
+ * priority-dht: a Kademlia DHT for js-libp2p that speaks `/ipfs/kad/1.0.0`
+ * and learns which peers answer.
+ *
+ * @example
+ *
+ * ```ts
+ * import { createLibp2p } from 'libp2p'
+ * import { identify } from '@libp2p/identify'
+ * import { priorityDHT } from 'priority-dht'
+ *
+ * const node = await createLibp2p({
+ *   // transports, connectionEncrypters, streamMuxers ...
+ *   services: {
+ *     identify: identify(),
+ *     dht: priorityDHT({ clientMode: false })
+ *   }
+ * })
+ * const peer = await node.peerRouting.findPeer(someId)
+ * ```
+ */
+import { PriorityDHT } from './libp2p/service.ts'
+import type { RepublishScheduleConfig } from './core/maintenance/schedule.ts'
+import type { LookupConfig } from './core/query/config.ts'
+import type { RoutingTableConfig } from './core/routing-table/config.ts'
+import type { InboundHandlerInit } from './libp2p/handler.ts'
+import type { MessengerInit } from './libp2p/messenger.ts'
+import type { PeerInfoMapper } from './libp2p/peer-info.ts'
+import type { RepublisherInit } from './libp2p/republisher.ts'
+import type { ProviderStoreInit } from './records/provider-store.ts'
+import type { Selectors, Validators } from './records/validation.ts'
+import type { ValueStoreInit } from './records/value-store.ts'
+import type { ComponentLogger, Libp2pEvents, PeerId, PeerStore, PrivateKey, TypedEventTarget } from '@libp2p/interface'
+import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Datastore } from 'interface-datastore'
+
+export interface PriorityDHTInit {
+  /**
+   * The protocol spoken and served.
+   *
+   * @default '/ipfs/kad/1.0.0'
+   */
+  protocol?: string
+  /**
+   * true: never answer DHT queries (others never add us); false: always
+   * answer. Unset: answer while we have an address the `peerInfoMapper` keeps.
+   *
+   * @default undefined (automatic)
+   */
+  clientMode?: boolean
+  /**
+   * Bucket size and lookup result size (Kademlia's k).
+   *
+   * @default 20
+   */
+  kBucketSize?: number
+  /**
+   * Requests in flight per lookup (Kademlia's α).
+   *
+   * @default 3
+   */
+  alpha?: number
+  /**
+   * Filters addresses we use and share. The default keeps public addresses
+   * only; local networks and tests want `passthroughMapper`.
+   *
+   * @default removePrivateAddressesMapper
+   */
+  peerInfoMapper?: PeerInfoMapper
+  /**
+   * Lookups running at once; more wait their turn.
+   *
+   * @default 64
+   */
+  maxConcurrentQueries?: number
+  /**
+   * Queries allowed to wait for a slot; beyond it they fail with
+   * QueryOverloadedError.
+   *
+   * @default 1024
+   */
+  maxQueuedQueries?: number
+  /**
+   * Seed for the core's random source (tie breaks, refresh keys).
+   *
+   * @default random
+   */
+  seed?: number
+  /** Fine tuning of the routing table (see RoutingTableConfig for defaults) */
+  routingTable?: Partial<RoutingTableConfig>
+  /** Fine tuning of lookups (see LookupConfig for defaults) */
+  lookup?: Partial<LookupConfig>
+  /** Timeouts and bounds of outbound requests (see MessengerInit) */
+  network?: Partial<Omit<MessengerInit, 'protocol'>>
+  /** Bounds of the inbound handler (see InboundHandlerInit) */
+  inbound?: Partial<Omit<InboundHandlerInit, 'protocol'>>
+  /**
+   * Record validators by namespace without slashes (`pk`, `ipns` built in),
+   * as `@libp2p/kad-dht` takes them.
+   */
+  validators?: Validators
+  /** Record selectors by namespace (`pk`, `ipns` built in) */
+  selectors?: Selectors
+  /** Provider record store (see ProviderStoreInit: validity 48 h, 64 providers per key, 100k keys) */
+  providers?: ProviderStoreInit
+  /** Value record store (see ValueStoreInit: validity 48 h, 10k records, 10 KiB each) */
+  records?: Omit<ValueStoreInit, 'validators' | 'selectors'>
+  /** Republishing of our own provider records (interval 22 h + up to 10% jitter) */
+  reprovide?: RepublisherInit & { schedule?: Partial<RepublishScheduleConfig> }
+  /**
+   * Valid records a get collects before it chooses the best one.
+   *
+   * @default 16
+   */
+  getQuorum?: number
+  /**
+   * Providers a findProviders yields before it stops.
+   *
+   * @default 20
+   */
+  maxProviders?: number
+}
+
+export interface PriorityDHTComponents {
+  peerId: PeerId
+  privateKey: PrivateKey
+  registrar: Registrar
+  addressManager: AddressManager
+  peerStore: PeerStore
+  connectionManager: ConnectionManager
+  datastore: Datastore
+  events: TypedEventTarget<Libp2pEvents>
+  logger: ComponentLogger
+}
+
+/** The service factory, for `createLibp2p({ services: { dht: priorityDHT() } })` */
+export function priorityDHT (init: PriorityDHTInit = {}): (components: PriorityDHTComponents) => PriorityDHT {
+  return (components) => new PriorityDHT(components, init)
+}
+
+export { PriorityDHT }
+export { passthroughMapper, removePrivateAddressesMapper } from './libp2p/peer-info.ts'
+export type { PeerInfoMapper } from './libp2p/peer-info.ts'
+export { EventTypes } from './libp2p/events.ts'
+export type { QueryEvent, DisjointPath, DHTRecord } from './libp2p/events.ts'
+export { RequestFailedError } from './libp2p/errors.ts'
+export type { FailureReason } from './libp2p/errors.ts'
+export { QueryOverloadedError } from './libp2p/slots.ts'
+export { InvalidConfigError } from './core/routing-table/config.ts'
+export { InvalidRecordError } from './records/validation.ts'
+export type { Validators, Selectors, ValidateFn, SelectFn } from './records/validation.ts'
+export { NoPeersError, PutFailedError } from './libp2p/content.ts'
+export type { DHTMode } from './libp2p/service.ts'

@@ -1,0 +1,252 @@
+/**
+ * Content routing and records over the network: provide, findProviders, put
+ * and get. Each is a lookup run by the {@link Driver} followed (for puts) by a
+ * fan-out to the closest peers through the {@link Messenger}. Events have the
+ * `@libp2p/kad-dht` shapes, so the daemon and existing applications read them
+ * unchanged.
+ */
+import { NotFoundError } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { MessageType } from '../generated/dht.ts'
+import { RequestFailedError } from './errors.ts'
+import { EventTypes, SINGLE_PATH } from './events.ts'
+import { kadKey, toPbPeer } from './peer-info.ts'
+import type { Driver } from './driver.ts'
+import type { QueryEvent } from './events.ts'
+import type { Messenger } from './messenger.ts'
+import type { PeerInfoMapper } from './peer-info.ts'
+import type { ProviderStore } from '../records/provider-store.ts'
+import type { ValueStore } from '../records/value-store.ts'
+import type { AbortOptions, Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
+import type { AddressManager } from '@libp2p/interface-internal'
+import type { CID } from 'multiformats/cid'
+
+export class NoPeersError extends Error {
+  name = 'NoPeersError'
+  code = 'ERR_NO_PEERS'
+}
+
+export class PutFailedError extends Error {
+  name = 'PutFailedError'
+  code = 'ERR_PUT_FAILED'
+}
+
+export interface ContentComponents {
+  peerId: PeerId
+  peerStore: PeerStore
+  addressManager: AddressManager
+}
+
+export interface ContentInit {
+  driver: Driver
+  messenger: Messenger
+  providers: ProviderStore
+  values: ValueStore
+  mapper: PeerInfoMapper
+  log: Logger
+  /** Valid records a get collects before choosing (fewer if the lookup ends first) */
+  getQuorum: number
+  /** Providers a findProviders yields before it stops */
+  maxProviders: number
+}
+
+export interface OpOptions extends AbortOptions {
+  onEvent?(event: QueryEvent): void
+}
+
+export class ContentOperations {
+  private readonly components: ContentComponents
+  private readonly init: ContentInit
+
+  constructor (components: ContentComponents, init: ContentInit) {
+    this.components = components
+    this.init = init
+  }
+
+  /** Our own peer info as we announce it in ADD_PROVIDER */
+  private selfInfo (): PeerInfo {
+    const multiaddrs = this.components.addressManager.getAddresses().map(ma => ma.decapsulateCode(421))
+    return this.init.mapper({ id: this.components.peerId, multiaddrs })
+  }
+
+  /** Stores a provider record for `cid` on the k closest peers (and locally) */
+  async * provide (cid: CID, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+    const key = cid.multihash.bytes
+    await this.init.providers.addProvider(key, this.components.peerId, Date.now(), options)
+    const closest = yield * this.closest(key, options)
+    const message = { type: MessageType.ADD_PROVIDER, key, providerPeers: [toPbPeer(this.selfInfo())] }
+    yield * this.fanOut(closest, async peer => {
+      await this.init.messenger.send(peer.id, message, options)
+      return true
+    }, MessageType.ADD_PROVIDER, options)
+  }
+
+  /** Yields PROVIDER events: local providers first, then what the network says */
+  async * findProviders (cid: CID, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+    const key = cid.multihash.bytes
+    const seen = new Set<string>()
+    const local: PeerInfo[] = []
+    for (const id of await this.init.providers.getProviders(key, Date.now(), options)) {
+      const info = await this.addressesOf(id, options)
+      if (info != null && !seen.has(id)) {
+        seen.add(id)
+        local.push(info)
+      }
+    }
+    if (local.length > 0) {
+      yield { type: EventTypes.PROVIDER, name: 'PROVIDER', from: this.components.peerId, providers: local, path: SINGLE_PATH }
+    }
+    const lookup = this.init.driver.lookup(kadKey(key), { kind: 'get-providers', key }, {
+      signal: options.signal,
+      onResponse: () => seen.size >= this.init.maxProviders ? 'stop' : 'continue'
+    })
+    for await (const event of lookup) {
+      yield event
+      if (event.name !== 'PEER_RESPONSE') {
+        continue
+      }
+      const fresh: PeerInfo[] = []
+      for (const p of event.providers) {
+        const id = p.id.toString()
+        if (seen.has(id) || seen.size >= this.init.maxProviders) {
+          continue
+        }
+        seen.add(id)
+        const mapped = this.init.mapper(p)
+        if (mapped.multiaddrs.length > 0) {
+          await this.components.peerStore.merge(p.id, { multiaddrs: mapped.multiaddrs }).catch(() => {})
+        }
+        fresh.push(mapped)
+      }
+      if (fresh.length > 0) {
+        yield { type: EventTypes.PROVIDER, name: 'PROVIDER', from: event.from, providers: fresh, path: SINGLE_PATH }
+      }
+    }
+  }
+
+  /** Validates and stores `value` under `key` locally and on the k closest peers */
+  async * put (key: Uint8Array, value: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+    const received = new Date()
+    await this.init.values.put(key, value, received.getTime(), options) // throws InvalidRecordError
+    const closest = yield * this.closest(key, options)
+    const message = {
+      type: MessageType.PUT_VALUE,
+      key: key as Uint8Array<ArrayBuffer>,
+      record: { key: key as Uint8Array<ArrayBuffer>, value: value as Uint8Array<ArrayBuffer>, timeReceived: received.toISOString() }
+    }
+    let stored = 0
+    for await (const event of this.fanOut(closest, async peer => {
+      const response = await this.init.messenger.request(peer.id, message, options)
+      // a server echoes the record it stored
+      return response.record?.value != null && uint8ArrayEquals(response.record.value, value)
+    }, MessageType.PUT_VALUE, options)) {
+      if (event.name === 'PEER_RESPONSE') {
+        stored++
+      }
+      yield event
+    }
+    if (closest.length > 0 && stored === 0) {
+      throw new PutFailedError(`none of the ${closest.length} closest peers stored the record`)
+    }
+  }
+
+  /**
+   * Yields one VALUE event with the best valid record found (ours included),
+   * then corrects peers that returned an outdated one, without waiting.
+   */
+  async * get (key: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+    const found: Array<{ from: PeerId, value: Uint8Array }> = []
+    const local = await this.init.values.get(key, Date.now(), options)
+    if (local != null) {
+      found.push({ from: this.components.peerId, value: local.value })
+    }
+    const candidates: Array<{ from: PeerId, value: Uint8Array }> = []
+    const lookup = this.init.driver.lookup(kadKey(key), { kind: 'get-value', key }, {
+      signal: options.signal,
+      onResponse: (from, message) => {
+        const value = message.record?.value
+        if (value != null && message.record?.key != null && uint8ArrayEquals(message.record.key, key)) {
+          candidates.push({ from: from.peerId, value })
+        }
+        return found.length + candidates.length >= this.init.getQuorum ? 'stop' : 'continue'
+      }
+    })
+    for await (const event of lookup) {
+      yield event
+    }
+    for (const c of candidates) {
+      try {
+        await this.init.values.validate(key, c.value, options)
+        found.push(c)
+      } catch (err) {
+        this.init.log('invalid record for %b from %p - %e', key, c.from, err)
+      }
+    }
+    if (found.length === 0) {
+      throw new NotFoundError('no valid record found for that key')
+    }
+    const best = found[await this.init.values.best(key, found.map(f => f.value))]
+    yield { type: EventTypes.VALUE, name: 'VALUE', from: best.from, value: best.value, path: SINGLE_PATH }
+    // keep the best locally if it beats ours, and correct outdated peers (best effort)
+    await this.init.values.put(key, best.value, Date.now(), options).catch(() => {})
+    const outdated = found.filter(f => !f.from.equals(this.components.peerId) && !uint8ArrayEquals(f.value, best.value))
+    if (outdated.length > 0) {
+      const message = {
+        type: MessageType.PUT_VALUE,
+        key: key as Uint8Array<ArrayBuffer>,
+        record: { key: key as Uint8Array<ArrayBuffer>, value: best.value as Uint8Array<ArrayBuffer>, timeReceived: new Date().toISOString() }
+      }
+      for (const f of outdated) {
+        this.init.messenger.request(f.from, message).catch(err => {
+          this.init.log('could not correct %p - %e', f.from, err)
+        })
+      }
+    }
+  }
+
+  /** Runs a FIND_NODE lookup for `key` and returns the closest peers that answered */
+  private async * closest (key: Uint8Array, options: AbortOptions): AsyncGenerator<QueryEvent, PeerInfo[]> {
+    const lookup = this.init.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal })
+    let step = await lookup.next()
+    while (step.done !== true) {
+      yield step.value
+      step = await lookup.next()
+    }
+    if (step.value.closest.length === 0) {
+      throw new NoPeersError('no DHT peers to store the record on')
+    }
+    return step.value.closest
+  }
+
+  /** Sends to every peer at once (at most k), yielding a response or error event per peer */
+  private async * fanOut (peers: PeerInfo[], send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent> {
+    const results = peers.map(async peer => {
+      try {
+        if (await send(peer)) {
+          return { type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: peer.id, messageName: messageType, messageType, closer: [], providers: [], path: SINGLE_PATH } satisfies QueryEvent
+        }
+        throw new RequestFailedError('bad-response', peer.id.toString(), 'the peer did not echo the record')
+      } catch (err: any) {
+        return { type: EventTypes.QUERY_ERROR, name: 'QUERY_ERROR', from: peer.id, error: err, path: SINGLE_PATH } satisfies QueryEvent
+      }
+    })
+    for (const r of results) {
+      yield await r
+    }
+    options.signal?.throwIfAborted()
+  }
+
+  private async addressesOf (id: string, options: AbortOptions): Promise<PeerInfo | undefined> {
+    if (id === this.components.peerId.toString()) {
+      return this.selfInfo()
+    }
+    try {
+      const peerId = peerIdFromString(id)
+      const peer = await this.components.peerStore.get(peerId, options).catch(() => undefined)
+      return this.init.mapper({ id: peerId, multiaddrs: peer?.addresses.map(a => a.multiaddr) ?? [] })
+    } catch {
+      return undefined
+    }
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The adapter's event loop: feeds the pure {@link Coordinator} with events
+ * stamped with the wall clock, and carries out the effects it returns
+ * (requests through the {@link Messenger}, routing table changes, the
+ * maintenance timer). Lookups started here surface as async iterables of
+ * {@link QueryEvent}s.
+ *
+ * Bounds: lookups running at once = the coordinator's `maxLookups`; further
+ * queries wait in a list of at most `maxQueuedQueries` (beyond it they fail
+ * with QueryOverloadedError). Each query keeps at most `MAX_PEER_INFOS`
+ * learned addresses and its event channel holds at most what one lookup can
+ * produce (its request bound times four events).
+ */
+import { pushable } from 'it-pushable'
+import { Message, MessageType } from '../generated/dht.ts'
+import { RequestFailedError } from './errors.ts'
+import { EventTypes, SINGLE_PATH } from './events.ts'
+import { fromPbPeer, toContact } from './peer-info.ts'
+import { Slots } from './slots.ts'
+import type { FailureReason } from './errors.ts'
+import type { QueryEvent } from './events.ts'
+import type { Messenger } from './messenger.ts'
+import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
+import type { Contact } from '../core/contact.ts'
+import type { Coordinator, CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
+import type { FinishReason } from '../core/query/lookup.ts'
+import type { Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
+import type { Pushable } from 'it-pushable'
+
+const MAX_PEER_INFOS = 2048
+
+export interface DriverComponents {
+  peerId: PeerId
+  peerStore: PeerStore
+}
+
+export interface DriverInit {
+  coordinator: Coordinator
+  messenger: Messenger
+  peerInfoMapper: PeerInfoMapper
+  log: Logger
+  maxQueuedQueries: number
+  maxLookups: number
+  /** Called for every routing table change */
+  onTableChange(change: 'added' | 'removed', peer: PeerContact): void
+  /** Peers learned with addresses (for peer discovery) */
+  onPeerLearned(peer: PeerInfo): void
+}
+
+/** What a response handler tells the lookup */
+export type ResponseVerdict = 'continue' | 'stop'
+
+export interface LookupOptions {
+  signal?: AbortSignal
+  /** Sees every response; returning 'stop' ends the lookup (found what we need) */
+  onResponse?(from: PeerContact, message: Message): ResponseVerdict
+}
+
+export interface LookupResult {
+  closest: PeerInfo[]
+  reason: FinishReason | 'overloaded'
+  requests: number
+}
+
+interface QueryState {
+  channel: Pushable<QueryEvent>
+  controller: AbortController
+  infos: Map<string, PeerInfo>
+  onResponse?: LookupOptions['onResponse']
+  result?: LookupResult
+}
+
+export class Driver {
+  private readonly components: DriverComponents
+  private readonly init: DriverInit
+  private readonly queries = new Map<number, QueryState>()
+  private readonly slots: Slots
+  private readonly shutdown = new AbortController()
+  private nextQueryId = 1
+  private timer?: ReturnType<typeof setTimeout>
+  private timerAt = Infinity
+  private running = true
+
+  constructor (components: DriverComponents, init: DriverInit) {
+    this.components = components
+    this.init = init
+    this.slots = new Slots(init.maxLookups, init.maxQueuedQueries)
+  }
+
+  /** Feeds one event to the core and carries out what it says */
+  handle (event: CoreEvent): void {
+    if (!this.running) {
+      return
+    }
+    const effects = this.init.coordinator.handle(event, Date.now())
+    this.apply(effects)
+    this.arm()
+  }
+
+  stop (): void {
+    this.running = false
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.shutdown.abort()
+    for (const q of this.queries.values()) {
+      q.controller.abort()
+      q.channel.end()
+    }
+    this.queries.clear()
+  }
+
+  /**
+   * Runs a lookup for the Kademlia key `target`, yielding query events; the
+   * generator's return value is the result.
+   */
+  async * lookup (target: Uint8Array, request: RequestKind, options: LookupOptions = {}): AsyncGenerator<QueryEvent, LookupResult> {
+    await this.slots.acquire(options.signal)
+    const queryId = this.nextQueryId++
+    const state: QueryState = {
+      channel: pushable<QueryEvent>({ objectMode: true }),
+      controller: new AbortController(),
+      infos: new Map(),
+      onResponse: options.onResponse
+    }
+    const onAbort = (): void => { this.handle({ type: 'stop-lookup', queryId }) }
+    this.queries.set(queryId, state)
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      this.handle({ type: 'start-lookup', queryId, target, request })
+      for await (const event of state.channel) {
+        yield event
+      }
+      options.signal?.throwIfAborted()
+      return state.result ?? { closest: [], reason: 'stopped', requests: 0 }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+      if (state.result == null) {
+        this.handle({ type: 'stop-lookup', queryId })
+      }
+      this.queries.delete(queryId)
+      state.controller.abort()
+      this.slots.release()
+    }
+  }
+
+  private apply (effects: CoreEffect[]): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'send-request':
+          void this.send(e)
+          break
+        case 'lookup-finished': {
+          const q = this.queries.get(e.queryId)
+          if (q != null) {
+            q.result = {
+              closest: e.closest.map(c => this.infoOf(q, c as PeerContact)),
+              reason: e.reason,
+              requests: e.requests
+            }
+            q.controller.abort()
+            q.channel.end()
+          }
+          break
+        }
+        case 'peer-added':
+          this.init.onTableChange('added', e.peer as PeerContact)
+          break
+        case 'peer-removed':
+          this.init.onTableChange('removed', e.peer as PeerContact)
+          break
+        default:
+          break
+      }
+    }
+  }
+
+  private infoOf (q: QueryState, c: PeerContact): PeerInfo {
+    return q.infos.get(c.id) ?? { id: c.peerId, multiaddrs: [] }
+  }
+
+  private async send (e: Extract<CoreEffect, { type: 'send-request' }>): Promise<void> {
+    const peer = e.peer as PeerContact
+    const q = e.queryId != null ? this.queries.get(e.queryId) : undefined
+    const signal = q?.controller.signal ?? this.shutdown.signal
+    const message = toWire(e.request)
+    const push = (event: QueryEvent): void => { q?.channel.push(event) }
+    try {
+      const learned = q?.infos.get(peer.id)
+      if (learned != null && learned.multiaddrs.length > 0) {
+        // make the addresses a response gave us dialable by peer id
+        await this.components.peerStore.merge(peer.peerId, { multiaddrs: learned.multiaddrs })
+      }
+      const response = await this.init.messenger.request(peer.peerId, message, {
+        signal,
+        onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
+        onSend: () => { push({ type: EventTypes.SEND_QUERY, name: 'SEND_QUERY', to: peer.peerId, messageName: message.type, messageType: message.type, path: SINGLE_PATH }) }
+      })
+      const closer = this.decodeCloser(response)
+      const contacts = this.learn(q, closer)
+      push(peerResponseEvent(peer.peerId, response, closer))
+      const verdict = q?.onResponse?.(peer, response) ?? 'continue'
+      this.handle({ type: 'response', requestId: e.requestId, closer: contacts })
+      if (verdict === 'stop' && e.queryId != null) {
+        this.handle({ type: 'stop-lookup', queryId: e.queryId })
+      }
+    } catch (err: any) {
+      const reason = failureReason(err, signal)
+      if (reason !== 'aborted') {
+        push({ type: EventTypes.QUERY_ERROR, name: 'QUERY_ERROR', from: peer.peerId, error: err, path: SINGLE_PATH })
+      }
+      this.handle({ type: 'request-failed', requestId: e.requestId, reason })
+    }
+  }
+
+  /** Remembers the addresses of closer peers for this query, bounded */
+  private learn (q: QueryState | undefined, closer: PeerInfo[]): Contact[] {
+    const contacts: Contact[] = []
+    for (const info of closer) {
+      if (q != null && q.infos.size < MAX_PEER_INFOS && !q.infos.has(info.id.toString())) {
+        q.infos.set(info.id.toString(), info)
+      }
+      contacts.push(toContact(info.id))
+    }
+    return contacts
+  }
+
+  /** Closer peers from a response: decodable, not us, with usable addresses */
+  private decodeCloser (response: Message): PeerInfo[] {
+    const out: PeerInfo[] = []
+    const self = this.components.peerId
+    for (const pb of response.closerPeers) {
+      const info = fromPbPeer(pb)
+      if (info == null || info.id.equals(self)) {
+        continue
+      }
+      const mapped = this.init.peerInfoMapper(info)
+      if (mapped.multiaddrs.length > 0) {
+        out.push(mapped)
+        this.init.onPeerLearned(mapped)
+      }
+    }
+    return out
+  }
+
+  /** Keeps one timer at the core's next deadline */
+  private arm (): void {
+    const deadline = this.init.coordinator.nextDeadline()
+    if (deadline == null) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+      this.timerAt = Infinity
+      return
+    }
+    if (this.timer != null && this.timerAt <= deadline) {
+      return
+    }
+    clearTimeout(this.timer)
+    this.timerAt = deadline
+    const delay = Math.min(Math.max(0, deadline - Date.now()), 2 ** 31 - 1)
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.timerAt = Infinity
+      this.handle({ type: 'tick' })
+    }, delay)
+    this.timer.unref?.()
+  }
+}
+
+function failureReason (err: unknown, signal: AbortSignal): FailureReason {
+  if (err instanceof RequestFailedError) {
+    return err.reason
+  }
+  return signal.aborted ? 'aborted' : 'bad-response'
+}
+
+function isDefined<T> (x: T | undefined): x is T {
+  return x != null
+}
+
+function toWire (request: RequestKind): Partial<Message> & { type: MessageType } {
+  switch (request.kind) {
+    case 'find-node': return { type: MessageType.FIND_NODE, key: request.key as Uint8Array<ArrayBuffer> }
+    case 'get-value': return { type: MessageType.GET_VALUE, key: request.key as Uint8Array<ArrayBuffer> }
+    case 'get-providers': return { type: MessageType.GET_PROVIDERS, key: request.key as Uint8Array<ArrayBuffer> }
+    default: return { type: MessageType.PING }
+  }
+}
+
+function peerResponseEvent (from: PeerId, response: Message, closer: PeerInfo[]): QueryEvent {
+  const record = response.record
+  return {
+    type: EventTypes.PEER_RESPONSE,
+    name: 'PEER_RESPONSE',
+    from,
+    messageName: response.type,
+    messageType: response.type,
+    closer,
+    providers: response.providerPeers.map(fromPbPeer).filter(isDefined),
+    record: record?.key != null && record.value != null ? { key: record.key, value: record.value } : undefined,
+    path: SINGLE_PATH
+  }
+}

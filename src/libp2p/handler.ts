@@ -1,0 +1,348 @@
+/**
+ * Inbound protocol handler: reads length-prefixed DHT messages from each
+ * inbound stream in a loop (clients such as go-libp2p-kad-dht and
+ * `@libp2p/kad-dht` send several sequential requests on one stream), hands
+ * each to `dispatch` and writes the response, if any.
+ *
+ * A stream ends when:
+ * - the remote closes its write end between messages: we close ours;
+ * - no message starts within `idleTimeout`: we close it;
+ * - a message is malformed (undecodable, oversize, unknown type, truncated): an `InvalidMessageError` is logged and only that stream is aborted;
+ * - `dispatch` throws or takes longer than `handlerTimeout`: logged, aborted;
+ * - `stop()`: every open inbound stream is aborted.
+ *
+ * Inbound messages are capped at `maxMessageSize` and decoded with
+ * `MESSAGE_LIMITS`; the messenger applies the same to responses.
+ *
+ * Bounds: libp2p enforces `maxInboundStreams`/`maxOutboundStreams` per
+ * connection. Across all connections at most `maxStreams` inbound streams are
+ * served at once; a stream arriving beyond that is aborted immediately.
+ */
+
+import { InvalidParametersError } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import { Message } from '../generated/dht.ts'
+import { InvalidMessageError, MessageTooLargeError } from './errors.ts'
+import type { MessageType } from '../generated/dht.ts'
+import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
+import type { Registrar } from '@libp2p/interface-internal'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+// Framing and decode limits, shared with the messenger (the outbound side)
+
+/** 4 MiB, the largest message (excluding its length prefix) sent or accepted */
+export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+
+/**
+ * Repeated-field limits applied when decoding any message; a message over a
+ * limit is rejected as a whole. Real peers send at most k = 20 closer peers and
+ * a handful of providers, each with a few addresses.
+ * - closerPeers: 100, providerPeers: 100, addrs per peer: 64
+ */
+export const MESSAGE_LIMITS = {
+  closerPeers: 100,
+  providerPeers: 100,
+  closerPeers$: { addrs: 64 },
+  providerPeers$: { addrs: 64 }
+}
+
+/** Decode one message body, throwing `InvalidMessageError` on any problem */
+export function decodeMessage (buf: Uint8Array | Uint8ArrayList): Message {
+  try {
+    return Message.decode(buf, { limits: MESSAGE_LIMITS })
+  } catch (err: any) {
+    throw new InvalidMessageError(`Could not decode message: ${err.message}`, { cause: err })
+  }
+}
+
+/** Bytes a message of `length` bytes occupies on the wire, prefix included */
+export function framedLength (length: number): number {
+  let prefix = 1
+  for (let n = length; n >= 0x80; n = Math.floor(n / 0x80)) {
+    prefix++
+  }
+  return prefix + length
+}
+
+/** Options for the length-prefixed wrapper so an oversize prefix is caught before buffering */
+export function lpOptions (maxMessageSize: number): { maxDataLength: number, maxBufferSize: number } {
+  return { maxDataLength: maxMessageSize, maxBufferSize: framedLength(maxMessageSize) }
+}
+
+export interface InboundHandlerInit {
+  protocol: string
+  /**
+   * Largest message in bytes, accepted or sent (4 MiB)
+   *
+   * @default 4194304
+   */
+  maxMessageSize?: number
+  /**
+   * Inbound streams per connection (>= 1), passed to `registrar.handle`
+   *
+   * @default 64
+   */
+  maxInboundStreams?: number
+  /**
+   * Outbound streams per connection (>= 1), passed to `registrar.handle`
+   *
+   * @default 64
+   */
+  maxOutboundStreams?: number
+  /**
+   * Inbound streams served at once across all connections (>= 1); a stream
+   * beyond that is aborted immediately
+   *
+   * @default 1024
+   */
+  maxStreams?: number
+  /**
+   * A stream on which no message arrives within this many ms is closed
+   *
+   * @default 10000
+   */
+  idleTimeout?: number
+  /**
+   * Time in ms allowed to dispatch one message and write its response
+   *
+   * @default 10000
+   */
+  handlerTimeout?: number
+}
+
+export interface InboundHandlerComponents {
+  registrar: Registrar
+  logger: ComponentLogger
+}
+
+/** Answer one inbound message; `undefined` means no response (e.g. ADD_PROVIDER) */
+export type Dispatch = (from: PeerId, message: Message, connection: Connection, options: { signal: AbortSignal }) => Promise<Partial<Message> & { type: MessageType } | undefined>
+
+const DATA_ERRORS = ['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'StreamBufferError']
+
+function positiveInteger (name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new InvalidParametersError(`${name} must be a positive integer, got ${value}`)
+  }
+  return value
+}
+
+/** A controller aborted by a timer or by `parent`; `clear()` drops both */
+function timed (ms: number, parent: AbortSignal): { signal: AbortSignal, expired(): boolean, clear(): void } {
+  const controller = new AbortController()
+  let expired = false
+  const onAbort = (): void => { controller.abort() }
+  if (parent.aborted) {
+    controller.abort()
+  }
+  parent.addEventListener('abort', onAbort, { once: true })
+  const timer = setTimeout(() => {
+    expired = true
+    controller.abort()
+  }, ms)
+  return {
+    signal: controller.signal,
+    expired: () => expired,
+    clear: () => {
+      clearTimeout(timer)
+      parent.removeEventListener('abort', onAbort)
+    }
+  }
+}
+
+/** Settle with `promise`, or reject as soon as `signal` fires */
+async function raceSignal <T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(new Error('Handler timed out or was stopped')) }
+    if (signal.aborted) {
+      onAbort()
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
+}
+
+export class InboundHandler implements Startable {
+  private readonly components: InboundHandlerComponents
+  private readonly log: Logger
+  private readonly protocol: string
+  private readonly maxMessageSize: number
+  private readonly maxInboundStreams: number
+  private readonly maxOutboundStreams: number
+  private readonly maxStreams: number
+  private readonly idleTimeout: number
+  private readonly handlerTimeout: number
+  private readonly dispatch: Dispatch
+  /** open inbound streams and their serving loops; at most maxStreams */
+  private readonly streams = new Map<Stream, Promise<void>>()
+  private shutdown = new AbortController()
+  private running = false
+
+  constructor (components: InboundHandlerComponents, init: InboundHandlerInit, dispatch: Dispatch) {
+    if (typeof init.protocol !== 'string' || init.protocol === '') {
+      throw new InvalidParametersError('protocol is required')
+    }
+    this.components = components
+    this.log = components.logger.forComponent('priority-dht:handler')
+    this.protocol = init.protocol
+    this.maxMessageSize = positiveInteger('maxMessageSize', init.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE)
+    this.maxInboundStreams = positiveInteger('maxInboundStreams', init.maxInboundStreams ?? 64)
+    this.maxOutboundStreams = positiveInteger('maxOutboundStreams', init.maxOutboundStreams ?? 64)
+    this.maxStreams = positiveInteger('maxStreams', init.maxStreams ?? 1024)
+    this.idleTimeout = positiveInteger('idleTimeout', init.idleTimeout ?? 10_000)
+    this.handlerTimeout = positiveInteger('handlerTimeout', init.handlerTimeout ?? 10_000)
+    this.dispatch = dispatch
+  }
+
+  async start (): Promise<void> {
+    if (this.running) {
+      return
+    }
+    this.shutdown = new AbortController()
+    await this.components.registrar.handle(this.protocol, (stream, connection) => {
+      this.accept(stream, connection)
+    }, {
+      maxInboundStreams: this.maxInboundStreams,
+      maxOutboundStreams: this.maxOutboundStreams
+    })
+    this.running = true
+  }
+
+  /** Unregister the protocol, abort every open inbound stream and wait for their loops to end */
+  async stop (): Promise<void> {
+    if (!this.running) {
+      return
+    }
+    this.running = false
+    this.shutdown.abort()
+    try {
+      await this.components.registrar.unhandle(this.protocol)
+    } catch (err) {
+      this.log.error('could not unregister %s - %e', this.protocol, err)
+    }
+    for (const stream of this.streams.keys()) {
+      stream.abort(new Error('DHT inbound handler stopped'))
+    }
+    await Promise.allSettled([...this.streams.values()])
+  }
+
+  private accept (stream: Stream, connection: Connection): void {
+    if (!this.running) {
+      stream.abort(new Error('DHT inbound handler is not running'))
+      return
+    }
+    if (this.streams.size >= this.maxStreams) {
+      this.log('refusing stream from %p: %d inbound streams already open', connection.remotePeer, this.streams.size)
+      stream.abort(new Error('Too many inbound DHT streams'))
+      return
+    }
+    const loop = this.serve(stream, connection)
+      .catch(err => {
+        this.log.error('inbound stream from %p failed - %e', connection.remotePeer, err)
+        stream.abort(err)
+      })
+      .finally(() => {
+        this.streams.delete(stream)
+      })
+    this.streams.set(stream, loop)
+  }
+
+  private async serve (stream: Stream, connection: Connection): Promise<void> {
+    // aborted by stop() or when the stream closes, so a dispatch still running
+    // learns that nobody is waiting for its answer
+    const ended = new AbortController()
+    const onEnd = (): void => { ended.abort() }
+    this.shutdown.signal.addEventListener('abort', onEnd, { once: true })
+    stream.addEventListener('close', onEnd, { once: true })
+    try {
+      await this.loop(stream, connection, ended.signal)
+    } finally {
+      this.shutdown.signal.removeEventListener('abort', onEnd)
+    }
+  }
+
+  private async loop (stream: Stream, connection: Connection, ended: AbortSignal): Promise<void> {
+    const peer = connection.remotePeer
+    const lp = lpStream(stream, lpOptions(this.maxMessageSize))
+    // bytes received vs. consumed as whole messages tell a clean end between
+    // messages from a truncated message
+    let received = 0
+    let consumed = 0
+    stream.addEventListener('message', (evt: StreamMessageEvent) => {
+      received += evt.data.byteLength
+    })
+
+    while (true) {
+      const idle = timed(this.idleTimeout, ended)
+      let buf
+      try {
+        buf = await lp.read({ signal: idle.signal })
+      } catch (err: any) {
+        if (this.shutdown.signal.aborted) {
+          stream.abort(new Error('DHT inbound handler stopped'))
+        } else if (stream.status !== 'open') {
+          this.log('stream from %p ended - %e', peer, err)
+        } else if (idle.expired()) {
+          this.log('closing stream from %p idle for %d ms', peer, this.idleTimeout)
+          await this.close(stream, ended)
+        } else if (err?.name === 'UnexpectedEOFError' && received === consumed) {
+          await this.close(stream, ended)
+        } else if (DATA_ERRORS.includes(err?.name) || err?.name === 'UnexpectedEOFError') {
+          this.invalid(stream, peer, new InvalidMessageError(`Malformed or oversize message: ${err.message}`, { cause: err }))
+        } else {
+          this.log('stream from %p failed - %e', peer, err)
+          stream.abort(err)
+        }
+        return
+      } finally {
+        idle.clear()
+      }
+      consumed += framedLength(buf.byteLength)
+
+      let message: Message
+      try {
+        message = decodeMessage(buf)
+      } catch (err: any) {
+        this.invalid(stream, peer, err)
+        return
+      }
+
+      const scope = timed(this.handlerTimeout, ended)
+      try {
+        const response = await raceSignal(this.dispatch(peer, message, connection, { signal: scope.signal }), scope.signal)
+        if (response != null) {
+          const bytes = Message.encode(response)
+          if (bytes.byteLength > this.maxMessageSize) {
+            throw new MessageTooLargeError(`${response.type} response of ${bytes.byteLength} bytes exceeds ${this.maxMessageSize}`)
+          }
+          await lp.write(bytes, { signal: scope.signal })
+        }
+      } catch (err: any) {
+        if (stream.status === 'open') {
+          this.log.error('could not answer %s from %p - %e', message.type, peer, err)
+        }
+        stream.abort(err)
+        return
+      } finally {
+        scope.clear()
+      }
+    }
+  }
+
+  private invalid (stream: Stream, peer: PeerId, err: InvalidMessageError): void {
+    this.log.error('invalid message from %p, aborting its stream - %e', peer, err)
+    stream.abort(err)
+  }
+
+  /** Close our write end; abort if that does not finish within handlerTimeout */
+  private async close (stream: Stream, ended: AbortSignal): Promise<void> {
+    const scope = timed(this.handlerTimeout, ended)
+    try {
+      await stream.close({ signal: scope.signal })
+    } catch (err: any) {
+      stream.abort(err)
+    } finally {
+      scope.clear()
+    }
+  }
+}

@@ -1,0 +1,579 @@
+/**
+ * The message-oriented send layer: callers send a DHT message to a peer and
+ * get the response (or a typed failure); streams never leak out of here.
+ *
+ * Implementation notes
+ *
+ * The dial is separate from the request so failures classify correctly. An
+ * existing open connection is used as is; otherwise `onDial` is called and
+ * `connectionManager.openConnection` runs under `dialTimeout`. Then the
+ * request window (`requestTimeout`) covers opening or reusing a stream,
+ * writing the request and reading the response. Framing is a varint length
+ * prefix and the protobuf message, capped at `maxMessageSize` both ways.
+ *
+ * After a clean exchange the stream is parked in a per-peer idle pool and
+ * reused by the next request to that peer. If a reused stream fails before any
+ * response byte arrives (the remote closed it meanwhile), the request is
+ * retried once on a fresh stream and no failure is reported. Every stream is
+ * closed (idle in the pool for `idleStreamTimeout`) or aborted (any failure,
+ * unsolicited data, `stop()`) on every path.
+ *
+ * Outcomes: every dial attempt yields one `dial` outcome, and every
+ * `request()`/`send()` call that passes local validation yields exactly one
+ * `request` outcome. A request whose dial failed reports both, with the same
+ * reason. `latencyMs` counts from the start of the request window and is 0 when
+ * the request failed before it (dial failure, overload, abort while queued).
+ *
+ * Bounds (the behaviour at each is tested)
+ *
+ * Concurrent requests per peer: `maxStreamsPerPeer`. More wait in a per-peer
+ * FIFO of at most `maxQueuedPerPeer`; beyond that a request fails at once with
+ * reason `overloaded`. Idle pooled streams per peer: at most
+ * `maxStreamsPerPeer` (requests take idle streams before opening new ones, so
+ * a peer never holds more; a stream beyond it would be closed, not parked). Peers
+ * with state (pooled streams, requests in flight or queued): `maxPeers`. A new
+ * peer evicts the least recently used peer that only has idle streams (they are
+ * closed); if every tracked peer is busy the request fails with `overloaded`.
+ */
+
+import { InvalidParametersError } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import { Message } from '../generated/dht.ts'
+import { InvalidMessageError, MessageTooLargeError, RequestFailedError } from './errors.ts'
+import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions } from './handler.ts'
+import type { FailureReason } from './errors.ts'
+import type { MessageType } from '../generated/dht.ts'
+import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+
+export interface MessengerInit {
+  /** Protocol to open streams on, e.g. '/ipfs/kad/1.0.0' */
+  protocol: string
+  /**
+   * Time allowed to get a connection, in ms (> 0)
+   *
+   * @default 5000
+   */
+  dialTimeout?: number
+  /**
+   * Time from stream open (or reuse) to response, in ms (> 0)
+   *
+   * @default 10000
+   */
+  requestTimeout?: number
+  /**
+   * Largest message in bytes, both directions (4 MiB)
+   *
+   * @default 4194304
+   */
+  maxMessageSize?: number
+  /**
+   * Concurrent outbound requests per peer (>= 1); more wait in a FIFO
+   *
+   * @default 2
+   */
+  maxStreamsPerPeer?: number
+  /**
+   * Requests waiting per peer (>= 0); beyond that a request fails with 'overloaded'
+   *
+   * @default 32
+   */
+  maxQueuedPerPeer?: number
+  /**
+   * Peers with pooled or queued state (>= 1); idle pools are evicted LRU beyond it
+   *
+   * @default 1024
+   */
+  maxPeers?: number
+  /**
+   * An idle pooled stream is closed after this many ms. Keep it below the 10 s
+   * inbound idle timeout used by `@libp2p/kad-dht` and go-libp2p-kad-dht.
+   *
+   * @default 4000
+   */
+  idleStreamTimeout?: number
+}
+
+export interface MessengerComponents {
+  connectionManager: ConnectionManager
+  logger: ComponentLogger
+}
+
+/**
+ * What happened to one dial or one request, for peer scoring. Reasons
+ * 'aborted' and 'overloaded' are local and say nothing about the peer.
+ */
+export type Outcome =
+  | { type: 'dial', peer: PeerId, ok: true, durationMs: number }
+  | { type: 'dial', peer: PeerId, ok: false, durationMs: number, reason: FailureReason }
+  | { type: 'request', peer: PeerId, messageType: MessageType, ok: true, latencyMs: number }
+  | { type: 'request', peer: PeerId, messageType: MessageType, ok: false, latencyMs: number, reason: FailureReason }
+
+export interface RequestOptions {
+  signal?: AbortSignal
+  /** Overrides `requestTimeout` for this request */
+  timeout?: number
+  /** Called before a new connection is dialled (not when one exists) */
+  onDial?(): void
+  /** Called just before the message is written */
+  onSend?(): void
+}
+
+export type OutboundMessage = Partial<Message> & { type: MessageType }
+
+/** A stream with its framing, parked in or taken from a peer's pool */
+interface Pooled {
+  stream: Stream
+  lp: LengthPrefixedStream<Stream>
+  connection: Connection
+  /** bytes received and bytes consumed as messages: equal means nothing unread */
+  received: number
+  consumed: number
+  parked: boolean
+  timer?: ReturnType<typeof setTimeout>
+}
+
+interface Waiter { resolve(): void }
+
+interface PeerState {
+  active: number
+  waiters: Waiter[]
+  idle: Pooled[]
+}
+
+/** Per-request state: one controller aborted by the caller, stop() or the current phase's timer */
+interface Ctx {
+  controller: AbortController
+  /** the request window's length */
+  timeout: number
+  phase: 'queued' | 'dial' | 'request'
+  expired: boolean
+  timer?: ReturnType<typeof setTimeout>
+  windowStart?: number
+  sent: boolean
+}
+
+/** How a failure to open a stream on a live connection is classified, by error name */
+const STREAM_OPEN_FAILURES: Record<string, FailureReason> = {
+  UnsupportedProtocolError: 'protocol-unsupported',
+  TooManyOutboundProtocolStreamsError: 'overloaded'
+}
+
+type MessengerConfig = Required<Omit<MessengerInit, 'protocol'>>
+
+const DEFAULTS: MessengerConfig = {
+  dialTimeout: 5_000,
+  requestTimeout: 10_000,
+  maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
+  maxStreamsPerPeer: 2,
+  maxQueuedPerPeer: 32,
+  maxPeers: 1024,
+  idleStreamTimeout: 4_000
+}
+
+function checkInteger (name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new InvalidParametersError(`${name} must be an integer >= ${min}, got ${value}`)
+  }
+  return value
+}
+
+export class Messenger implements Startable {
+  private readonly components: MessengerComponents
+  private readonly log: Logger
+  private readonly protocol: string
+  private readonly config: MessengerConfig
+  private readonly onOutcome?: (o: Outcome) => void
+  /** insertion order is recency order: the first entry is the least recently used */
+  private readonly peers = new Map<string, PeerState>()
+  /** requests in flight or queued; bounded by maxPeers * (maxStreamsPerPeer + maxQueuedPerPeer) */
+  private readonly requests = new Map<Ctx, Promise<unknown>>()
+  private running = false
+
+  constructor (components: MessengerComponents, init: MessengerInit, onOutcome?: (o: Outcome) => void) {
+    this.components = components
+    this.log = components.logger.forComponent('priority-dht:messenger')
+    if (typeof init.protocol !== 'string' || init.protocol === '') {
+      throw new InvalidParametersError('protocol is required')
+    }
+    this.protocol = init.protocol
+    this.config = { ...DEFAULTS }
+    for (const name of Object.keys(DEFAULTS) as Array<keyof MessengerConfig>) {
+      this.config[name] = checkInteger(name, init[name] ?? DEFAULTS[name], name === 'maxQueuedPerPeer' ? 0 : 1)
+    }
+    this.onOutcome = onOutcome
+  }
+
+  start (): void {
+    this.running = true
+  }
+
+  /** Abort in-flight and queued requests ('aborted'), abort pooled streams, clear all timers */
+  async stop (): Promise<void> {
+    this.running = false
+    for (const ctx of this.requests.keys()) {
+      ctx.controller.abort()
+    }
+    for (const state of this.peers.values()) {
+      for (const entry of state.idle.splice(0)) {
+        this.unpark(entry)
+        entry.stream.abort(new Error('Messenger stopped'))
+      }
+    }
+    this.peers.clear()
+    await Promise.allSettled([...this.requests.values()])
+  }
+
+  /**
+   * Send a request and wait for the response of the same type. Rejects with
+   * `RequestFailedError` (its `reason` classifies the failure), or with
+   * `MessageTooLargeError` before anything is sent.
+   */
+  async request (peer: PeerId, message: OutboundMessage, options: RequestOptions = {}): Promise<Message> {
+    const response = await this.track(peer, message, true, options)
+    return response as Message
+  }
+
+  /**
+   * Best effort, no response expected (e.g. ADD_PROVIDER): resolves once the
+   * message is written. Peer failures and 'overloaded' are reported through
+   * onOutcome only; rejects when the caller's signal fires (reason 'aborted'),
+   * or with `MessageTooLargeError` before anything is sent.
+   */
+  async send (peer: PeerId, message: OutboundMessage, options: { signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.track(peer, message, false, options)
+    } catch (err) {
+      // peer failures always arrive as RequestFailedError; anything else is local
+      if (!(err instanceof RequestFailedError) || options.signal?.aborted === true) {
+        throw err
+      }
+    }
+  }
+
+  private async track (peer: PeerId, message: OutboundMessage, expectResponse: boolean, options: RequestOptions): Promise<Message | undefined> {
+    const bytes = Message.encode(message)
+    if (bytes.byteLength > this.config.maxMessageSize) {
+      throw new MessageTooLargeError(`Message of ${bytes.byteLength} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
+    }
+    const timeout = checkInteger('timeout', options.timeout ?? this.config.requestTimeout, 1)
+    const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false }
+    const onAbort = (): void => { ctx.controller.abort() }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const run = this.run(peer, message.type, bytes, expectResponse, ctx, options)
+    this.requests.set(ctx, run)
+    try {
+      return await run
+    } finally {
+      this.disarm(ctx)
+      options.signal?.removeEventListener('abort', onAbort)
+      this.requests.delete(ctx)
+    }
+  }
+
+  private async run (peer: PeerId, messageType: MessageType, bytes: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
+    const key = peer.toString()
+    try {
+      if (!this.running || options.signal?.aborted === true) {
+        throw new RequestFailedError('aborted', key, 'Messenger not running or request aborted')
+      }
+      const state = this.stateFor(key)
+      await this.acquire(key, state, ctx)
+      let response: Message | undefined
+      try {
+        response = await this.exchange(peer, state, messageType, bytes, expectResponse, ctx, options)
+      } finally {
+        this.release(key, state)
+      }
+      this.report({ type: 'request', peer, messageType, ok: true, latencyMs: this.latency(ctx) })
+      return response
+    } catch (err: any) {
+      const failure = this.fail(key, ctx, err, 'stream-reset')
+      this.log('%s to %p failed: %s', messageType, peer, failure.reason)
+      this.report({ type: 'request', peer, messageType, ok: false, latencyMs: this.latency(ctx), reason: failure.reason })
+      throw failure
+    }
+  }
+
+  /** Runs while holding a slot: pick or open a stream, write, read, park */
+  private async exchange (peer: PeerId, state: PeerState, messageType: MessageType, bytes: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
+    let entry = this.takeIdle(state)
+    let reused = entry != null
+    if (entry == null) {
+      const connection = await this.connect(peer, ctx, options)
+      this.openWindow(ctx)
+      entry = await this.openStream(peer, connection, ctx)
+    } else {
+      this.openWindow(ctx)
+    }
+    const signal = ctx.controller.signal
+    while (true) {
+      const before = entry.received
+      try {
+        if (!ctx.sent) {
+          ctx.sent = true
+          options.onSend?.()
+        }
+        await entry.lp.write(bytes, { signal })
+        let response: Message | undefined
+        if (expectResponse) {
+          const buf = await entry.lp.read({ signal })
+          entry.consumed += framedLength(buf.byteLength)
+          response = decodeMessage(buf)
+          if (response.type !== messageType) {
+            throw new InvalidMessageError(`Expected a ${messageType} response, got ${response.type}`)
+          }
+        }
+        this.park(state, entry)
+        return response
+      } catch (err: any) {
+        entry.stream.abort(err)
+        const failure = this.fail(peer.toString(), ctx, err, badResponse(err) ? 'bad-response' : 'stream-reset')
+        if (!reused || failure.reason !== 'stream-reset' || entry.received !== before) {
+          throw failure
+        }
+        // the pooled stream died before any response byte: retry once on a
+        // fresh stream, with a fresh request window
+        this.log('reused stream to %p failed before a response, retrying on a new stream', peer)
+        reused = false
+        const connection = await this.connect(peer, ctx, options)
+        this.openWindow(ctx)
+        entry = await this.openStream(peer, connection, ctx)
+      }
+    }
+  }
+
+  private async connect (peer: PeerId, ctx: Ctx, options: RequestOptions): Promise<Connection> {
+    const existing = this.components.connectionManager.getConnections(peer)
+      .find(c => c.status === 'open' && c.limits == null)
+    if (existing != null) {
+      return existing
+    }
+    options.onDial?.()
+    ctx.phase = 'dial'
+    this.arm(ctx, this.config.dialTimeout)
+    const start = Date.now()
+    try {
+      const connection = await this.components.connectionManager.openConnection(peer, { signal: ctx.controller.signal })
+      this.report({ type: 'dial', peer, ok: true, durationMs: Date.now() - start })
+      return connection
+    } catch (err: any) {
+      const failure = this.fail(peer.toString(), ctx, err, err?.name === 'TimeoutError' ? 'dial-timeout' : 'dial-refused')
+      this.report({ type: 'dial', peer, ok: false, durationMs: Date.now() - start, reason: failure.reason })
+      throw failure
+    } finally {
+      this.disarm(ctx)
+    }
+  }
+
+  private async openStream (peer: PeerId, connection: Connection, ctx: Ctx): Promise<Pooled> {
+    let stream: Stream
+    try {
+      stream = await connection.newStream(this.protocol, { signal: ctx.controller.signal })
+    } catch (err: any) {
+      throw this.fail(peer.toString(), ctx, err, STREAM_OPEN_FAILURES[err?.name] ?? 'stream-reset')
+    }
+    const entry: Pooled = { stream, lp: lpStream(stream, lpOptions(this.config.maxMessageSize)), connection, received: 0, consumed: 0, parked: false }
+    stream.addEventListener('message', (evt: StreamMessageEvent) => {
+      entry.received += evt.data.byteLength
+      if (entry.parked) {
+        // unsolicited data on an idle stream: it cannot be trusted any more
+        this.evict(peer.toString(), entry)
+        stream.abort(new InvalidMessageError('Unsolicited data on an idle stream'))
+      }
+    })
+    const onGone = (): void => {
+      if (entry.parked) {
+        this.evict(peer.toString(), entry)
+        this.close(entry)
+      }
+    }
+    stream.addEventListener('close', onGone)
+    stream.addEventListener('remoteCloseWrite', onGone)
+    return entry
+  }
+
+  /** Turn any error into a classified failure; a fired signal decides first */
+  private fail (peer: string, ctx: Ctx, err: any, fallback: FailureReason): RequestFailedError {
+    if (err instanceof RequestFailedError) {
+      return err
+    }
+    let reason = fallback
+    if (ctx.controller.signal.aborted && !ctx.expired) {
+      reason = 'aborted'
+    } else if (ctx.controller.signal.aborted) {
+      reason = ctx.phase === 'dial' ? 'dial-timeout' : 'timeout'
+    }
+    return new RequestFailedError(reason, peer, `Request to ${peer} failed (${reason}): ${err?.message ?? err}`, { cause: err })
+  }
+
+  private openWindow (ctx: Ctx): void {
+    ctx.phase = 'request'
+    ctx.windowStart = Date.now()
+    this.arm(ctx, ctx.timeout)
+  }
+
+  private arm (ctx: Ctx, ms: number): void {
+    this.disarm(ctx)
+    ctx.timer = setTimeout(() => {
+      ctx.expired = true
+      ctx.controller.abort()
+    }, ms)
+  }
+
+  private disarm (ctx: Ctx): void {
+    clearTimeout(ctx.timer)
+    ctx.timer = undefined
+  }
+
+  private latency (ctx: Ctx): number {
+    return ctx.windowStart == null ? 0 : Date.now() - ctx.windowStart
+  }
+
+  private report (outcome: Outcome): void {
+    try {
+      this.onOutcome?.(outcome)
+    } catch (err) {
+      this.log.error('onOutcome threw - %e', err)
+    }
+  }
+
+  /** Look up (and mark as most recently used) or create a peer's state */
+  private stateFor (key: string): PeerState {
+    let state = this.peers.get(key)
+    if (state != null) {
+      this.peers.delete(key)
+      this.peers.set(key, state)
+      return state
+    }
+    if (this.peers.size >= this.config.maxPeers && !this.evictIdlePeer()) {
+      throw new RequestFailedError('overloaded', key, `All ${this.config.maxPeers} tracked peers are busy`)
+    }
+    state = { active: 0, waiters: [], idle: [] }
+    this.peers.set(key, state)
+    return state
+  }
+
+  /** Close the pool of the least recently used peer with nothing in flight; false if there is none */
+  private evictIdlePeer (): boolean {
+    for (const [key, state] of this.peers) {
+      if (state.active === 0 && state.waiters.length === 0) {
+        for (const entry of state.idle.splice(0)) {
+          this.unpark(entry)
+          this.close(entry)
+        }
+        this.peers.delete(key)
+        return true
+      }
+    }
+    return false
+  }
+
+  private async acquire (key: string, state: PeerState, ctx: Ctx): Promise<void> {
+    if (state.active < this.config.maxStreamsPerPeer) {
+      state.active++
+      return
+    }
+    if (state.waiters.length >= this.config.maxQueuedPerPeer) {
+      throw new RequestFailedError('overloaded', key, `${state.waiters.length} requests already queued for ${key}`)
+    }
+    const signal = ctx.controller.signal
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort)
+          resolve()
+        }
+      }
+      const onAbort = (): void => {
+        state.waiters.splice(state.waiters.indexOf(waiter), 1)
+        reject(new Error('Aborted while queued'))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      state.waiters.push(waiter)
+    })
+  }
+
+  /** Hand the slot to the next waiter (FIFO) or free it */
+  private release (key: string, state: PeerState): void {
+    const next = state.waiters.shift()
+    if (next != null) {
+      next.resolve()
+    } else {
+      state.active--
+    }
+    this.gc(key, state)
+  }
+
+  private gc (key: string, state: PeerState): void {
+    if (state.active === 0 && state.waiters.length === 0 && state.idle.length === 0 && this.peers.get(key) === state) {
+      this.peers.delete(key)
+    }
+  }
+
+  private healthy (entry: Pooled): boolean {
+    const { stream } = entry
+    return stream.status === 'open' && stream.writeStatus === 'writable' && stream.remoteWriteStatus === 'writable' &&
+      entry.connection.status === 'open' && entry.received === entry.consumed
+  }
+
+  /** Most recently parked first; unusable streams found on the way are aborted */
+  private takeIdle (state: PeerState): Pooled | undefined {
+    while (state.idle.length > 0) {
+      const entry = state.idle.pop() as Pooled
+      this.unpark(entry)
+      if (this.healthy(entry)) {
+        return entry
+      }
+      entry.stream.abort(new Error('Pooled stream no longer usable'))
+    }
+  }
+
+  /** Park for reuse, or close when stopped, unusable, or the pool is full */
+  private park (state: PeerState, entry: Pooled): void {
+    if (entry.received !== entry.consumed) {
+      entry.stream.abort(new InvalidMessageError('Unsolicited data after the response'))
+      return
+    }
+    if (!this.running || !this.healthy(entry) || state.idle.length >= this.config.maxStreamsPerPeer) {
+      this.close(entry)
+      return
+    }
+    const key = entry.connection.remotePeer.toString()
+    entry.parked = true
+    entry.timer = setTimeout(() => {
+      this.evict(key, entry)
+      this.close(entry)
+    }, this.config.idleStreamTimeout)
+    state.idle.push(entry)
+  }
+
+  private unpark (entry: Pooled): void {
+    entry.parked = false
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+  }
+
+  /** Remove a parked stream from its peer's pool */
+  private evict (key: string, entry: Pooled): void {
+    this.unpark(entry)
+    const state = this.peers.get(key)
+    if (state == null) {
+      return
+    }
+    const index = state.idle.indexOf(entry)
+    if (index !== -1) {
+      state.idle.splice(index, 1)
+    }
+    this.gc(key, state)
+  }
+
+  private close (entry: Pooled): void {
+    entry.stream.close().catch(err => { entry.stream.abort(err) })
+  }
+}
+
+function badResponse (err: any): boolean {
+  return err instanceof InvalidMessageError || ['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'StreamBufferError'].includes(err?.name)
+}

@@ -1,0 +1,163 @@
+/**
+ * Keeps our own provider records alive: every CID we provide is remembered in
+ * the datastore and re-provided on the pure {@link RepublishSchedule} (22 h
+ * by default, before the 48 h expiry); expired records of others are swept
+ * from the stores every `sweepInterval`.
+ *
+ * Bounds: republishes run `concurrency` at a time from one timer; the
+ * schedule holds at most its `maxEntries` keys; each sweep deletes at most
+ * `sweepLimit` records.
+ */
+import { Key } from 'interface-datastore'
+import { base32 } from 'multiformats/bases/base32'
+import { RepublishSchedule } from '../core/maintenance/schedule.ts'
+import type { SeededRandom } from '../core/env.ts'
+import type { RepublishScheduleConfig } from '../core/maintenance/schedule.ts'
+import type { ProviderStore } from '../records/provider-store.ts'
+import type { ValueStore } from '../records/value-store.ts'
+import type { Logger } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+
+const PREFIX = '/dht/provided'
+
+export interface RepublisherInit {
+  schedule?: Partial<RepublishScheduleConfig>
+  /**
+   * Re-provides running at once
+   *
+   * @default 8
+   */
+  concurrency?: number
+  /**
+   * How often expired records are swept, in ms (one hour)
+   *
+   * @default 3600000
+   */
+  sweepInterval?: number
+  /**
+   * Records deleted per sweep at most
+   *
+   * @default 10000
+   */
+  sweepLimit?: number
+}
+
+export interface RepublisherDeps {
+  datastore: Datastore
+  providers: ProviderStore
+  values: ValueStore
+  random: SeededRandom
+  log: Logger
+  /** Re-announces one of our CIDs (by its multihash bytes) */
+  reprovide(key: Uint8Array): Promise<void>
+}
+
+export class Republisher {
+  private readonly deps: RepublisherDeps
+  private readonly schedule: RepublishSchedule
+  private readonly concurrency: number
+  private readonly sweepInterval: number
+  private readonly sweepLimit: number
+  private timer?: ReturnType<typeof setTimeout>
+  private sweepTimer?: ReturnType<typeof setInterval>
+  private running = false
+  private busy?: Promise<void>
+
+  constructor (deps: RepublisherDeps, init: RepublisherInit = {}) {
+    this.deps = deps
+    this.schedule = new RepublishSchedule(init.schedule ?? {}, deps.random)
+    this.concurrency = init.concurrency ?? 8
+    this.sweepInterval = init.sweepInterval ?? 3_600_000
+    this.sweepLimit = init.sweepLimit ?? 10_000
+  }
+
+  /** Keys we currently republish */
+  get size (): number {
+    return this.schedule.size
+  }
+
+  async start (): Promise<void> {
+    this.running = true
+    const now = Date.now()
+    for await (const { key, value } of this.deps.datastore.query({ prefix: PREFIX })) {
+      const name = key.baseNamespace()
+      const providedAt = new DataView(value.buffer, value.byteOffset, value.byteLength).getFloat64(0)
+      // a key provided long ago is due at once; otherwise its first republish follows the interval
+      this.schedule.add(name, Math.min(now, providedAt))
+    }
+    this.sweepTimer = setInterval(() => { void this.sweep() }, this.sweepInterval)
+    this.sweepTimer.unref?.()
+    this.arm()
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    clearTimeout(this.timer)
+    clearInterval(this.sweepTimer)
+    await this.busy
+  }
+
+  /** Remember that we provide `key` (multihash bytes) */
+  async add (key: Uint8Array): Promise<void> {
+    const name = base32.encode(key)
+    const now = Date.now()
+    await this.remember(name, now)
+    this.schedule.add(name, now)
+    this.arm()
+  }
+
+  /** Persists when `name` was last announced, so a restart resumes its schedule */
+  private async remember (name: string, at: number): Promise<void> {
+    const value = new Uint8Array(8)
+    new DataView(value.buffer).setFloat64(0, at)
+    await this.deps.datastore.put(new Key(`${PREFIX}/${name}`), value)
+  }
+
+  /** Stop republishing `key` */
+  async remove (key: Uint8Array): Promise<void> {
+    const name = base32.encode(key)
+    this.schedule.remove(name)
+    await this.deps.datastore.delete(new Key(`${PREFIX}/${name}`))
+  }
+
+  private arm (): void {
+    if (!this.running) {
+      return
+    }
+    const deadline = this.schedule.nextDeadline()
+    clearTimeout(this.timer)
+    if (deadline == null) {
+      return
+    }
+    const delay = Math.min(Math.max(0, deadline - Date.now()), 2 ** 31 - 1)
+    this.timer = setTimeout(() => { this.busy = this.run() }, delay)
+    this.timer.unref?.()
+  }
+
+  private async run (): Promise<void> {
+    const due = this.schedule.due(Date.now(), 1_000)
+    for (let i = 0; i < due.length && this.running; i += this.concurrency) {
+      await Promise.all(due.slice(i, i + this.concurrency).map(async name => {
+        try {
+          await this.deps.reprovide(base32.decode(name))
+          if (this.schedule.has(name)) {
+            await this.remember(name, Date.now())
+          }
+        } catch (err) {
+          this.deps.log('republish of %s failed - %e', name, err)
+        }
+      }))
+    }
+    this.arm()
+  }
+
+  private async sweep (): Promise<void> {
+    const now = Date.now()
+    try {
+      await this.deps.providers.removeExpired(now, { limit: this.sweepLimit })
+      await this.deps.values.removeExpired(now, { limit: this.sweepLimit })
+    } catch (err) {
+      this.deps.log('sweep failed - %e', err)
+    }
+  }
+}

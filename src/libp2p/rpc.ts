@@ -1,0 +1,185 @@
+/**
+ * Inbound dispatch: one method per message type.
+ *
+ * - PING: echoed.
+ * - FIND_NODE: our k closest peers (ourselves first if the key is our id).
+ * - GET_VALUE: our record for the key, if valid and unexpired, plus closer peers.
+ * - PUT_VALUE: the record's key must equal the message key; it is validated
+ * and stored only if the selector prefers it to what we hold. The response
+ * echoes the request (as the spec says) only when the record is valid; an
+ * invalid record aborts the stream with InvalidRecordError and stores nothing.
+ * - ADD_PROVIDER: only provider entries naming the sender itself are
+ * accepted (anyone else's are ignored), at most the addresses the mapper
+ * keeps, up to 16 per provider. No response.
+ * - GET_PROVIDERS: the providers we hold with their known addresses, plus
+ * closer peers.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { MessageType } from '../generated/dht.ts'
+import { InvalidMessageError } from './errors.ts'
+import { fromPbPeer, kadKey, toContact, toPbPeer } from './peer-info.ts'
+import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
+import type { Coordinator } from '../core/coordinator.ts'
+import type { Message, Peer } from '../generated/dht.ts'
+import type { ProviderStore } from '../records/provider-store.ts'
+import type { ValueStore } from '../records/value-store.ts'
+import type { AbortOptions, PeerId, PeerStore } from '@libp2p/interface'
+import type { AddressManager } from '@libp2p/interface-internal'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface RpcComponents {
+  peerId: PeerId
+  peerStore: PeerStore
+  addressManager: AddressManager
+}
+
+export type Reply = (Partial<Message> & { type: MessageType }) | undefined
+
+const MAX_PROVIDER_ADDRS = 16
+
+export interface RpcInit {
+  coordinator: Coordinator
+  mapper: PeerInfoMapper
+  providers: ProviderStore
+  values: ValueStore
+  onInbound(from: PeerContact): void
+}
+
+export class Rpc {
+  private readonly components: RpcComponents
+  private readonly coordinator: Coordinator
+  private readonly mapper: PeerInfoMapper
+  private readonly providers: ProviderStore
+  private readonly values: ValueStore
+  private readonly onInbound: (from: PeerContact) => void
+
+  constructor (components: RpcComponents, init: RpcInit) {
+    this.components = components
+    this.coordinator = init.coordinator
+    this.mapper = init.mapper
+    this.providers = init.providers
+    this.values = init.values
+    this.onInbound = init.onInbound
+  }
+
+  async dispatch (from: PeerId, message: Message, options: AbortOptions): Promise<Reply> {
+    const contact = toContact(from)
+    this.onInbound(contact)
+    switch (message.type) {
+      case MessageType.PING:
+        return { type: MessageType.PING }
+      case MessageType.FIND_NODE: {
+        const key = requireKey(message)
+        return { type: message.type, key, closerPeers: await this.closerPeers(key, contact, options) }
+      }
+      case MessageType.GET_VALUE:
+        return this.getValue(requireKey(message), contact, options)
+      case MessageType.PUT_VALUE:
+        return this.putValue(requireKey(message), message, options)
+      case MessageType.ADD_PROVIDER:
+        await this.addProvider(requireKey(message), from, message, options)
+        return undefined
+      case MessageType.GET_PROVIDERS:
+        return this.getProviders(requireKey(message), contact, options)
+      default:
+        throw new InvalidMessageError(`unknown message type ${String(message.type)}`)
+    }
+  }
+
+  private async getValue (key: Uint8Array<ArrayBuffer>, from: PeerContact, options: AbortOptions): Promise<Reply> {
+    const stored = await this.values.get(key, Date.now(), options)
+    const closerPeers = await this.closerPeers(key, from, options)
+    if (stored == null) {
+      return { type: MessageType.GET_VALUE, key, closerPeers }
+    }
+    return {
+      type: MessageType.GET_VALUE,
+      key,
+      record: { key, value: stored.value as Uint8Array<ArrayBuffer>, timeReceived: new Date(stored.received).toISOString() },
+      closerPeers
+    }
+  }
+
+  private async putValue (key: Uint8Array<ArrayBuffer>, message: Message, options: AbortOptions): Promise<Reply> {
+    const record = message.record
+    if (record?.key == null || record.value == null) {
+      throw new InvalidMessageError('PUT_VALUE without a record')
+    }
+    if (!uint8ArrayEquals(record.key, key)) {
+      throw new InvalidMessageError('PUT_VALUE record key differs from the message key')
+    }
+    await this.values.put(key, record.value, Date.now(), options) // throws InvalidRecordError
+    return { type: MessageType.PUT_VALUE, key, record }
+  }
+
+  private async addProvider (key: Uint8Array, from: PeerId, message: Message, options: AbortOptions): Promise<void> {
+    for (const pb of message.providerPeers) {
+      const info = fromPbPeer(pb)
+      if (info == null || !info.id.equals(from)) {
+        continue // a peer may only announce itself
+      }
+      const mapped = this.mapper({ id: from, multiaddrs: info.multiaddrs.slice(0, MAX_PROVIDER_ADDRS) })
+      await this.providers.addProvider(key, from, Date.now(), options)
+      if (mapped.multiaddrs.length > 0) {
+        await this.components.peerStore.merge(from, { multiaddrs: mapped.multiaddrs }, options)
+      }
+    }
+  }
+
+  private async getProviders (key: Uint8Array<ArrayBuffer>, from: PeerContact, options: AbortOptions): Promise<Reply> {
+    const providerPeers: Peer[] = []
+    for (const id of await this.providers.getProviders(key, Date.now(), options)) {
+      let peerId: PeerId
+      try {
+        peerId = peerIdFromString(id)
+      } catch {
+        continue
+      }
+      const multiaddrs = peerId.equals(this.components.peerId)
+        ? this.ownAddresses()
+        : ((await this.components.peerStore.get(peerId, options).catch(() => undefined))?.addresses.map(a => a.multiaddr) ?? [])
+      providerPeers.push(toPbPeer(this.mapper({ id: peerId, multiaddrs })))
+    }
+    return { type: MessageType.GET_PROVIDERS, key, providerPeers, closerPeers: await this.closerPeers(key, from, options) }
+  }
+
+  private ownAddresses (): Multiaddr[] {
+    return this.components.addressManager.getAddresses().map(ma => ma.decapsulateCode(421))
+  }
+
+  /**
+   * Our closest known peers to `key` with addresses we may share; ourselves
+   * first when the key is our own peer id.
+   */
+  async closerPeers (key: Uint8Array, requester: PeerContact, options: AbortOptions = {}): Promise<Peer[]> {
+    const out: Peer[] = []
+    const self = this.components.peerId
+    if (uint8ArrayEquals(key, self.toMultihash().bytes)) {
+      const mine = this.mapper({ id: self, multiaddrs: this.ownAddresses() })
+      if (mine.multiaddrs.length > 0) {
+        out.push(toPbPeer(mine))
+      }
+    }
+    for (const c of this.coordinator.closerPeers(kadKey(key), requester.id, Date.now())) {
+      const { peerId } = c as PeerContact
+      try {
+        const peer = await this.components.peerStore.get(peerId, options)
+        const mapped = this.mapper({ id: peerId, multiaddrs: peer.addresses.map(a => a.multiaddr) })
+        if (mapped.multiaddrs.length > 0) {
+          out.push(toPbPeer(mapped))
+        }
+      } catch {
+        // not in the peer store any more: we cannot tell anyone how to reach it
+      }
+    }
+    return out
+  }
+}
+
+function requireKey (message: Message): Uint8Array<ArrayBuffer> {
+  if (message.key == null || message.key.byteLength === 0) {
+    throw new InvalidMessageError(`${message.type} without a key`)
+  }
+  return message.key
+}

@@ -1,0 +1,443 @@
+/**
+ * The priority-dht libp2p service: wires the pure core to libp2p. This and
+ * the coordinator are the only places where parts are put together.
+ */
+import { NotFoundError, contentRoutingSymbol, peerDiscoverySymbol, peerRoutingSymbol, serviceCapabilities, serviceDependencies, start, stop } from '@libp2p/interface'
+import { TypedEventEmitter } from 'main-event'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { Coordinator } from '../core/coordinator.ts'
+import { SeededRandom } from '../core/env.ts'
+import { ProviderStore } from '../records/provider-store.ts'
+import { ValueStore } from '../records/value-store.ts'
+import { ContentOperations } from './content.ts'
+import { Driver } from './driver.ts'
+import { EventTypes, progressName } from './events.ts'
+import { InboundHandler } from './handler.ts'
+import { IdentifyListener } from './identify.ts'
+import { Messenger } from './messenger.ts'
+import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
+import { Republisher } from './republisher.ts'
+import { Rpc } from './rpc.ts'
+import type { QueryEvent } from './events.ts'
+import type { NewPeer } from './identify.ts'
+import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
+import type { PriorityDHTComponents, PriorityDHTInit } from '../index.ts'
+import type { AbortOptions, ContentRouting, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, PeerRouting, Provider, RoutingOptions, Startable } from '@libp2p/interface'
+import type { ProgressEvent } from 'progress-events'
+
+export const DEFAULT_PROTOCOL = '/ipfs/kad/1.0.0'
+const TABLE_TAG = 'priority-dht-routing'
+const MAX_ANNOUNCED = 4096
+const RAW_CODE = 0x55
+
+export type DHTMode = 'client' | 'server'
+
+export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implements Startable, PeerDiscovery {
+  readonly protocol: string
+  private readonly components: PriorityDHTComponents
+  private readonly log: Logger
+  private readonly coordinator: Coordinator
+  private readonly messenger: Messenger
+  private readonly handler: InboundHandler
+  private readonly identify: IdentifyListener
+  private readonly driver: Driver
+  private readonly content: ContentOperations
+  private readonly republisher: Republisher
+  private readonly providers: ProviderStore
+  private readonly values: ValueStore
+  private readonly mapper: PeerInfoMapper
+  private readonly explicitMode?: DHTMode
+  private readonly announced = new Set<string>()
+  private mode: DHTMode
+  private running = false
+  private selfLookup?: Promise<void>
+
+  constructor (components: PriorityDHTComponents, init: PriorityDHTInit = {}) {
+    super()
+    this.components = components
+    this.protocol = init.protocol ?? DEFAULT_PROTOCOL
+    this.log = components.logger.forComponent('priority-dht')
+    this.mapper = init.peerInfoMapper ?? removePrivateAddressesMapper
+    if (init.clientMode != null) {
+      this.explicitMode = init.clientMode ? 'client' : 'server'
+    }
+    this.mode = this.explicitMode ?? 'client'
+    const k = init.kBucketSize ?? 20
+    const maxLookups = init.maxConcurrentQueries ?? 64
+    const seed = init.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]
+    const random = new SeededRandom(seed)
+    // each constructor throws InvalidConfigError for anything out of range, here and not later
+    this.providers = new ProviderStore(components.datastore, init.providers)
+    this.values = new ValueStore(components.datastore, { ...init.records, validators: init.validators, selectors: init.selectors })
+    this.coordinator = new Coordinator(toContact(components.peerId), {
+      protocols: [this.protocol],
+      maxLookups,
+      routingTable: { k, ...init.routingTable },
+      lookup: { k, alpha: init.alpha, ...init.lookup }
+    }, random.fork(), Date.now())
+    this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network })
+    const rpc = new Rpc(components, {
+      coordinator: this.coordinator,
+      mapper: this.mapper,
+      providers: this.providers,
+      values: this.values,
+      onInbound: from => { this.driver.handle({ type: 'inbound-request', from }) }
+    })
+    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound }, async (from, message, _connection, options) => rpc.dispatch(from, message, options))
+    this.identify = new IdentifyListener(components, peer => { this.onNewPeer(peer) })
+    this.driver = new Driver(components, {
+      coordinator: this.coordinator,
+      messenger: this.messenger,
+      peerInfoMapper: this.mapper,
+      log: this.log,
+      maxLookups,
+      maxQueuedQueries: init.maxQueuedQueries ?? 1024,
+      onTableChange: (change, peer) => { this.onTableChange(change, peer) },
+      onPeerLearned: peer => { this.announce(peer) }
+    })
+    this.content = new ContentOperations(components, {
+      driver: this.driver,
+      messenger: this.messenger,
+      providers: this.providers,
+      values: this.values,
+      mapper: this.mapper,
+      log: this.log,
+      getQuorum: init.getQuorum ?? 16,
+      maxProviders: init.maxProviders ?? 20
+    })
+    this.republisher = new Republisher({
+      datastore: components.datastore,
+      providers: this.providers,
+      values: this.values,
+      random: random.fork(),
+      log: this.log,
+      reprovide: async key => {
+        for await (const event of this.content.provide(cidOfMultihash(key))) {
+          void event
+        }
+      }
+    }, init.reprovide)
+    this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
+  }
+
+  readonly [Symbol.toStringTag] = 'priority-dht'
+
+  readonly [serviceCapabilities]: string[] = [
+    '@libp2p/content-routing',
+    '@libp2p/peer-routing',
+    '@libp2p/peer-discovery',
+    '@libp2p/kad-dht'
+  ]
+
+  readonly [serviceDependencies]: string[] = [
+    '@libp2p/identify'
+  ]
+
+  get [peerRoutingSymbol] (): PeerRouting {
+    return {
+      findPeer: async (peerId, options) => this.findPeerInfo(peerId, options),
+      getClosestPeers: (key, options) => this.closestPeerInfos(key, options)
+    }
+  }
+
+  get [contentRoutingSymbol] (): ContentRouting {
+    return {
+      provide: async (cid, options) => { await drain(this.provide(cid, options)) },
+      cancelReprovide: async (cid) => { await this.cancelReprovide(cid) },
+      findProviders: (cid, options) => this.providerInfos(cid, options),
+      put: async (key, value, options) => { await drain(this.put(key, value, options)) },
+      get: async (key, options) => this.getValue(key, options)
+    }
+  }
+
+  get [peerDiscoverySymbol] (): PeerDiscovery {
+    return this
+  }
+
+  /** Bucket size and lookup result size */
+  get k (): number {
+    return this.coordinator.k
+  }
+
+  /** Routing table view, as `@libp2p/kad-dht` exposes `routingTable.size` */
+  get routingTable (): { size: number, peers(): string[] } {
+    const rt = this.coordinator.routingTable
+    return { size: rt.size, peers: () => [...rt.contacts()].map(c => c.id) }
+  }
+
+  isStarted (): boolean {
+    return this.running
+  }
+
+  async start (): Promise<void> {
+    if (this.running) {
+      return
+    }
+    this.running = true
+    await start(this.messenger)
+    if (this.mode === 'server') {
+      await start(this.handler)
+    }
+    if (this.explicitMode == null) {
+      this.components.events.addEventListener('self:peer:update', this.onSelfPeerUpdate)
+      this.updateAutoMode()
+    }
+    await start(this.identify)
+    await this.republisher.start()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) {
+      return
+    }
+    this.running = false
+    this.components.events.removeEventListener('self:peer:update', this.onSelfPeerUpdate)
+    await this.republisher.stop()
+    this.driver.stop()
+    await stop(this.identify, this.handler, this.messenger)
+    await this.selfLookup
+  }
+
+  getMode (): DHTMode {
+    return this.mode
+  }
+
+  /** Switches between answering DHT queries (server) and not (client) */
+  async setMode (mode: DHTMode): Promise<void> {
+    if (mode === this.mode) {
+      return
+    }
+    this.mode = mode
+    if (!this.running) {
+      return
+    }
+    this.log('switching to %s mode', mode)
+    await (mode === 'server' ? start(this.handler) : stop(this.handler))
+  }
+
+  /** Runs a lookup of our own key now, then lets bucket refresh take over */
+  async refreshRoutingTable (options: AbortOptions = {}): Promise<void> {
+    const self = this.components.peerId.toMultihash().bytes
+    for await (const event of this.driver.lookup(kadKey(self), { kind: 'find-node', key: self }, options)) {
+      void event
+    }
+  }
+
+  /** Finds the addresses of `peerId`, from the routing table or by a lookup */
+  async * findPeer (peerId: PeerId, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+    const self = this.components.peerId
+    if (options.useCache !== false && this.coordinator.routingTable.has(peerId.toString())) {
+      const local = await this.localInfo(peerId, options)
+      if (local != null) {
+        yield this.progress({ type: EventTypes.FINAL_PEER, name: 'FINAL_PEER', from: self, peer: local, path: singlePath() }, options)
+        return
+      }
+    }
+    if (options.useNetwork === false) {
+      return
+    }
+    const wanted = peerId.toMultihash().bytes
+    let found: PeerInfo | undefined
+    const lookup = this.driver.lookup(kadKey(wanted), { kind: 'find-node', key: wanted }, {
+      signal: options.signal,
+      onResponse: (_from, message) => {
+        for (const pb of message.closerPeers) {
+          const info = fromPbPeer(pb)
+          if (info?.id.equals(peerId) === true) {
+            const mapped = this.mapper(info)
+            if (mapped.multiaddrs.length > 0) {
+              found = mapped
+              return 'stop'
+            }
+          }
+        }
+        return 'continue'
+      }
+    })
+    for await (const event of lookup) {
+      yield this.progress(event, options)
+      if (found != null) {
+        yield this.progress({ type: EventTypes.FINAL_PEER, name: 'FINAL_PEER', from: event.name === 'PEER_RESPONSE' ? event.from : self, peer: found, path: singlePath() }, options)
+        return
+      }
+    }
+  }
+
+  /** The k peers closest to `key` that answered, as FINAL_PEER events */
+  async * getClosestPeers (key: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+    const lookup = this.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal })
+    let step = await lookup.next()
+    while (step.done !== true) {
+      yield this.progress(step.value, options)
+      step = await lookup.next()
+    }
+    for (const peer of step.value.closest) {
+      const info = peer.multiaddrs.length > 0 ? peer : (await this.localInfo(peer.id, options)) ?? peer
+      yield this.progress({ type: EventTypes.FINAL_PEER, name: 'FINAL_PEER', from: this.components.peerId, peer: info, path: singlePath() }, options)
+    }
+  }
+
+  /** Announces that we provide `cid` to the k closest peers, and keeps re-announcing it */
+  async * provide (cid: CID, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+    await this.republisher.add(cid.multihash.bytes)
+    for await (const event of this.content.provide(cid, options)) {
+      yield this.progress(event, options)
+    }
+  }
+
+  /** How many of our own CIDs are being re-announced */
+  get reproviding (): number {
+    return this.republisher.size
+  }
+
+  /** Stops re-announcing `cid` (records already out there expire on their own) */
+  async cancelReprovide (cid: CID): Promise<void> {
+    await this.republisher.remove(cid.multihash.bytes)
+  }
+
+  /** Yields PROVIDER events (and the lookup's events) for `cid` */
+  async * findProviders (cid: CID, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+    for await (const event of this.content.findProviders(cid, options)) {
+      yield this.progress(event, options)
+    }
+  }
+
+  /** Validates and stores a record locally and on the k closest peers */
+  async * put (key: Uint8Array, value: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+    for await (const event of this.content.put(key, value, options)) {
+      yield this.progress(event, options)
+    }
+  }
+
+  /** Yields one VALUE event with the best valid record for `key` */
+  async * get (key: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+    for await (const event of this.content.get(key, options)) {
+      yield this.progress(event, options)
+    }
+  }
+
+  private async getValue (key: Uint8Array, options?: RoutingOptions): Promise<Uint8Array> {
+    for await (const event of this.get(key, options)) {
+      if (event.name === 'VALUE') {
+        return event.value
+      }
+    }
+    throw new NotFoundError('no value found for that key')
+  }
+
+  private async * providerInfos (cid: CID, options?: RoutingOptions): AsyncGenerator<Provider> {
+    for await (const event of this.findProviders(cid, options)) {
+      if (event.name === 'PROVIDER') {
+        for (const p of event.providers) {
+          yield { ...p, routing: 'priority-dht' }
+        }
+      }
+    }
+  }
+
+  private async findPeerInfo (peerId: PeerId, options?: RoutingOptions): Promise<PeerInfo> {
+    for await (const event of this.findPeer(peerId, options)) {
+      if (event.name === 'FINAL_PEER' && event.peer.id.equals(peerId)) {
+        return event.peer
+      }
+    }
+    throw new NotFoundError(`could not find ${peerId.toString()}`)
+  }
+
+  private async * closestPeerInfos (key: Uint8Array, options?: RoutingOptions): AsyncGenerator<PeerInfo> {
+    for await (const event of this.getClosestPeers(key, options)) {
+      if (event.name === 'FINAL_PEER') {
+        yield event.peer
+      }
+    }
+  }
+
+  private progress (event: QueryEvent, options: RoutingOptions): QueryEvent {
+    options.onProgress?.(new CustomProgressEvent(progressName(event), event))
+    return event
+  }
+
+  private async localInfo (peerId: PeerId, options: AbortOptions): Promise<PeerInfo | undefined> {
+    try {
+      const peer = await this.components.peerStore.get(peerId, options)
+      const info = this.mapper({ id: peerId, multiaddrs: peer.addresses.map(a => a.multiaddr) })
+      return info.multiaddrs.length > 0 ? info : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  private onNewPeer (peer: NewPeer): void {
+    if (!this.running || peer.peerId.equals(this.components.peerId)) {
+      return
+    }
+    const mapped = this.mapper({ id: peer.peerId, multiaddrs: [...peer.addresses] })
+    const speaksDht = peer.protocols.includes(this.protocol)
+    // a DHT server we could never tell anyone how to reach is of no use in the table
+    const protocols = mapped.multiaddrs.length > 0 || !speaksDht ? peer.protocols : []
+    this.driver.handle({ type: 'peer-identified', peer: toContact(peer.peerId), protocols })
+  }
+
+  private onTableChange (change: 'added' | 'removed', peer: PeerContact): void {
+    const tags = change === 'added' ? { [TABLE_TAG]: { value: 50 } } : { [TABLE_TAG]: undefined }
+    this.components.peerStore.merge(peer.peerId, { tags }).catch(err => {
+      this.log.trace('could not tag %p - %e', peer.peerId, err)
+    })
+    if (change === 'added' && this.coordinator.routingTable.size === 1 && this.selfLookup == null) {
+      // the first peer: find our neighbourhood
+      this.selfLookup = this.refreshRoutingTable().catch(err => {
+        this.log('self lookup failed - %e', err)
+      }).finally(() => {
+        this.selfLookup = undefined
+      })
+    }
+  }
+
+  private announce (peer: PeerInfo): void {
+    const id = peer.id.toString()
+    if (this.announced.has(id)) {
+      return
+    }
+    if (this.announced.size >= MAX_ANNOUNCED) {
+      this.announced.clear()
+    }
+    this.announced.add(id)
+    this.safeDispatchEvent('peer', { detail: peer })
+  }
+
+  private onSelfPeerUpdate (): void {
+    this.updateAutoMode()
+  }
+
+  /** Automatic mode: server while we have an address the mapper lets through */
+  private updateAutoMode (): void {
+    const addrs = this.components.addressManager.getAddresses()
+    const dialable = this.mapper({ id: this.components.peerId, multiaddrs: addrs }).multiaddrs.length > 0
+    this.setMode(dialable ? 'server' : 'client').catch(err => {
+      this.log.error('could not switch mode - %e', err)
+    })
+  }
+}
+
+async function drain (events: AsyncIterable<unknown>): Promise<void> {
+  for await (const event of events) {
+    void event
+  }
+}
+
+function cidOfMultihash (bytes: Uint8Array): CID {
+  return CID.createV1(RAW_CODE, Digest.decode(bytes))
+}
+
+function singlePath (): { index: number, queued: number, running: number, total: number } {
+  return { index: 0, queued: 0, running: 0, total: 1 }
+}
+
+class CustomProgressEvent<T> extends Event implements ProgressEvent<string, T> {
+  readonly detail: T
+  constructor (type: string, detail: T) {
+    super(type)
+    this.detail = detail
+  }
+}

@@ -1,0 +1,90 @@
+import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { expect } from 'aegir/chai'
+import all from 'it-all'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
+import { connectToBootstraps, createOurNode, stopAll, waitForTables } from './fixtures/network.ts'
+import type { OurNode } from './fixtures/network.ts'
+
+const N = 22
+const K = 6
+
+async function cidOf (text: string): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(text)))
+}
+
+describe('libp2p/content: provide, findProviders, put and get across 22 nodes', function () {
+  this.timeout(120_000)
+  let nodes: OurNode[] = []
+
+  before(async () => {
+    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K })))
+    await connectToBootstraps(nodes, 2)
+    await waitForTables(nodes, K)
+  })
+
+  after(async () => {
+    await stopAll(nodes)
+  })
+
+  it('every provided CID is found by a different node', async () => {
+    for (let i = 0; i < 10; i++) {
+      const cid = await cidOf(`content-${i}`)
+      const provider = nodes[i]
+      await provider.contentRouting.provide(cid)
+      const finder = nodes[(i + 7) % N]
+      const found = await all(finder.contentRouting.findProviders(cid))
+      expect(found.map(p => p.id.toString())).to.include(provider.peerId.toString())
+      const info = found.find(p => p.id.equals(provider.peerId))
+      expect(info?.multiaddrs.length).to.be.greaterThan(0)
+    }
+  })
+
+  it('an IPNS record put by one node is returned by get on another, and a newer sequence wins', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const routingKey = ipnsKey(key)
+    const v1 = await ipnsRecord(key, 1)
+    await nodes[2].contentRouting.put(routingKey, v1)
+    expect(await nodes[15].contentRouting.get(routingKey)).to.equalBytes(v1)
+
+    const v2 = await ipnsRecord(key, 2)
+    await nodes[9].contentRouting.put(routingKey, v2)
+    expect(await nodes[19].contentRouting.get(routingKey)).to.equalBytes(v2)
+
+    // an older record is refused locally and never replaces the newer one remotely
+    await all(nodes[4].services.dht.put(routingKey, v1)).catch(() => {})
+    expect(await nodes[12].contentRouting.get(routingKey)).to.equalBytes(v2)
+  })
+
+  it('a record with a bad signature is rejected with a typed error before anything is sent', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const other = await generateKeyPair('Ed25519')
+    // a record signed by another key under this key's name
+    const forged = await ipnsRecord(other, 5)
+    await expect(nodes[0].contentRouting.put(ipnsKey(key), forged)).to.eventually.be.rejected.with.property('name', 'InvalidRecordError')
+    // (libp2p.contentRouting wraps router errors in an AggregateError; the service throws ours)
+    await expect(all(nodes[1].services.dht.get(ipnsKey(key)))).to.eventually.be.rejected.with.property('name', 'NotFoundError')
+  })
+
+  it('/pk/ records validate against the peer id', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const pkKey = new Uint8Array([...new TextEncoder().encode('/pk/'), ...key.publicKey.toMultihash().bytes])
+    await nodes[5].contentRouting.put(pkKey, publicKeyToProtobuf(key.publicKey))
+    expect(await nodes[17].contentRouting.get(pkKey)).to.equalBytes(publicKeyToProtobuf(key.publicKey))
+    const wrong = publicKeyToProtobuf((await generateKeyPair('Ed25519')).publicKey)
+    await expect(nodes[5].contentRouting.put(pkKey, wrong)).to.eventually.be.rejected.with.property('name', 'InvalidRecordError')
+  })
+
+  it('cancelReprovide forgets the CID', async () => {
+    const cid = await cidOf('cancel-me')
+    const before = nodes[3].services.dht.reproviding
+    await nodes[3].contentRouting.provide(cid)
+    expect(nodes[3].services.dht.reproviding).to.equal(before + 1)
+    await nodes[3].contentRouting.cancelReprovide(cid)
+    expect(nodes[3].services.dht.reproviding).to.equal(before)
+    // the providers already out there remain until they expire
+    const found = await all(nodes[10].contentRouting.findProviders(cid))
+    expect(found.map(p => p.id.toString())).to.include(nodes[3].peerId.toString())
+  })
+})

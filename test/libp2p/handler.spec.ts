@@ -1,0 +1,222 @@
+import { defaultLogger } from '@libp2p/logger'
+import { expect } from 'aegir/chai'
+import { MessageType } from '../../src/generated/dht.ts'
+import { InboundHandler } from '../../src/libp2p/handler.ts'
+import { closed, createNode, echo, introduce, lpStream, Message, protocolStreams, PROTOCOL, stopAll, waitFor } from './fixtures/nodes.ts'
+import type { TestServices } from './fixtures/nodes.ts'
+import type { Dispatch, InboundHandlerInit } from '../../src/libp2p/handler.ts'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+
+interface Raw { stream: Stream, lp: LengthPrefixedStream<Stream> }
+
+const key = (s: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(s)
+
+/** Encodes one varint, for hand-made length prefixes */
+function varint (n: number): Uint8Array {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  out.push(n)
+  return Uint8Array.from(out)
+}
+
+async function ping (raw: Raw, k = 'p'): Promise<Message> {
+  await raw.lp.write(Message.encode({ type: MessageType.PING, key: key(k) }))
+  return Message.decode(await raw.lp.read())
+}
+
+/** Resolves once the remote has reset the stream; hangs (and the test times out) otherwise */
+async function expectReset (stream: Stream): Promise<void> {
+  await closed(stream)
+  expect(stream.status).to.equal('reset')
+}
+
+describe('inbound handler', () => {
+  let server: Libp2p<TestServices>
+  let client: Libp2p<TestServices>
+
+  afterEach(async () => {
+    await stopAll()
+  })
+
+  async function setup (dispatch: Dispatch = echo, init: Partial<InboundHandlerInit> = {}): Promise<void> {
+    server = await createNode({ dispatch, handler: init })
+    client = await createNode({})
+    await introduce(client, server)
+  }
+
+  async function open (): Promise<Raw> {
+    const stream = await client.dialProtocol(server.peerId, PROTOCOL)
+    return { stream, lp: lpStream(stream) }
+  }
+
+  /** A request from a fresh node through the messenger: the server still serves others */
+  async function stillServes (): Promise<void> {
+    const other = await createNode({ messenger: {} })
+    await introduce(other, server)
+    const res = await other.services.messenger.request(server.peerId, { type: MessageType.PING, key: key('ok') })
+    expect(res.key).to.equalBytes(key('ok'))
+  }
+
+  it('rejects invalid config at construction', () => {
+    const components = { registrar: {} as any, logger: defaultLogger() }
+    expect(() => new InboundHandler(components, { protocol: PROTOCOL, idleTimeout: 0 }, echo)).to.throw().with.property('name', 'InvalidParametersError')
+    expect(() => new InboundHandler(components, { protocol: PROTOCOL, maxStreams: 1.5 }, echo)).to.throw().with.property('name', 'InvalidParametersError')
+  })
+
+  it('answers several sequential requests on one stream, in order', async () => {
+    await setup()
+    const raw = await open()
+    await raw.lp.writeV([1, 2, 3].map(i => Message.encode({ type: MessageType.GET_VALUE, key: key(`${i}`) })))
+    for (const i of [1, 2, 3]) {
+      const res = Message.decode(await raw.lp.read())
+      expect(res.type).to.equal(MessageType.GET_VALUE)
+      expect(res.key).to.equalBytes(key(`${i}`))
+    }
+    expect((await ping(raw, 'again')).key).to.equalBytes(key('again'))
+  })
+
+  it('writes nothing when dispatch returns undefined and keeps serving the stream', async () => {
+    const received: MessageType[] = []
+    await setup(async (from, message) => {
+      received.push(message.type)
+      return message.type === MessageType.ADD_PROVIDER ? undefined : { type: message.type, key: message.key }
+    })
+    const raw = await open()
+    await raw.lp.write(Message.encode({ type: MessageType.ADD_PROVIDER, key: key('provided') }))
+    const res = await ping(raw, 'after')
+    expect(res.type).to.equal(MessageType.PING)
+    expect(res.key).to.equalBytes(key('after'))
+    expect(received).to.deep.equal([MessageType.ADD_PROVIDER, MessageType.PING])
+  })
+
+  it('aborts a stream that sends undecodable bytes, and keeps serving others', async () => {
+    await setup()
+    const raw = await open()
+    await raw.lp.write(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff]))
+    await expectReset(raw.stream)
+    await stillServes()
+  })
+
+  it('aborts a stream announcing an oversize message', async () => {
+    await setup(echo, { maxMessageSize: 1024 })
+    const raw = await open()
+    raw.stream.send(varint(1_000_000))
+    raw.stream.send(new Uint8Array(16))
+    await expectReset(raw.stream)
+    await stillServes()
+  })
+
+  it('aborts a stream sending an unknown message type', async () => {
+    await setup()
+    const raw = await open()
+    await raw.lp.write(Uint8Array.from([0x08, 99]))
+    await expectReset(raw.stream)
+  })
+
+  it('aborts a stream sending more closer peers than the decode limit', async () => {
+    await setup()
+    const raw = await open()
+    const closerPeers = Array.from({ length: 101 }, (_, i) => ({ id: key(`peer-${i}`), addrs: [] }))
+    await raw.lp.write(Message.encode({ type: MessageType.FIND_NODE, closerPeers }))
+    await expectReset(raw.stream)
+  })
+
+  it('closes a stream on which no message arrives within idleTimeout', async () => {
+    await setup(echo, { idleTimeout: 200 })
+    const raw = await open()
+    expect((await ping(raw)).type).to.equal(MessageType.PING)
+    // a graceful close of the server's write end, not a reset
+    await waitFor(() => raw.stream.remoteWriteStatus === 'closed', 3000, 'server closed its end')
+    expect(raw.stream.status).to.not.equal('reset')
+    await raw.stream.close()
+    await waitFor(() => protocolStreams(server, client.peerId).length === 0, 3000, 'server stream gone')
+  })
+
+  it('closes its end when the remote closes between messages', async () => {
+    await setup()
+    const raw = await open()
+    await ping(raw)
+    await raw.stream.close()
+    await waitFor(() => protocolStreams(server, client.peerId).length === 0, 3000, 'server stream gone')
+    expect(raw.stream.status).to.not.equal('reset')
+  })
+
+  it('aborts the stream when dispatch throws, and keeps serving others', async () => {
+    await setup(async (from, message, connection, options) => {
+      if (message.type === MessageType.PUT_VALUE) {
+        throw new Error('boom')
+      }
+      return echo(from, message, connection, options)
+    })
+    const raw = await open()
+    await raw.lp.write(Message.encode({ type: MessageType.PUT_VALUE }))
+    await expectReset(raw.stream)
+    await stillServes()
+  })
+
+  it('aborts the stream and the dispatch signal after handlerTimeout', async () => {
+    let signal: AbortSignal | undefined
+    await setup(async (from, message, connection, options) => {
+      signal = options.signal
+      return new Promise(() => {})
+    }, { handlerTimeout: 200 })
+    const raw = await open()
+    await raw.lp.write(Message.encode({ type: MessageType.PING }))
+    await expectReset(raw.stream)
+    expect(signal?.aborted).to.be.true()
+  })
+
+  it('aborts the dispatch signal when the remote gives up on the stream', async () => {
+    const started = Promise.withResolvers<AbortSignal>()
+    await setup(async (from, message, connection, options) => {
+      started.resolve(options.signal)
+      return new Promise(() => {})
+    })
+    const raw = await open()
+    await raw.lp.write(Message.encode({ type: MessageType.PING }))
+    const signal = await started.promise
+    raw.stream.abort(new Error('client gave up'))
+    // handlerTimeout is 10 s: only the stream closing can fire the signal this soon
+    await waitFor(() => signal.aborted, 3000, 'dispatch signal aborted')
+  })
+
+  it('aborts new streams beyond maxStreams, and accepts again once one closes', async () => {
+    await setup(echo, { maxStreams: 1 })
+    const first = await open()
+    await ping(first)
+    const second = await open()
+    await expectReset(second.stream)
+    expect((await ping(first, 'still')).key).to.equalBytes(key('still'))
+
+    await first.stream.close()
+    await waitFor(() => protocolStreams(server, client.peerId).length === 0, 3000, 'first stream gone')
+    expect((await ping(await open(), 'third')).key).to.equalBytes(key('third'))
+  })
+
+  it('stop() aborts open streams and dispatches, and unregisters the protocol', async () => {
+    let signal: AbortSignal | undefined
+    await setup(async (from, message, connection, options) => {
+      if (message.type === MessageType.PING) {
+        return { type: message.type }
+      }
+      signal = options.signal
+      return new Promise(() => {})
+    })
+    const idle = await open()
+    await ping(idle)
+    const busy = await open()
+    await busy.lp.write(Message.encode({ type: MessageType.FIND_NODE }))
+    await waitFor(() => signal != null)
+
+    await server.services.handler.stop()
+    await expectReset(idle.stream)
+    await expectReset(busy.stream)
+    expect(signal?.aborted).to.be.true()
+    expect(protocolStreams(server, client.peerId)).to.be.empty()
+    await expect(client.dialProtocol(server.peerId, PROTOCOL)).to.eventually.be.rejected.with.property('name', 'UnsupportedProtocolError')
+  })
+})
