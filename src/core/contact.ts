@@ -21,9 +21,15 @@ export interface PeerQuality {
   value(id: string, now: Millis): number
   /** True while the peer is in back-off and should not be contacted if avoidable */
   backedOff(id: string, now: Millis): boolean
+  /**
+   * How long an unanswered request to the peer may run before a lookup treats
+   * it as slow and asks the next candidate; `Infinity` never hedges.
+   */
+  hedgeDelay(id: string, now: Millis): Millis
 }
 
 export const NEUTRAL_QUALITY: PeerQuality = {
   value: () => 0.5,
-  backedOff: () => false
+  backedOff: () => false,
+  hedgeDelay: () => Infinity
 }

@@ -13,13 +13,16 @@
  * - `start-lookup { queryId, target, request }`, `stop-lookup { queryId }`.
  * - `response { requestId, closer }`, `request-failed { requestId, reason }`:
  * the outcome of a `send-request` effect, exactly one per request.
- * - `tick`: the deadline from `nextDeadline()` has passed.
+ * - `tick`: the deadline from `nextDeadline()` has passed: stale buckets are
+ * refreshed and lookup requests past their hedge delay are marked slow.
  * Effects emitted:
  * - `send-request { requestId, queryId, peer, request }`: ask `peer`.
- * - `lookup-finished { queryId, closest, reason }` (internal refresh lookups
- * have negative ids and the driver may ignore their completion).
+ * - `lookup-finished { queryId, closest, spares, reason }` (internal refresh
+ * lookups have negative ids and the driver may ignore their completion).
  * - `peer-added`, `peer-removed`: routing table changes.
- * Timeouts: none of its own; request timeouts belong to the driver.
+ * Timeouts: none of its own; request timeouts belong to the driver. Hedge
+ * deadlines (`quality.hedgeDelay` after a lookup request left) are part of
+ * `nextDeadline()`.
  * Capacity: lookups in flight are bounded by `maxLookups` (a start beyond it
  * finishes at once with reason `overloaded`); requests in flight by
  * `maxLookups * alpha + maxPendingPings`.
@@ -56,7 +59,7 @@ export type CoreEvent =
 
 export type CoreEffect =
   | { type: 'send-request', requestId: number, queryId: number | undefined, peer: Contact, request: RequestKind }
-  | { type: 'lookup-finished', queryId: number, closest: Contact[], reason: FinishReason | 'overloaded', requests: number }
+  | { type: 'lookup-finished', queryId: number, closest: Contact[], spares: Contact[], reason: FinishReason | 'overloaded', requests: number }
   | { type: 'peer-added', peer: Contact }
   | { type: 'peer-removed', peer: Contact }
 
@@ -91,11 +94,17 @@ interface Pending {
   peer: Contact
   queryId: number | undefined
   ping: boolean
+  /** when a lookup request counts as slow; undefined once it has, or for pings */
+  hedgeAt?: Millis
 }
+
+/** Peers that answered beyond the k closest, kept so a failed put can move on */
+const SPARES = 10
 
 export class Coordinator {
   readonly self: Contact
   readonly routingTable: RoutingTable
+  readonly quality: PeerQuality
   private readonly config: CoordinatorConfig
   private readonly random: Random
   private readonly lookups = new Map<number, { lookup: Lookup, request: RequestKind }>()
@@ -112,6 +121,7 @@ export class Coordinator {
     }
     validateLookupConfig(this.config.lookup)
     this.random = random
+    this.quality = quality
     this.routingTable = new RoutingTable(self.key, this.config.routingTable, quality, now)
   }
 
@@ -203,8 +213,11 @@ export class Coordinator {
    * GET_PROVIDERS): our k closest entries to `key`, never the requester itself.
    */
   closerPeers (key: Key, requester: string, now: Millis): Contact[] {
-    void now
-    return this.routingTable.closest(key, this.k, c => c.id === requester)
+    // peers in back-off failed us lately: leave them out while others remain
+    // (seed 003: prefer peers with a live line when answering a seek)
+    const near = this.routingTable.closest(key, 2 * this.k, c => c.id === requester)
+    const good = near.filter(c => !this.quality.backedOff(c.id, now))
+    return (good.length > 0 ? good : near).slice(0, this.k)
   }
 
   /** The replication parameter k (bucket size, lookup result size) */
@@ -214,10 +227,13 @@ export class Coordinator {
 
   /** When the driver should deliver the next `tick` (undefined: never) */
   nextDeadline (): Millis | undefined {
-    if (!this.config.refresh || this.routingTable.size === 0) {
-      return undefined
+    let next = !this.config.refresh || this.routingTable.size === 0 ? Infinity : this.routingTable.nextRefreshAt()
+    for (const p of this.pending.values()) {
+      if (p.hedgeAt != null && p.hedgeAt < next) {
+        next = p.hedgeAt
+      }
     }
-    return this.routingTable.nextRefreshAt()
+    return next === Infinity ? undefined : next
   }
 
   private startLookup (queryId: number, target: Key, request: RequestKind, seeds: readonly Contact[] | undefined, config: Partial<LookupConfig> | undefined, now: Millis): CoreEffect[] {
@@ -225,12 +241,12 @@ export class Coordinator {
       throw new RangeError(`query ${queryId} is already running`)
     }
     if (this.lookups.size >= this.config.maxLookups) {
-      return [{ type: 'lookup-finished', queryId, closest: [], reason: 'overloaded', requests: 0 }]
+      return [{ type: 'lookup-finished', queryId, closest: [], spares: [], reason: 'overloaded', requests: 0 }]
     }
     const lookupConfig = { ...this.config.lookup, ...config }
     const seedCount = validateLookupConfig(lookupConfig).maxCandidates
     const initial = [...this.routingTable.closest(target, seedCount), ...(seeds ?? [])]
-    const lookup = new Lookup(target, this.self.id, initial, lookupConfig)
+    const lookup = new Lookup(target, this.self.id, initial, lookupConfig, this.quality)
     this.lookups.set(queryId, { lookup, request })
     this.routingTable.markRefreshed(target, now)
     return this.fromLookup(queryId, lookup.handle({ type: 'start' }, now), now)
@@ -243,13 +259,14 @@ export class Coordinator {
       switch (e.type) {
         case 'request': {
           const requestId = this.nextRequestId++
-          this.pending.set(requestId, { peer: e.peer, queryId, ping: false })
+          const hedge = this.quality.hedgeDelay(e.peer.id, now)
+          this.pending.set(requestId, { peer: e.peer, queryId, ping: false, hedgeAt: Number.isFinite(hedge) ? now + Math.max(0, hedge) : undefined })
           out.push({ type: 'send-request', requestId, queryId, peer: e.peer, request: l?.request ?? { kind: 'find-node', key: new Uint8Array(0) } })
           break
         }
         case 'finished':
           this.lookups.delete(queryId)
-          out.push({ type: 'lookup-finished', queryId, closest: e.closest, reason: e.reason, requests: l?.lookup.stats().requests ?? 0 })
+          out.push({ type: 'lookup-finished', queryId, closest: e.closest, spares: l?.lookup.spares(SPARES) ?? [], reason: e.reason, requests: l?.lookup.stats().requests ?? 0 })
           break
         default:
           assertNever(e)
@@ -282,15 +299,29 @@ export class Coordinator {
   }
 
   private maintain (now: Millis): CoreEffect[] {
+    const out: CoreEffect[] = this.hedge(now)
     if (!this.config.refresh) {
-      return []
+      return out
     }
-    const out: CoreEffect[] = []
     for (const { key } of this.routingTable.refreshTargets(now, this.random)) {
       if (this.lookups.size >= this.config.maxLookups) {
         break
       }
       out.push(...this.startLookup(this.nextInternalQueryId--, key, { kind: 'find-node', key }, undefined, undefined, now))
+    }
+    return out
+  }
+
+  /** Marks lookup requests past their hedge delay as slow */
+  private hedge (now: Millis): CoreEffect[] {
+    const out: CoreEffect[] = []
+    const due = [...this.pending.values()].filter(p => p.hedgeAt != null && p.hedgeAt <= now)
+    for (const p of due) {
+      p.hedgeAt = undefined
+      const l = p.queryId == null ? undefined : this.lookups.get(p.queryId)
+      if (l != null && p.queryId != null) {
+        out.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'slow', peer: p.peer.id }, now), now))
+      }
     }
     return out
   }

@@ -45,6 +45,11 @@ export interface DriverInit {
   onTableChange(change: 'added' | 'removed', peer: PeerContact): void
   /** Peers learned with addresses (for peer discovery) */
   onPeerLearned(peer: PeerInfo): void
+  /** Per-peer dial and request timeouts (the peer stack's adaptive ones); the messenger's defaults otherwise */
+  timeouts?: {
+    dial(id: string): number
+    request(id: string): number
+  }
 }
 
 /** What a response handler tells the lookup */
@@ -58,6 +63,8 @@ export interface LookupOptions {
 
 export interface LookupResult {
   closest: PeerInfo[]
+  /** Peers that answered beyond the k closest, nearest first: replacements for a failed put */
+  spares: PeerInfo[]
   reason: FinishReason | 'overloaded'
   requests: number
 }
@@ -122,7 +129,10 @@ export class Driver {
       infos: new Map(),
       onResponse: options.onResponse
     }
-    const onAbort = (): void => { this.handle({ type: 'stop-lookup', queryId }) }
+    const onAbort = (): void => {
+      state.controller.abort()
+      this.handle({ type: 'stop-lookup', queryId })
+    }
     this.queries.set(queryId, state)
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -131,14 +141,18 @@ export class Driver {
         yield event
       }
       options.signal?.throwIfAborted()
-      return state.result ?? { closest: [], reason: 'stopped', requests: 0 }
+      return state.result ?? { closest: [], spares: [], reason: 'stopped', requests: 0 }
     } finally {
       options.signal?.removeEventListener('abort', onAbort)
       if (state.result == null) {
         this.handle({ type: 'stop-lookup', queryId })
       }
       this.queries.delete(queryId)
-      state.controller.abort()
+      if (options.signal?.aborted === true) {
+        state.controller.abort()
+      }
+      // otherwise requests still in flight (slow peers) run to their own
+      // timeout in the background, so the peer stack learns how they end
       this.slots.release()
     }
   }
@@ -154,10 +168,10 @@ export class Driver {
           if (q != null) {
             q.result = {
               closest: e.closest.map(c => this.infoOf(q, c as PeerContact)),
+              spares: e.spares.map(c => this.infoOf(q, c as PeerContact)),
               reason: e.reason,
               requests: e.requests
             }
-            q.controller.abort()
             q.channel.end()
           }
           break
@@ -181,7 +195,7 @@ export class Driver {
   private async send (e: Extract<CoreEffect, { type: 'send-request' }>): Promise<void> {
     const peer = e.peer as PeerContact
     const q = e.queryId != null ? this.queries.get(e.queryId) : undefined
-    const signal = q?.controller.signal ?? this.shutdown.signal
+    const signal = q == null ? this.shutdown.signal : AbortSignal.any([q.controller.signal, this.shutdown.signal])
     const message = toWire(e.request)
     const push = (event: QueryEvent): void => { q?.channel.push(event) }
     try {
@@ -192,13 +206,16 @@ export class Driver {
       }
       const response = await this.init.messenger.request(peer.peerId, message, {
         signal,
+        dialTimeout: this.init.timeouts?.dial(peer.id),
+        timeout: this.init.timeouts?.request(peer.id),
+        useful: isUseful,
         onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
         onSend: () => { push({ type: EventTypes.SEND_QUERY, name: 'SEND_QUERY', to: peer.peerId, messageName: message.type, messageType: message.type, path: SINGLE_PATH }) }
       })
       const closer = this.decodeCloser(response)
       const contacts = this.learn(q, closer)
       push(peerResponseEvent(peer.peerId, response, closer))
-      const verdict = q?.onResponse?.(peer, response) ?? 'continue'
+      const verdict = q?.result == null ? (q?.onResponse?.(peer, response) ?? 'continue') : 'continue'
       this.handle({ type: 'response', requestId: e.requestId, closer: contacts })
       if (verdict === 'stop' && e.queryId != null) {
         this.handle({ type: 'stop-lookup', queryId: e.queryId })
@@ -271,6 +288,10 @@ function failureReason (err: unknown, signal: AbortSignal): FailureReason {
     return err.reason
   }
   return signal.aborted ? 'aborted' : 'bad-response'
+}
+
+function isUseful (response: Message): boolean {
+  return response.closerPeers.length > 0 || response.providerPeers.length > 0 || response.record != null
 }
 
 function isDefined<T> (x: T | undefined): x is T {

@@ -107,13 +107,21 @@ export interface MessengerComponents {
 export type Outcome =
   | { type: 'dial', peer: PeerId, ok: true, durationMs: number }
   | { type: 'dial', peer: PeerId, ok: false, durationMs: number, reason: FailureReason }
-  | { type: 'request', peer: PeerId, messageType: MessageType, ok: true, latencyMs: number }
+  | { type: 'request', peer: PeerId, messageType: MessageType, ok: true, latencyMs: number, useful: boolean }
   | { type: 'request', peer: PeerId, messageType: MessageType, ok: false, latencyMs: number, reason: FailureReason }
 
 export interface RequestOptions {
   signal?: AbortSignal
   /** Overrides `requestTimeout` for this request */
   timeout?: number
+  /** Overrides `dialTimeout` for this request's dial, if it needs one */
+  dialTimeout?: number
+  /**
+   * Judges whether a response helped (brought closer peers, a record,
+   * providers); reported as `useful` in the outcome. Default: any response
+   * did.
+   */
+  useful?(response: Message): boolean
   /** Called before a new connection is dialled (not when one exists) */
   onDial?(): void
   /** Called just before the message is written */
@@ -286,7 +294,7 @@ export class Messenger implements Startable {
       } finally {
         this.release(key, state)
       }
-      this.report({ type: 'request', peer, messageType, ok: true, latencyMs: this.latency(ctx) })
+      this.report({ type: 'request', peer, messageType, ok: true, latencyMs: this.latency(ctx), useful: response == null || options.useful == null || options.useful(response) })
       return response
     } catch (err: any) {
       const failure = this.fail(key, ctx, err, 'stream-reset')
@@ -352,7 +360,7 @@ export class Messenger implements Startable {
     }
     options.onDial?.()
     ctx.phase = 'dial'
-    this.arm(ctx, this.config.dialTimeout)
+    this.arm(ctx, options.dialTimeout ?? this.config.dialTimeout)
     const start = Date.now()
     try {
       const connection = await this.components.connectionManager.openConnection(peer, { signal: ctx.controller.signal })

@@ -3,6 +3,7 @@ import { Coordinator } from '../../src/core/coordinator.ts'
 import { SeededRandom } from '../../src/core/env.ts'
 import { commonPrefixLength } from '../../src/core/key.ts'
 import { tinyContact, tinyKey } from './fixtures/keys.ts'
+import type { PeerQuality } from '../../src/core/contact.ts'
 import type { CoreEffect } from '../../src/core/coordinator.ts'
 
 const KAD = '/ipfs/kad/1.0.0'
@@ -53,7 +54,7 @@ describe('core/coordinator', () => {
     c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
     c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(1), request: { kind: 'find-node', key: tinyKey(1) } }, 0)
     expect(c.handle({ type: 'start-lookup', queryId: 2, target: tinyKey(1), request: { kind: 'find-node', key: tinyKey(1) } }, 0))
-      .to.deep.equal([{ type: 'lookup-finished', queryId: 2, closest: [], reason: 'overloaded', requests: 0 }])
+      .to.deep.equal([{ type: 'lookup-finished', queryId: 2, closest: [], spares: [], reason: 'overloaded', requests: 0 }])
   })
 
   it('does not blame a peer for our own abort', () => {
@@ -91,5 +92,40 @@ describe('core/coordinator', () => {
     expect(effects.map(e => commonPrefixLength(self.key, (e.request as any).key))).to.deep.equal([0, 1])
     expect(effects.every(e => e.queryId != null && e.queryId < 0)).to.equal(true)
     expect(c.nextDeadline()).to.equal(2_000)
+  })
+
+  describe('with a peer quality', () => {
+    const quality = (backedOff: string[]): PeerQuality => ({
+      value: () => 0.5,
+      backedOff: id => backedOff.includes(id),
+      hedgeDelay: () => 250
+    })
+    const withQuality = (q: PeerQuality): Coordinator =>
+      new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0, q)
+
+    it('wakes at the hedge deadline and asks the next candidate when a request is slow', () => {
+      const c = withQuality(quality([]))
+      for (const p of [0x01, 0x02, 0x03]) {
+        c.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
+      }
+      const first = sends(c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(0), request: { kind: 'find-node', key: tinyKey(0) } }, 1000))
+      expect(first.map(s => s.peer.id)).to.deep.equal(['p1'])
+      expect(c.nextDeadline()).to.equal(1250)
+      expect(sends(c.handle({ type: 'tick' }, 1249))).to.deep.equal([])
+      const next = sends(c.handle({ type: 'tick' }, 1250))
+      expect(next.map(s => s.peer.id)).to.deep.equal(['p2'])
+      expect(c.nextDeadline()).to.equal(1500)
+    })
+
+    it('leaves peers in back-off out of FIND_NODE answers while others remain', () => {
+      const c = withQuality(quality(['p1']))
+      for (const p of [0x01, 0x02, 0x03]) {
+        c.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
+      }
+      expect(c.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p2', 'p3'])
+      const onlyBad = withQuality(quality(['p1']))
+      onlyBad.handle({ type: 'peer-identified', peer: tinyContact(0x01), protocols: [KAD] }, 0)
+      expect(onlyBad.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p1'])
+    })
   })
 })

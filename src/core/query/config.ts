@@ -38,10 +38,20 @@ export interface LookupConfig {
    * @default 200 (range 1..100000)
    */
   maxRequests: number
+  /**
+   * Requests that may be outstanding as *slow* at once. A request is slow once
+   * the peer quality's `hedgeDelay` has passed without an answer; it then no
+   * longer holds one of the α slots (the next candidate is asked) and no longer
+   * holds up convergence, but an answer that arrives later still counts.
+   * 0 disables hedging.
+   *
+   * @default 6 (range 0..256)
+   */
+  maxSlow: number
 }
 
 export function defaultLookupConfig (): LookupConfig {
-  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200 }
+  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6 }
 }
 
 export function validateLookupConfig (partial: Partial<LookupConfig> = {}): LookupConfig {
@@ -54,5 +64,6 @@ export function validateLookupConfig (partial: Partial<LookupConfig> = {}): Look
   checkRange('lookup.beta', c.beta, 1, c.k)
   checkRange('lookup.maxCandidates', c.maxCandidates, c.k, 10_000)
   checkRange('lookup.maxRequests', c.maxRequests, 1, 100_000)
+  checkRange('lookup.maxSlow', c.maxSlow, 0, 256)
   return c
 }

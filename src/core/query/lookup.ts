@@ -7,6 +7,10 @@
  * - `response { peer, closer }`: `peer` answered, naming closer peers.
  * - `failure { peer, reason }`: the request to `peer` failed (dial failure,
  * timeout, bad response). Failed peers are never asked again in this lookup.
+ * - `slow { peer }`: the request to `peer` has run past its hedge delay. It
+ * stops holding an α slot and stops holding up convergence (at most
+ * `maxSlow` at once; beyond that the event is ignored); a late answer still
+ * counts.
  * - `stop`: the caller has what it needs (found the peer, enough values).
  * Effects emitted:
  * - `request { peer }`: ask `peer` (FIND_NODE, GET_VALUE or GET_PROVIDERS: the
@@ -24,14 +28,19 @@
  * asking peers farther than that cannot change the result.
  * - Converged when the `beta` closest not-yet-failed candidates have all
  * answered; exhausted when nobody is left to ask and nothing is in flight.
- * - Among candidates the peer quality is used only to order requests of equal
- * eligibility (a later issue adds hedging); the result is by distance alone.
+ * - Peer quality: within the window of the `beta` closest live candidates the
+ * most valuable waiting peers are asked first (all of them must answer for
+ * convergence, so this changes the order, not the result). Peers in back-off
+ * are skipped while anyone else is left; if the lookup would otherwise end
+ * with nobody having answered, they are tried after all.
+ * - `closest()` and `spares()` are by distance alone.
  */
+import { NEUTRAL_QUALITY } from '../contact.ts'
 import { assertNever } from '../env.ts'
 import { compareDistance } from '../key.ts'
 import { validateLookupConfig } from './config.ts'
 import type { LookupConfig } from './config.ts'
-import type { Contact } from '../contact.ts'
+import type { Contact, PeerQuality } from '../contact.ts'
 import type { Millis } from '../env.ts'
 import type { Key } from '../key.ts'
 
@@ -41,6 +50,7 @@ export type LookupEvent =
   | { type: 'start' }
   | { type: 'response', peer: string, closer: readonly Contact[] }
   | { type: 'failure', peer: string, reason: FailureReason }
+  | { type: 'slow', peer: string }
   | { type: 'stop' }
 
 export type FinishReason = 'converged' | 'exhausted' | 'stopped' | 'request-limit'
@@ -49,7 +59,8 @@ export type LookupEffect =
   | { type: 'request', peer: Contact }
   | { type: 'finished', closest: Contact[], reason: FinishReason }
 
-type State = 'waiting' | 'in-flight' | 'responded' | 'failed'
+/** `slow`: in flight past its hedge delay; `skipped`: in back-off, left aside */
+type State = 'waiting' | 'in-flight' | 'slow' | 'responded' | 'failed' | 'skipped'
 
 interface Candidate {
   contact: Contact
@@ -62,6 +73,8 @@ export interface LookupStats {
   responses: number
   failures: number
   inFlight: number
+  slow: number
+  skipped: number
   candidates: number
 }
 
@@ -71,15 +84,20 @@ export class Lookup {
   private readonly candidates: Candidate[] = []
   private readonly byId = new Map<string, Candidate>()
   private readonly selfId: string
+  private readonly quality: PeerQuality
   private inFlight = 0
+  private slow = 0
+  private skipped = 0
+  private retriedSkipped = false
   private requests = 0
   private responses = 0
   private failures = 0
   private done = false
 
-  constructor (target: Key, selfId: string, seeds: readonly Contact[], config: Partial<LookupConfig> = {}) {
+  constructor (target: Key, selfId: string, seeds: readonly Contact[], config: Partial<LookupConfig> = {}, quality: PeerQuality = NEUTRAL_QUALITY) {
     this.target = target
     this.selfId = selfId
+    this.quality = quality
     this.config = validateLookupConfig(config)
     for (const s of seeds) {
       this.add(s)
@@ -91,7 +109,7 @@ export class Lookup {
   }
 
   stats (): LookupStats {
-    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, candidates: this.candidates.length }
+    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length }
   }
 
   /** Whether `id` was asked and answered during this lookup */
@@ -108,11 +126,10 @@ export class Lookup {
         break
       case 'response': {
         const c = this.byId.get(event.peer)
-        if (c?.state !== 'in-flight') {
+        if (c == null || !this.settle(c)) {
           return [] // unsolicited or duplicate: ignore
         }
         c.state = 'responded'
-        this.inFlight--
         this.responses++
         for (const p of event.closer) {
           this.add(p)
@@ -121,12 +138,21 @@ export class Lookup {
       }
       case 'failure': {
         const c = this.byId.get(event.peer)
-        if (c?.state !== 'in-flight') {
+        if (c == null || !this.settle(c)) {
           return []
         }
         c.state = 'failed'
-        this.inFlight--
         this.failures++
+        break
+      }
+      case 'slow': {
+        const c = this.byId.get(event.peer)
+        if (c?.state !== 'in-flight' || this.slow >= this.config.maxSlow) {
+          return []
+        }
+        c.state = 'slow'
+        this.inFlight--
+        this.slow++
         break
       }
       case 'stop':
@@ -135,6 +161,37 @@ export class Lookup {
         assertNever(event)
     }
     return this.advance(now)
+  }
+
+  /** Releases the slot of an in-flight or slow candidate; false if it had none */
+  private settle (c: Candidate): boolean {
+    if (c.state === 'in-flight') {
+      this.inFlight--
+      return true
+    }
+    if (c.state === 'slow') {
+      this.slow--
+      return true
+    }
+    return false
+  }
+
+  /**
+   * Peers that answered beyond the k closest, nearest first (at most `n`):
+   * where a put goes when one of the k closest fails to store.
+   */
+  spares (n: number): Contact[] {
+    const out: Contact[] = []
+    let seen = 0
+    for (const c of this.candidates) {
+      if (c.state === 'responded' && ++seen > this.config.k) {
+        out.push(c.contact)
+        if (out.length === n) {
+          break
+        }
+      }
+    }
+    return out
   }
 
   /** The closest peers that answered, nearest first (at most k) */
@@ -175,52 +232,102 @@ export class Lookup {
     // forget the farthest idle candidates beyond the bound
     for (let i = this.candidates.length - 1; this.candidates.length > this.config.maxCandidates && i >= 0; i--) {
       const far = this.candidates[i]
-      if (far.state !== 'in-flight') {
+      if (far.state !== 'in-flight' && far.state !== 'slow') {
         this.candidates.splice(i, 1)
         this.byId.delete(far.contact.id)
       }
     }
   }
 
-  private advance (now: Millis): LookupEffect[] {
-    const effects: LookupEffect[] = []
+  /** The `beta` closest live candidates: how many, whether all answered, who waits */
+  private window (now: Millis): { live: number, allAnswered: boolean, waiting: Candidate[] } {
+    const waiting: Candidate[] = []
     let live = 0
     let allAnswered = true
-    let anyWaiting = false
     for (const c of this.candidates) {
-      if (c.state === 'failed') {
-        continue
-      }
       if (live >= this.config.beta) {
         break
+      }
+      if (c.state === 'waiting' && !this.retriedSkipped && this.quality.backedOff(c.contact.id, now)) {
+        c.state = 'skipped'
+        this.skipped++
+      }
+      if (c.state === 'failed' || c.state === 'slow' || c.state === 'skipped') {
+        continue
       }
       live++
       if (c.state !== 'responded') {
         allAnswered = false
       }
       if (c.state === 'waiting') {
-        anyWaiting = true
-        if (this.inFlight < this.config.alpha && this.requests < this.config.maxRequests) {
-          c.state = 'in-flight'
-          c.sentAt = now
-          this.inFlight++
-          this.requests++
-          effects.push({ type: 'request', peer: c.contact })
-        }
+        waiting.push(c)
       }
     }
+    return { live, allAnswered, waiting }
+  }
+
+  private advance (now: Millis): LookupEffect[] {
+    const { live, allAnswered, waiting } = this.window(now)
     if (live > 0 && allAnswered) {
       return this.finish('converged')
     }
-    if (this.inFlight === 0) {
-      if (!anyWaiting || live === 0) {
-        return this.finish('exhausted')
+    const effects: LookupEffect[] = []
+    if (waiting.length > 1) {
+      // most valuable first; the sort is stable, so ties stay nearest first
+      const value = new Map(waiting.map(c => [c, this.quality.value(c.contact.id, now)]))
+      waiting.sort((a, b) => (value.get(b) ?? 0) - (value.get(a) ?? 0))
+    }
+    for (const c of waiting) {
+      if (this.inFlight >= this.config.alpha || this.requests >= this.config.maxRequests) {
+        break
       }
-      if (this.requests >= this.config.maxRequests) {
-        return this.finish('request-limit')
+      c.state = 'in-flight'
+      c.sentAt = now
+      this.inFlight++
+      this.requests++
+      effects.push({ type: 'request', peer: c.contact })
+    }
+    if (this.inFlight > 0 || this.slow > 0) {
+      return effects // answers (or failures) are still to come
+    }
+    if (waiting.length > 0 && this.requests >= this.config.maxRequests) {
+      return this.finish('request-limit')
+    }
+    if (this.responses === 0 && this.skipped > 0 && !this.retriedSkipped) {
+      // nobody else answered: the peers in back-off are all we have
+      this.retriedSkipped = true
+      for (const c of this.candidates) {
+        if (c.state === 'skipped') {
+          c.state = 'waiting'
+        }
+      }
+      this.skipped = 0
+      return this.retrySkipped(now)
+    }
+    return this.finish('exhausted')
+  }
+
+  /** Asks the candidates that were in back-off, ignoring back-off this time */
+  private retrySkipped (now: Millis): LookupEffect[] {
+    const effects: LookupEffect[] = []
+    let live = 0
+    for (const c of this.candidates) {
+      if (live >= this.config.beta || this.inFlight >= this.config.alpha || this.requests >= this.config.maxRequests) {
+        break
+      }
+      if (c.state === 'failed') {
+        continue
+      }
+      live++
+      if (c.state === 'waiting') {
+        c.state = 'in-flight'
+        c.sentAt = now
+        this.inFlight++
+        this.requests++
+        effects.push({ type: 'request', peer: c.contact })
       }
     }
-    return effects
+    return effects.length > 0 ? effects : this.finish('exhausted')
   }
 
   private finish (reason: FinishReason): LookupEffect[] {

@@ -6,7 +6,7 @@ import { Lookup } from '../../../src/core/query/lookup.ts'
 import { InvalidConfigError } from '../../../src/core/routing-table/config.ts'
 import { bruteForceClosest, ids, randomContacts, tinyContact, tinyKey } from '../fixtures/keys.ts'
 import { StaticNetwork } from '../fixtures/static-network.ts'
-import type { Contact } from '../../../src/core/contact.ts'
+import type { Contact, PeerQuality } from '../../../src/core/contact.ts'
 import type { LookupEffect } from '../../../src/core/query/lookup.ts'
 
 function pickDead (nodes: Contact[], random: SeededRandom, share: number): string[] {
@@ -88,6 +88,94 @@ describe('core/query/lookup', () => {
     l.handle({ type: 'start' }, 0)
     l.handle({ type: 'response', peer: 'p1', closer: [0x90, 0x10, 0x20, 0x30, 0x40].map(tinyContact) }, 1)
     expect(l.stats().candidates).to.equal(3)
+  })
+
+  describe('with a peer quality', () => {
+    const quality = (values: Record<string, number>, backedOff: string[] = []): PeerQuality => ({
+      value: id => values[id] ?? 0.5,
+      backedOff: id => backedOff.includes(id),
+      hedgeDelay: () => 100
+    })
+
+    it('asks the most valuable of the beta closest first, and the result is still by distance', () => {
+      const seeds = [0x01, 0x02, 0x03, 0x04].map(tinyContact)
+      const l = new Lookup(tinyKey(0), 'me', seeds, { k: 4, alpha: 2 }, quality({ p3: 0.9, p4: 0.8, p1: 0.1 }))
+      expect(requests(l.handle({ type: 'start' }, 0))).to.deep.equal(['p3', 'p4'])
+      expect(requests(l.handle({ type: 'response', peer: 'p3', closer: [] }, 1))).to.deep.equal(['p2'])
+      expect(requests(l.handle({ type: 'response', peer: 'p4', closer: [] }, 2))).to.deep.equal(['p1'])
+      l.handle({ type: 'response', peer: 'p2', closer: [] }, 3)
+      const end = l.handle({ type: 'response', peer: 'p1', closer: [] }, 4)
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p2', 'p3', 'p4'])
+    })
+
+    it('skips peers in back-off while others remain', () => {
+      const seeds = [0x01, 0x02, 0x03].map(tinyContact)
+      const l = new Lookup(tinyKey(0), 'me', seeds, { k: 2, alpha: 3 }, quality({}, ['p1']))
+      expect(requests(l.handle({ type: 'start' }, 0))).to.deep.equal(['p2', 'p3'])
+      l.handle({ type: 'response', peer: 'p2', closer: [] }, 1)
+      const end = l.handle({ type: 'response', peer: 'p3', closer: [] }, 2)
+      expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p2', 'p3'])
+      expect(l.stats()).to.deep.include({ requests: 2, skipped: 1 })
+    })
+
+    it('tries peers in back-off when nobody else answered', () => {
+      const seeds = [0x01, 0x02].map(tinyContact)
+      const l = new Lookup(tinyKey(0), 'me', seeds, { k: 2, alpha: 3 }, quality({}, ['p1']))
+      expect(requests(l.handle({ type: 'start' }, 0))).to.deep.equal(['p2'])
+      expect(requests(l.handle({ type: 'failure', peer: 'p2', reason: 'dial-timeout' }, 1))).to.deep.equal(['p1'])
+      const end = l.handle({ type: 'response', peer: 'p1', closer: [] }, 2)
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p1'])
+    })
+
+    it('a slow request frees its slot, stops holding up convergence, and a late answer still counts', () => {
+      const seeds = [0x01, 0x02, 0x03].map(tinyContact)
+      const l = new Lookup(tinyKey(0), 'me', seeds, { k: 2, alpha: 1 })
+      expect(requests(l.handle({ type: 'start' }, 0))).to.deep.equal(['p1'])
+      // p1 is slow: p2 is asked without waiting for it
+      expect(requests(l.handle({ type: 'slow', peer: 'p1' }, 100))).to.deep.equal(['p2'])
+      expect(requests(l.handle({ type: 'response', peer: 'p2', closer: [] }, 110))).to.deep.equal(['p3'])
+      // p1 answers late, before p3: the two closest have answered
+      const end = l.handle({ type: 'response', peer: 'p1', closer: [] }, 150)
+      expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p2'])
+    })
+
+    it('converges without a slow peer that never answers', () => {
+      const seeds = [0x01, 0x02, 0x03].map(tinyContact)
+      const l = new Lookup(tinyKey(0), 'me', seeds, { k: 2, alpha: 1 })
+      l.handle({ type: 'start' }, 0)
+      l.handle({ type: 'slow', peer: 'p1' }, 100)
+      l.handle({ type: 'response', peer: 'p2', closer: [] }, 110)
+      const end = l.handle({ type: 'response', peer: 'p3', closer: [] }, 120)
+      expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p2', 'p3'])
+      expect(l.stats()).to.deep.include({ slow: 1, inFlight: 0 })
+    })
+
+    it('waits for slow requests when nothing else is left, and bounds them by maxSlow', () => {
+      const l = new Lookup(tinyKey(0), 'me', [tinyContact(1), tinyContact(2)], { k: 2, alpha: 1, maxSlow: 1 })
+      l.handle({ type: 'start' }, 0)
+      expect(requests(l.handle({ type: 'slow', peer: 'p1' }, 100))).to.deep.equal(['p2'])
+      // a second slow request is over the bound: p2 keeps its slot
+      expect(l.handle({ type: 'slow', peer: 'p2' }, 200)).to.deep.equal([])
+      expect(l.stats()).to.deep.include({ slow: 1, inFlight: 1 })
+      expect(l.handle({ type: 'failure', peer: 'p2', reason: 'timeout' }, 300)).to.deep.equal([])
+      const end = l.handle({ type: 'response', peer: 'p1', closer: [] }, 400)
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p1'])
+    })
+
+    it('keeps answers beyond k as spares', () => {
+      const l = new Lookup(tinyKey(0), 'me', [0x10, 0x20].map(tinyContact), { k: 2, alpha: 3 })
+      l.handle({ type: 'start' }, 0)
+      l.handle({ type: 'response', peer: 'p16', closer: [tinyContact(0x01), tinyContact(0x02)] }, 1)
+      l.handle({ type: 'response', peer: 'p32', closer: [] }, 2)
+      l.handle({ type: 'response', peer: 'p1', closer: [] }, 3)
+      const end = l.handle({ type: 'response', peer: 'p2', closer: [] }, 4)
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p2'])
+      expect(ids(l.spares(5))).to.deep.equal(['p16', 'p32'])
+      expect(ids(l.spares(1))).to.deep.equal(['p16'])
+    })
   })
 
   describe('properties', () => {
