@@ -23,11 +23,13 @@
  */
 import { PriorityDHT } from './libp2p/service.ts'
 import type { RepublishScheduleConfig } from './core/maintenance/schedule.ts'
+import type { PeerStackConfig } from './core/peer-stack/index.ts'
 import type { LookupConfig } from './core/query/config.ts'
 import type { RoutingTableConfig } from './core/routing-table/config.ts'
 import type { InboundHandlerInit } from './libp2p/handler.ts'
 import type { MessengerInit } from './libp2p/messenger.ts'
 import type { PeerInfoMapper } from './libp2p/peer-info.ts'
+import type { PeerValuesInit } from './libp2p/peer-values.ts'
 import type { RepublisherInit } from './libp2p/republisher.ts'
 import type { ProviderStoreInit } from './records/provider-store.ts'
 import type { Selectors, Validators } from './records/validation.ts'
@@ -121,6 +123,36 @@ export interface PriorityDHTInit {
    * @default 20
    */
   maxProviders?: number
+  /**
+   * Peers that must have taken a provider or value record before provide or
+   * put reports success. The record still goes to all k closest reachable
+   * peers: deliveries beyond the quorum finish in the background.
+   *
+   * @default ceil(kBucketSize / 2)
+   */
+  putQuorum?: number
+  /**
+   * Puts that may keep delivering in the background after reporting success;
+   * beyond this a put waits for all its deliveries.
+   *
+   * @default 64
+   */
+  maxBackgroundPuts?: number
+  /**
+   * Tuning of the priority peer stack: decay, back-off, exploration budget,
+   * timeout floors and ceilings (see PeerStackConfig and docs/peer-stack.md).
+   */
+  peerStack?: Partial<PeerStackConfig>
+  /** Tag and persistence cadence of peer values (see PeerValuesInit) */
+  peerValues?: PeerValuesInit
+  /**
+   * Treat every peer alike, as classic Kademlia does: no hedging, no back-off,
+   * no value ordering, fixed timeouts. Observations are still recorded. For
+   * comparisons (the benchmark and simulator use it), not for production.
+   *
+   * @default false
+   */
+  neutral?: boolean
 }
 
 export interface PriorityDHTComponents {

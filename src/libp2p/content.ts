@@ -7,6 +7,7 @@
  */
 import { NotFoundError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { MessageType } from '../generated/dht.ts'
 import { RequestFailedError } from './errors.ts'
@@ -49,6 +50,18 @@ export interface ContentInit {
   getQuorum: number
   /** Providers a findProviders yields before it stops */
   maxProviders: number
+  /** Peers that must have taken a record before a put reports success */
+  putQuorum: number
+  /** Puts whose remaining deliveries may run on after they reported success */
+  maxBackgroundPuts: number
+  /** A peer sent us a record that failed validation */
+  onInvalid?(peer: PeerId): void
+}
+
+/** Where a record goes: the k closest that answered, then spares in order */
+interface Targets {
+  closest: PeerInfo[]
+  spares: PeerInfo[]
 }
 
 export interface OpOptions extends AbortOptions {
@@ -58,6 +71,8 @@ export interface OpOptions extends AbortOptions {
 export class ContentOperations {
   private readonly components: ContentComponents
   private readonly init: ContentInit
+  /** puts still delivering after they reported success (bounded by maxBackgroundPuts) */
+  private readonly background = new Set<Promise<unknown>>()
 
   constructor (components: ContentComponents, init: ContentInit) {
     this.components = components
@@ -74,10 +89,10 @@ export class ContentOperations {
   async * provide (cid: CID, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const key = cid.multihash.bytes
     await this.init.providers.addProvider(key, this.components.peerId, Date.now(), options)
-    const closest = yield * this.closest(key, options)
+    const targets = yield * this.closest(key, options)
     const message = { type: MessageType.ADD_PROVIDER, key, providerPeers: [toPbPeer(this.selfInfo())] }
-    yield * this.fanOut(closest, async peer => {
-      await this.init.messenger.send(peer.id, message, options)
+    yield * this.fanOut(targets, async peer => {
+      await this.init.messenger.write(peer.id, message, options)
       return true
     }, MessageType.ADD_PROVIDER, options)
   }
@@ -129,25 +144,19 @@ export class ContentOperations {
   async * put (key: Uint8Array, value: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const received = new Date()
     await this.init.values.put(key, value, received.getTime(), options) // throws InvalidRecordError
-    const closest = yield * this.closest(key, options)
+    const targets = yield * this.closest(key, options)
     const message = {
       type: MessageType.PUT_VALUE,
       key: key as Uint8Array<ArrayBuffer>,
       record: { key: key as Uint8Array<ArrayBuffer>, value: value as Uint8Array<ArrayBuffer>, timeReceived: received.toISOString() }
     }
-    let stored = 0
-    for await (const event of this.fanOut(closest, async peer => {
+    const stored = yield * this.fanOut(targets, async peer => {
       const response = await this.init.messenger.request(peer.id, message, options)
       // a server echoes the record it stored
       return response.record?.value != null && uint8ArrayEquals(response.record.value, value)
-    }, MessageType.PUT_VALUE, options)) {
-      if (event.name === 'PEER_RESPONSE') {
-        stored++
-      }
-      yield event
-    }
-    if (closest.length > 0 && stored === 0) {
-      throw new PutFailedError(`none of the ${closest.length} closest peers stored the record`)
+    }, MessageType.PUT_VALUE, options)
+    if (stored === 0) {
+      throw new PutFailedError(`none of the ${targets.closest.length} closest peers (nor ${targets.spares.length} spares) stored the record`)
     }
   }
 
@@ -181,6 +190,7 @@ export class ContentOperations {
         found.push(c)
       } catch (err) {
         this.init.log('invalid record for %b from %p - %e', key, c.from, err)
+        this.init.onInvalid?.(c.from)
       }
     }
     if (found.length === 0) {
@@ -205,8 +215,8 @@ export class ContentOperations {
     }
   }
 
-  /** Runs a FIND_NODE lookup for `key` and returns the closest peers that answered */
-  private async * closest (key: Uint8Array, options: AbortOptions): AsyncGenerator<QueryEvent, PeerInfo[]> {
+  /** Runs a FIND_NODE lookup for `key`: the closest peers that answered, and spares beyond them */
+  private async * closest (key: Uint8Array, options: AbortOptions): AsyncGenerator<QueryEvent, Targets> {
     const lookup = this.init.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal })
     let step = await lookup.next()
     while (step.done !== true) {
@@ -216,25 +226,54 @@ export class ContentOperations {
     if (step.value.closest.length === 0) {
       throw new NoPeersError('no DHT peers to store the record on')
     }
-    return step.value.closest
+    return { closest: step.value.closest, spares: step.value.spares }
   }
 
-  /** Sends to every peer at once (at most k), yielding a response or error event per peer */
-  private async * fanOut (peers: PeerInfo[], send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent> {
-    const results = peers.map(async peer => {
+  /**
+   * Delivers to the k closest at once; each one that fails is replaced by the
+   * next spare (the next closest peer that answered the lookup), so the record
+   * still lands near the key. Yields a PEER_RESPONSE or QUERY_ERROR per
+   * attempt and returns how many peers took the record once `putQuorum` have
+   * (the rest finish in the background, at most `maxBackgroundPuts` puts at
+   * once; beyond that the put waits for all) or every attempt has ended.
+   */
+  private async * fanOut (targets: Targets, deliver: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, number> {
+    const spares = [...targets.spares]
+    const events = pushable<QueryEvent>({ objectMode: true })
+    let stored = 0
+    const attempt = async (peer: PeerInfo): Promise<void> => {
       try {
-        if (await send(peer)) {
-          return { type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: peer.id, messageName: messageType, messageType, closer: [], providers: [], path: SINGLE_PATH } satisfies QueryEvent
+        if (!await deliver(peer)) {
+          throw new RequestFailedError('bad-response', peer.id.toString(), 'the peer did not echo the record')
         }
-        throw new RequestFailedError('bad-response', peer.id.toString(), 'the peer did not echo the record')
+        stored++
+        events.push({ type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: peer.id, messageName: messageType, messageType, closer: [], providers: [], path: SINGLE_PATH })
       } catch (err: any) {
-        return { type: EventTypes.QUERY_ERROR, name: 'QUERY_ERROR', from: peer.id, error: err, path: SINGLE_PATH } satisfies QueryEvent
+        events.push({ type: EventTypes.QUERY_ERROR, name: 'QUERY_ERROR', from: peer.id, error: err, path: SINGLE_PATH })
+        const next = options.signal?.aborted === true ? undefined : spares.shift()
+        if (next != null) {
+          await attempt(next)
+        }
       }
-    })
-    for (const r of results) {
-      yield await r
+    }
+    const all = Promise.all(targets.closest.map(attempt)).finally(() => { events.end() })
+    const quorum = Math.min(this.init.putQuorum, targets.closest.length)
+    const early = this.background.size < this.init.maxBackgroundPuts
+    for await (const event of events) {
+      yield event
+      if (early && stored >= quorum) {
+        break
+      }
+    }
+    if (early && stored >= quorum) {
+      // the remaining deliveries run on; their outcomes still reach the peer stack
+      this.background.add(all)
+      void all.finally(() => this.background.delete(all))
+    } else {
+      await all
     }
     options.signal?.throwIfAborted()
+    return stored
   }
 
   private async addressesOf (id: string, options: AbortOptions): Promise<PeerInfo | undefined> {

@@ -260,6 +260,14 @@ export class Messenger implements Startable {
     }
   }
 
+  /**
+   * Like `send`, but a peer failure rejects with `RequestFailedError`: for
+   * callers that move on to another peer when one fails (puts).
+   */
+  async write (peer: PeerId, message: OutboundMessage, options: RequestOptions = {}): Promise<void> {
+    await this.track(peer, message, false, options)
+  }
+
   private async track (peer: PeerId, message: OutboundMessage, expectResponse: boolean, options: RequestOptions): Promise<Message | undefined> {
     const bytes = Message.encode(message)
     if (bytes.byteLength > this.config.maxMessageSize) {

@@ -3,11 +3,14 @@
  * the coordinator are the only places where parts are put together.
  */
 import { NotFoundError, contentRoutingSymbol, peerDiscoverySymbol, peerRoutingSymbol, serviceCapabilities, serviceDependencies, start, stop } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
+import { NEUTRAL_QUALITY } from '../core/contact.ts'
 import { Coordinator } from '../core/coordinator.ts'
 import { SeededRandom } from '../core/env.ts'
+import { PeerStack } from '../core/peer-stack/index.ts'
 import { ProviderStore } from '../records/provider-store.ts'
 import { ValueStore } from '../records/value-store.ts'
 import { ContentOperations } from './content.ts'
@@ -17,6 +20,7 @@ import { InboundHandler } from './handler.ts'
 import { IdentifyListener } from './identify.ts'
 import { Messenger } from './messenger.ts'
 import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
+import { PeerValues } from './peer-values.ts'
 import { Republisher } from './republisher.ts'
 import { Rpc } from './rpc.ts'
 import type { QueryEvent } from './events.ts'
@@ -30,6 +34,8 @@ export const DEFAULT_PROTOCOL = '/ipfs/kad/1.0.0'
 const TABLE_TAG = 'priority-dht-routing'
 const MAX_ANNOUNCED = 4096
 const RAW_CODE = 0x55
+/** After a restart with an empty table, how many of the most valuable known peers we dial first */
+const BOOTSTRAP_BEST = 20
 
 export type DHTMode = 'client' | 'server'
 
@@ -47,6 +53,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly providers: ProviderStore
   private readonly values: ValueStore
   private readonly mapper: PeerInfoMapper
+  private readonly peerValues: PeerValues
   private readonly explicitMode?: DHTMode
   private readonly announced = new Set<string>()
   private mode: DHTMode
@@ -70,13 +77,15 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     // each constructor throws InvalidConfigError for anything out of range, here and not later
     this.providers = new ProviderStore(components.datastore, init.providers)
     this.values = new ValueStore(components.datastore, { ...init.records, validators: init.validators, selectors: init.selectors })
+    const stack = new PeerStack(init.peerStack)
+    this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues)
     this.coordinator = new Coordinator(toContact(components.peerId), {
       protocols: [this.protocol],
       maxLookups,
       routingTable: { k, ...init.routingTable },
       lookup: { k, alpha: init.alpha, ...init.lookup }
-    }, random.fork(), Date.now())
-    this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network })
+    }, random.fork(), Date.now(), init.neutral === true ? NEUTRAL_QUALITY : stack)
+    this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network }, outcome => { this.peerValues.onOutcome(outcome) })
     const rpc = new Rpc(components, {
       coordinator: this.coordinator,
       mapper: this.mapper,
@@ -94,7 +103,10 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       maxLookups,
       maxQueuedQueries: init.maxQueuedQueries ?? 1024,
       onTableChange: (change, peer) => { this.onTableChange(change, peer) },
-      onPeerLearned: peer => { this.announce(peer) }
+      onPeerLearned: peer => { this.announce(peer) },
+      timeouts: init.neutral === true
+        ? undefined
+        : { dial: id => this.peerValues.dialTimeout(id), request: id => this.peerValues.requestTimeout(id) }
     })
     this.content = new ContentOperations(components, {
       driver: this.driver,
@@ -104,7 +116,10 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       mapper: this.mapper,
       log: this.log,
       getQuorum: init.getQuorum ?? 16,
-      maxProviders: init.maxProviders ?? 20
+      maxProviders: init.maxProviders ?? 20,
+      putQuorum: init.putQuorum ?? Math.ceil(k / 2),
+      maxBackgroundPuts: init.maxBackgroundPuts ?? 64,
+      onInvalid: peer => { this.peerValues.invalid(peer.toString()) }
     })
     this.republisher = new Republisher({
       datastore: components.datastore,
@@ -175,6 +190,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       return
     }
     this.running = true
+    await this.peerValues.start()
     await start(this.messenger)
     if (this.mode === 'server') {
       await start(this.handler)
@@ -185,6 +201,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }
     await start(this.identify)
     await this.republisher.start()
+    this.bootstrapFromBest()
   }
 
   async stop (): Promise<void> {
@@ -196,6 +213,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     await this.republisher.stop()
     this.driver.stop()
     await stop(this.identify, this.handler, this.messenger)
+    await this.peerValues.stop()
     await this.selfLookup
   }
 
@@ -366,6 +384,29 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     } catch {
       return undefined
     }
+  }
+
+  /**
+   * After a restart the saved peer values name who served us best: dial those
+   * first (in the background, a few at a time), so the table fills with peers
+   * that answer rather than whoever a bootstrap list offers.
+   */
+  private bootstrapFromBest (): void {
+    const best = this.peerValues.best(BOOTSTRAP_BEST)
+    if (best.length === 0 || this.coordinator.routingTable.size > 0) {
+      return
+    }
+    const queue = [...best]
+    const worker = async (): Promise<void> => {
+      for (let id = queue.shift(); id != null && this.running; id = queue.shift()) {
+        try {
+          await this.components.connectionManager.openConnection(peerIdFromString(id), { signal: AbortSignal.timeout(this.peerValues.dialTimeout(id)) })
+        } catch (err) {
+          this.log('could not reach saved peer %s - %e', id, err)
+        }
+      }
+    }
+    void Promise.all([worker(), worker(), worker()])
   }
 
   private onNewPeer (peer: NewPeer): void {

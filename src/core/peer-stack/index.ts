@@ -1,0 +1,5 @@
+export { PeerStack } from './stack.ts'
+export { peerStackConfig, defaultPeerStackConfig } from './params.ts'
+export type { Observation, Category, PeerStackConfig } from './params.ts'
+export { applyObservation, categorize, computeScore, emptyStats, backoffFor } from './score.ts'
+export type { PeerStats } from './score.ts'

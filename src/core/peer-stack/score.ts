@@ -1,0 +1,201 @@
+/**
+ * The value of a peer, as pure functions of its statistics, the parameters
+ * and the current time. See docs/peer-stack.md for the reasoning.
+ *
+ * value = reliability * (1 - latencyWeight + latencyWeight * latencyFactor)
+ * reliability = (s + prior) / (s + f + 2 * prior), with s and f the
+ * successes and failures decayed by 2^(-age / halfLife)
+ * latencyFactor = latencyScale / (latencyScale + smoothed latency), 1 while
+ * no latency has been seen
+ */
+import type { Category, Observation, PeerStackConfig } from './params.ts'
+import type { Millis } from '../env.ts'
+
+/** What the stack remembers about one peer (plain numbers: it is saved as JSON) */
+export interface PeerStats {
+  /** decayed success and failure evidence, as of `updated` */
+  successes: number
+  failures: number
+  updated: Millis
+  firstSeen: Millis
+  lastSeen: Millis
+  /** last success; -Infinity is stored as null-free -1 sentinel: see NEVER */
+  lastSuccess: Millis
+  consecutiveFailures: number
+  backoffUntil: Millis
+  /** smoothed response latency and its mean deviation (RFC 6298); -1: none yet */
+  srtt: Millis
+  rttvar: Millis
+  /** smoothed dial duration and deviation; -1: none yet */
+  sdial: Millis
+  dialvar: Millis
+  /** interactions observed in all (not decayed) */
+  interactions: number
+}
+
+/** "Never" for time fields */
+export const NEVER = -1
+
+export function emptyStats (now: Millis): PeerStats {
+  return {
+    successes: 0,
+    failures: 0,
+    updated: now,
+    firstSeen: now,
+    lastSeen: now,
+    lastSuccess: NEVER,
+    consecutiveFailures: 0,
+    backoffUntil: NEVER,
+    srtt: NEVER,
+    rttvar: NEVER,
+    sdial: NEVER,
+    dialvar: NEVER,
+    interactions: 0
+  }
+}
+
+/** The decay multiplier for evidence `dt` ms old */
+export function decay (dt: Millis, params: PeerStackConfig): number {
+  return dt <= 0 ? 1 : Math.pow(2, -dt / params.halfLife)
+}
+
+/** Successes and failures as of `now` */
+export function evidenceAt (stats: PeerStats, params: PeerStackConfig, now: Millis): { successes: number, failures: number } {
+  const d = decay(now - stats.updated, params)
+  return { successes: stats.successes * d, failures: stats.failures * d }
+}
+
+/** RFC 6298 smoothing: the first sample sets the mean and half of it as deviation */
+export function smooth (mean: Millis, dev: Millis, sample: Millis): [Millis, Millis] {
+  if (mean < 0) {
+    return [sample, sample / 2]
+  }
+  const nextDev = 0.75 * dev + 0.25 * Math.abs(mean - sample)
+  return [0.875 * mean + 0.125 * sample, nextDev]
+}
+
+/** Exponential back-off after `n` consecutive failures */
+export function backoffFor (n: number, params: PeerStackConfig): Millis {
+  if (n <= 0) {
+    return 0
+  }
+  return Math.min(params.backoffMax, params.backoffBase * Math.pow(2, Math.min(n - 1, 40)))
+}
+
+/** The statistics after one more observation (pure: a new object) */
+export function applyObservation (stats: PeerStats, obs: Observation, params: PeerStackConfig, now: Millis): PeerStats {
+  const at = Math.max(now, stats.updated)
+  const { successes, failures } = evidenceAt(stats, params, at)
+  const next: PeerStats = { ...stats, successes, failures, updated: at, lastSeen: Math.max(stats.lastSeen, at), interactions: stats.interactions + 1 }
+  switch (obs.type) {
+    case 'dial-ok':
+      [next.sdial, next.dialvar] = smooth(stats.sdial, stats.dialvar, Math.max(0, obs.duration))
+      return next // a dial alone proves reachability, not service: no evidence either way
+    case 'response': {
+      next.successes += obs.useful ? params.successWeight : params.successWeight / 2
+      ;[next.srtt, next.rttvar] = smooth(stats.srtt, stats.rttvar, Math.max(0, obs.latency))
+      next.lastSuccess = at
+      next.consecutiveFailures = 0
+      next.backoffUntil = NEVER
+      return next
+    }
+    case 'dial-failed':
+    case 'request-failed':
+      next.failures += params.failureWeight
+      break
+    case 'invalid-response':
+      next.failures += params.invalidWeight
+      break
+    default:
+      return next
+  }
+  next.consecutiveFailures = stats.consecutiveFailures + 1
+  next.backoffUntil = at + backoffFor(next.consecutiveFailures, params)
+  return next
+}
+
+/** The peer's value in [0, 1]; 0.5 with no evidence */
+export function computeScore (stats: PeerStats, params: PeerStackConfig, now: Millis): number {
+  const { successes, failures } = evidenceAt(stats, params, now)
+  const prior = params.priorWeight
+  const reliability = (successes + prior) / (successes + failures + 2 * prior)
+  const latencyFactor = stats.srtt < 0 ? 1 : params.latencyScale / (params.latencyScale + stats.srtt)
+  return reliability * (1 - params.latencyWeight + params.latencyWeight * latencyFactor)
+}
+
+export function inBackoff (stats: PeerStats, now: Millis): boolean {
+  return stats.backoffUntil > now
+}
+
+/**
+ * The category, as seed 003 and BEP 5 sort peers: bad (in back-off, or a
+ * low value on enough evidence), active (a success within `activeWindow`),
+ * inactive (known, no recent success), unknown (nothing to go on).
+ * `proving` is decided by the stack, which holds the exploration slots.
+ */
+export function categorize (stats: PeerStats, params: PeerStackConfig, now: Millis): Exclude<Category, 'proving'> {
+  if (inBackoff(stats, now)) {
+    return 'bad'
+  }
+  const { successes, failures } = evidenceAt(stats, params, now)
+  if (successes + failures >= params.badEvidence && computeScore(stats, params, now) < params.badValue) {
+    return 'bad'
+  }
+  if (stats.lastSuccess !== NEVER && now - stats.lastSuccess <= params.activeWindow) {
+    return 'active'
+  }
+  if (stats.interactions === 0 || successes + failures < 0.05) {
+    return 'unknown'
+  }
+  return 'inactive'
+}
+
+function clamp (x: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, x))
+}
+
+/** Mean plus four deviations, the RFC 6298 retransmission timeout */
+function rto (mean: Millis, dev: Millis): Millis {
+  return mean + 4 * dev
+}
+
+export interface GlobalEstimates {
+  srtt: Millis
+  rttvar: Millis
+  sdial: Millis
+  dialvar: Millis
+}
+
+export function dialTimeoutOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
+  const own = stats != null && stats.sdial >= 0 ? rto(stats.sdial, stats.dialvar) : undefined
+  const est = own ?? (global.sdial >= 0 ? 2 * rto(global.sdial, global.dialvar) : params.dialTimeoutCeiling)
+  return Math.round(clamp(est, params.dialTimeoutFloor, params.dialTimeoutCeiling))
+}
+
+export function requestTimeoutOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
+  const own = stats != null && stats.srtt >= 0 ? 2 * rto(stats.srtt, stats.rttvar) : undefined
+  const est = own ?? (global.srtt >= 0 ? 4 * rto(global.srtt, global.rttvar) : params.requestTimeoutCeiling)
+  return Math.round(clamp(est, params.requestTimeoutFloor, params.requestTimeoutCeiling))
+}
+
+/**
+ * How long to wait for an answer before also asking the next candidate: the
+ * time a dial plus a request usually takes, from the peer's own record when
+ * it has one and the global one otherwise.
+ */
+export function hedgeDelayOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
+  const dial = stats != null && stats.sdial >= 0 ? rto(stats.sdial, stats.dialvar) : (global.sdial >= 0 ? rto(global.sdial, global.dialvar) : params.hedgeCeiling)
+  const req = stats != null && stats.srtt >= 0 ? rto(stats.srtt, stats.rttvar) : (global.srtt >= 0 ? rto(global.srtt, global.rttvar) : 0)
+  return Math.round(clamp(dial + req, params.hedgeFloor, params.hedgeCeiling))
+}
+
+/** Whether `x` looks like PeerStats (for restoring saved state) */
+export function isPeerStats (x: unknown): x is PeerStats {
+  if (x == null || typeof x !== 'object') {
+    return false
+  }
+  const fields: Array<keyof PeerStats> = ['successes', 'failures', 'updated', 'firstSeen', 'lastSeen', 'lastSuccess', 'consecutiveFailures', 'backoffUntil', 'srtt', 'rttvar', 'sdial', 'dialvar', 'interactions']
+  const o = x as Record<string, unknown>
+  return fields.every(f => typeof o[f] === 'number' && Number.isFinite(o[f])) &&
+    (o.successes as number) >= 0 && (o.failures as number) >= 0 && (o.consecutiveFailures as number) >= 0 && (o.interactions as number) >= 0
+}
