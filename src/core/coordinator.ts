@@ -10,6 +10,9 @@
  * in it are removed (they stopped serving the DHT).
  * - `inbound-request { from }`: `from` sent us a request (refreshes it if known;
  * a client is never added just for asking).
+ * - `peer-disconnected { id }`: our last connection to `id` closed; a table
+ * entry gets a liveness ping (bounded by `maxPendingPings`), so a peer that
+ * went away is found out in the background rather than during a lookup.
  * - `start-lookup { queryId, target, request }`, `stop-lookup { queryId }`.
  * - `response { requestId, closer }`, `request-failed { requestId, reason }`:
  * the outcome of a `send-request` effect, exactly one per request.
@@ -51,6 +54,7 @@ export type RequestKind =
 export type CoreEvent =
   | { type: 'peer-identified', peer: Contact, protocols: readonly string[] }
   | { type: 'inbound-request', from: Contact }
+  | { type: 'peer-disconnected', id: string }
   | { type: 'start-lookup', queryId: number, target: Key, request: RequestKind, seeds?: readonly Contact[], config?: Partial<LookupConfig> }
   | { type: 'stop-lookup', queryId: number }
   | { type: 'response', requestId: number, closer: readonly Contact[] }
@@ -151,6 +155,8 @@ export class Coordinator {
           return this.fromTable(this.routingTable.observe(event.from, now))
         }
         return []
+      case 'peer-disconnected':
+        return this.fromTable(this.routingTable.check(event.id))
       case 'start-lookup':
         return this.startLookup(event.queryId, event.target, event.request, event.seeds, event.config, now)
       case 'stop-lookup': {

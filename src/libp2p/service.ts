@@ -26,6 +26,7 @@ import { Rpc } from './rpc.ts'
 import type { QueryEvent } from './events.ts'
 import type { NewPeer } from './identify.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
+import type { Category } from '../core/peer-stack/index.ts'
 import type { PriorityDHTComponents, PriorityDHTInit } from '../index.ts'
 import type { AbortOptions, ContentRouting, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, PeerRouting, Provider, RoutingOptions, Startable } from '@libp2p/interface'
 import type { ProgressEvent } from 'progress-events'
@@ -38,6 +39,16 @@ const RAW_CODE = 0x55
 const BOOTSTRAP_BEST = 20
 
 export type DHTMode = 'client' | 'server'
+
+export interface PeerValueInfo {
+  /** 0..1; 0.5 means no evidence either way */
+  value: number
+  category: Category
+  /** ms since the epoch; undefined when not backed off */
+  backoffUntil?: number
+  /** the peer store tag value (`priority-dht-value`) it earns, 0..100 */
+  tag: number
+}
 
 export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implements Startable, PeerDiscovery {
   readonly protocol: string
@@ -134,6 +145,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       }
     }, init.reprovide)
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
+    this.onPeerDisconnect = this.onPeerDisconnect.bind(this)
   }
 
   readonly [Symbol.toStringTag] = 'priority-dht'
@@ -181,6 +193,19 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     return { size: rt.size, peers: () => [...rt.contacts()].map(c => c.id) }
   }
 
+  /** What the priority peer stack thinks of `peer` */
+  peerValue (peer: PeerId): PeerValueInfo {
+    const id = peer.toString()
+    const now = Date.now()
+    const stack = this.peerValues.stack
+    return {
+      value: stack.value(id, now),
+      category: stack.category(id, now),
+      backoffUntil: stack.backoffUntil(id),
+      tag: stack.tag(id, now)
+    }
+  }
+
   isStarted (): boolean {
     return this.running
   }
@@ -200,6 +225,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       this.updateAutoMode()
     }
     await start(this.identify)
+    this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
     await this.republisher.start()
     this.bootstrapFromBest()
   }
@@ -210,6 +236,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }
     this.running = false
     this.components.events.removeEventListener('self:peer:update', this.onSelfPeerUpdate)
+    this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
     await this.republisher.stop()
     this.driver.stop()
     await stop(this.identify, this.handler, this.messenger)
@@ -445,6 +472,14 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }
     this.announced.add(id)
     this.safeDispatchEvent('peer', { detail: peer })
+  }
+
+  /** A table peer we lost every connection to gets a liveness ping in the background */
+  private onPeerDisconnect (evt: CustomEvent<PeerId>): void {
+    const id = evt.detail.toString()
+    if (this.running && this.coordinator.routingTable.has(id)) {
+      this.driver.handle({ type: 'peer-disconnected', id })
+    }
   }
 
   private onSelfPeerUpdate (): void {

@@ -87,7 +87,7 @@ export interface WorldStats {
 }
 
 const EVENT_CODE = { core: 1, arrive: 2, tick: 3, step: 4 } as const
-const CORE_CODE = { 'peer-identified': 1, 'inbound-request': 2, 'start-lookup': 3, 'stop-lookup': 4, response: 5, 'request-failed': 6, tick: 7 } as const
+const CORE_CODE = { 'peer-identified': 1, 'inbound-request': 2, 'start-lookup': 3, 'stop-lookup': 4, response: 5, 'request-failed': 6, tick: 7, 'peer-disconnected': 8 } as const
 
 export interface RunOptions {
   /** Stop as soon as this returns true (checked before each event) */

@@ -166,26 +166,64 @@ export interface GlobalEstimates {
   dialvar: Millis
 }
 
+/**
+ * A dial is about four round trips (TCP, multistream-select, the noise
+ * handshake, muxer negotiation): the estimate when no dial has been timed,
+ * as when every connection so far was opened by someone else.
+ */
+const DIAL_ROUND_TRIPS = 4
+
+/** The typical dial (mean, deviation) when this peer's own is unknown */
+function globalDial (global: GlobalEstimates): [Millis, Millis] | undefined {
+  if (global.sdial >= 0) {
+    return [global.sdial, global.dialvar]
+  }
+  if (global.srtt >= 0) {
+    return [DIAL_ROUND_TRIPS * global.srtt, DIAL_ROUND_TRIPS * global.rttvar]
+  }
+  return undefined
+}
+
 export function dialTimeoutOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
-  const own = stats != null && stats.sdial >= 0 ? rto(stats.sdial, stats.dialvar) : undefined
-  const est = own ?? (global.sdial >= 0 ? 2 * rto(global.sdial, global.dialvar) : params.dialTimeoutCeiling)
+  const g = globalDial(global)
+  let est = params.dialTimeoutCeiling
+  if (stats != null && stats.sdial >= 0) {
+    est = rto(stats.sdial, stats.dialvar)
+  } else if (g != null) {
+    est = 2 * rto(g[0], g[1])
+  }
   return Math.round(clamp(est, params.dialTimeoutFloor, params.dialTimeoutCeiling))
 }
 
 export function requestTimeoutOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
-  const own = stats != null && stats.srtt >= 0 ? 2 * rto(stats.srtt, stats.rttvar) : undefined
-  const est = own ?? (global.srtt >= 0 ? 4 * rto(global.srtt, global.rttvar) : params.requestTimeoutCeiling)
+  let est = params.requestTimeoutCeiling
+  if (stats != null && stats.srtt >= 0) {
+    est = 2 * rto(stats.srtt, stats.rttvar)
+  } else if (global.srtt >= 0) {
+    est = 4 * rto(global.srtt, global.rttvar)
+  }
   return Math.round(clamp(est, params.requestTimeoutFloor, params.requestTimeoutCeiling))
 }
 
 /**
  * How long to wait for an answer before also asking the next candidate: the
- * time a dial plus a request usually takes, from the peer's own record when
+ * time a dial plus a request usually takes, from the peer's own record where
  * it has one and the global one otherwise.
  */
 export function hedgeDelayOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
-  const dial = stats != null && stats.sdial >= 0 ? rto(stats.sdial, stats.dialvar) : (global.sdial >= 0 ? rto(global.sdial, global.dialvar) : params.hedgeCeiling)
-  const req = stats != null && stats.srtt >= 0 ? rto(stats.srtt, stats.rttvar) : (global.srtt >= 0 ? rto(global.srtt, global.rttvar) : 0)
+  const g = globalDial(global)
+  let dial = params.hedgeCeiling
+  if (stats != null && stats.sdial >= 0) {
+    dial = rto(stats.sdial, stats.dialvar)
+  } else if (g != null) {
+    dial = rto(g[0], g[1])
+  }
+  let req = 0
+  if (stats != null && stats.srtt >= 0) {
+    req = rto(stats.srtt, stats.rttvar)
+  } else if (global.srtt >= 0) {
+    req = rto(global.srtt, global.rttvar)
+  }
   return Math.round(clamp(dial + req, params.hedgeFloor, params.hedgeCeiling))
 }
 

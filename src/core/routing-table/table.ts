@@ -203,6 +203,21 @@ export class RoutingTable {
     return []
   }
 
+  /**
+   * Asks for a liveness check of entry `id` (for example: its connection just
+   * closed). Emits a ping unless one is already running or `maxPendingPings`
+   * are; the answer goes to `pingResult` as usual.
+   */
+  check (id: string): RoutingTableEffect[] {
+    const at = this.index.get(id)
+    const e = this.find(id)
+    if (at == null || e == null || at.replacement || this.pinging.has(id) || this.pinging.size >= this.config.maxPendingPings) {
+      return []
+    }
+    this.pinging.add(id)
+    return [{ type: 'ping', peer: e.contact }]
+  }
+
   /** Removes `id` (for example: it no longer speaks the DHT protocol) */
   remove (id: string, now: Millis): RoutingTableEffect[] {
     const at = this.index.get(id)

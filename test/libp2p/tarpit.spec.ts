@@ -1,0 +1,84 @@
+/**
+ * After a third of the network turns into tarpits (ports that accept TCP and
+ * never answer), every record put is still found by other nodes, and the
+ * nodes that met a tarpit have it in back-off.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { expect } from 'aegir/chai'
+import all from 'it-all'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
+import { connectToBootstraps, createOurNode, stopAll, waitForTables } from './fixtures/network.ts'
+import { becomeTarpit } from './fixtures/tarpit.ts'
+import type { OurNode } from './fixtures/network.ts'
+import type { Tarpit } from './fixtures/tarpit.ts'
+
+const N = 24
+const K = 6
+const TARPITS = 8
+
+async function cidOf (text: string): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(text)))
+}
+
+describe('libp2p/tarpits: records still land and are found when a third of the peers stop answering', function () {
+  this.timeout(180_000)
+  let nodes: OurNode[] = []
+  let live: OurNode[] = []
+  let tarpits: Tarpit[] = []
+  let tarpitIds = new Set<string>()
+
+  before(async () => {
+    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K })))
+    await connectToBootstraps(nodes, 2)
+    await waitForTables(nodes, K)
+    // the last TARPITS nodes (never a bootstrap) become tarpits
+    const gone = nodes.slice(N - TARPITS)
+    live = nodes.slice(0, N - TARPITS)
+    tarpitIds = new Set(gone.map(n => n.peerId.toString()))
+    tarpits = await Promise.all(gone.map(becomeTarpit))
+  })
+
+  after(async () => {
+    await stopAll(live)
+    await Promise.all(tarpits.map(async t => t.close()))
+  })
+
+  it('every provided CID is found by a different live node', async () => {
+    for (let i = 0; i < 8; i++) {
+      const cid = await cidOf(`tarpit-provide-${i}`)
+      const provider = live[i % live.length]
+      const seeker = live[(i + 7) % live.length]
+      await provider.contentRouting.provide(cid)
+      const found = await all(seeker.contentRouting.findProviders(cid))
+      expect(found.map(p => p.id.toString())).to.include(provider.peerId.toString(), `CID ${i}`)
+    }
+  })
+
+  it('every IPNS record put is returned by get on a different live node', async () => {
+    for (let i = 0; i < 4; i++) {
+      const key = await generateKeyPair('Ed25519')
+      const record = await ipnsRecord(key, 1)
+      await live[(i * 3) % live.length].contentRouting.put(ipnsKey(key), record)
+      expect(await live[(i * 3 + 5) % live.length].contentRouting.get(ipnsKey(key))).to.equalBytes(record)
+    }
+  })
+
+  it('tarpits were dialled, and whoever met one now has it in back-off and untagged', () => {
+    expect(tarpits.reduce((sum, t) => sum + t.accepted, 0)).to.be.greaterThan(0)
+    let judged = 0
+    for (const node of live) {
+      for (const id of tarpitIds) {
+        const info = node.services.dht.peerValue(nodes.find(n => n.peerId.toString() === id)!.peerId)
+        if (info.backoffUntil != null) {
+          judged++
+          expect(info.category).to.equal('bad')
+          expect(info.tag).to.equal(0)
+          expect(info.value).to.be.lessThan(0.5)
+        }
+      }
+    }
+    expect(judged).to.be.greaterThan(0)
+  })
+})
