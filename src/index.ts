@@ -139,6 +139,13 @@ export interface PriorityDHTInit {
    */
   maxBackgroundPuts?: number
   /**
+   * Milliseconds a put keeps waiting for the remaining deliveries once the
+   * quorum has the record (they then finish in the background).
+   *
+   * @default 200
+   */
+  putGrace?: number
+  /**
    * Tuning of the priority peer stack: decay, back-off, exploration budget,
    * timeout floors and ceilings (see PeerStackConfig and docs/peer-stack.md).
    */

@@ -54,6 +54,8 @@ export interface ContentInit {
   putQuorum: number
   /** Puts whose remaining deliveries may run on after they reported success */
   maxBackgroundPuts: number
+  /** Milliseconds a put waits for the remaining deliveries once the quorum has the record */
+  putGrace: number
   /** A peer sent us a record that failed validation */
   onInvalid?(peer: PeerId): void
 }
@@ -256,16 +258,22 @@ export class ContentOperations {
         }
       }
     }
-    const all = Promise.all(targets.closest.map(attempt)).finally(() => { events.end() })
+    let settled = false
+    const all = Promise.all(targets.closest.map(attempt)).finally(() => {
+      settled = true
+      events.end()
+    })
     const quorum = Math.min(this.init.putQuorum, targets.closest.length)
     const early = this.background.size < this.init.maxBackgroundPuts
-    for await (const event of events) {
+    let graceEnds = Infinity
+    for await (const event of withDeadline(events, () => graceEnds)) {
       yield event
-      if (early && stored >= quorum) {
-        break
+      if (early && stored >= quorum && graceEnds === Infinity) {
+        // quorum reached: the stragglers get a short grace, then run on in the background
+        graceEnds = Date.now() + this.init.putGrace
       }
     }
-    if (early && stored >= quorum) {
+    if (early && stored >= quorum && !settled) {
       // the remaining deliveries run on; their outcomes still reach the peer stack
       this.background.add(all)
       void all.finally(() => this.background.delete(all))
@@ -288,4 +296,35 @@ export class ContentOperations {
       return undefined
     }
   }
+}
+
+/** Yields from `source` until it ends or the time `deadline()` returns has passed */
+async function * withDeadline<T> (source: AsyncIterable<T>, deadline: () => number): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]()
+  try {
+    while (true) {
+      const wait = deadline() - Date.now()
+      if (wait <= 0) {
+        return
+      }
+      const next = it.next()
+      const timer = wait === Infinity ? undefined : sleep(wait)
+      const step = timer == null ? await next : await Promise.race([next, timer.promise])
+      timer?.cancel()
+      if (step == null || step.done === true) {
+        return
+      }
+      yield step.value
+    }
+  } finally {
+    await it.return?.()
+  }
+}
+
+function sleep (ms: number): { promise: Promise<undefined>, cancel(): void } {
+  let handle: ReturnType<typeof setTimeout> | undefined
+  const promise = new Promise<undefined>(resolve => {
+    handle = setTimeout(() => { resolve(undefined) }, ms)
+  })
+  return { promise, cancel: () => { clearTimeout(handle) } }
 }

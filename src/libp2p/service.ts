@@ -28,7 +28,7 @@ import type { NewPeer } from './identify.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { Category } from '../core/peer-stack/index.ts'
 import type { PriorityDHTComponents, PriorityDHTInit } from '../index.ts'
-import type { AbortOptions, ContentRouting, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, PeerRouting, Provider, RoutingOptions, Startable } from '@libp2p/interface'
+import type { AbortOptions, Connection, ContentRouting, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, PeerRouting, Provider, RoutingOptions, Startable } from '@libp2p/interface'
 import type { ProgressEvent } from 'progress-events'
 
 export const DEFAULT_PROTOCOL = '/ipfs/kad/1.0.0'
@@ -37,6 +37,13 @@ const MAX_ANNOUNCED = 4096
 const RAW_CODE = 0x55
 /** After a restart with an empty table, how many of the most valuable known peers we dial first */
 const BOOTSTRAP_BEST = 20
+/** A peer whose connection closed is checked at most once in this long */
+const CHECK_INTERVAL = 10 * 60_000
+/** Peers remembered as recently checked or pruned */
+const MAX_CHECKED = 4096
+/** Liveness checks waiting to start, and how long they wait (for libp2p's prune event) */
+const MAX_PENDING_CHECKS = 256
+const CHECK_DELAY = 1000
 
 export type DHTMode = 'client' | 'server'
 
@@ -67,6 +74,11 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly peerValues: PeerValues
   private readonly explicitMode?: DHTMode
   private readonly announced = new Set<string>()
+  /** peer id -> when its disconnect was last looked into (or libp2p pruned it) */
+  private readonly checked = new Map<string, number>()
+  /** peers libp2p pruned (their disconnect is ours, not theirs) */
+  private readonly pruned = new Map<string, number>()
+  private readonly pendingChecks = new Set<ReturnType<typeof setTimeout>>()
   private mode: DHTMode
   private running = false
   private selfLookup?: Promise<void>
@@ -130,6 +142,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       maxProviders: init.maxProviders ?? 20,
       putQuorum: init.putQuorum ?? Math.ceil(k / 2),
       maxBackgroundPuts: init.maxBackgroundPuts ?? 64,
+      putGrace: init.putGrace ?? 200,
       onInvalid: peer => { this.peerValues.invalid(peer.toString()) }
     })
     this.republisher = new Republisher({
@@ -146,6 +159,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }, init.reprovide)
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
     this.onPeerDisconnect = this.onPeerDisconnect.bind(this)
+    this.onPrune = this.onPrune.bind(this)
   }
 
   readonly [Symbol.toStringTag] = 'priority-dht'
@@ -226,6 +240,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }
     await start(this.identify)
     this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.components.events.addEventListener('connection:prune', this.onPrune)
     await this.republisher.start()
     this.bootstrapFromBest()
   }
@@ -237,6 +252,11 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     this.running = false
     this.components.events.removeEventListener('self:peer:update', this.onSelfPeerUpdate)
     this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.components.events.removeEventListener('connection:prune', this.onPrune)
+    for (const timer of this.pendingChecks) {
+      clearTimeout(timer)
+    }
+    this.pendingChecks.clear()
     await this.republisher.stop()
     this.driver.stop()
     await stop(this.identify, this.handler, this.messenger)
@@ -476,10 +496,53 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
 
   /** A table peer we lost every connection to gets a liveness ping in the background */
   private onPeerDisconnect (evt: CustomEvent<PeerId>): void {
-    const id = evt.detail.toString()
-    if (this.running && this.coordinator.routingTable.has(id)) {
-      this.driver.handle({ type: 'peer-disconnected', id })
+    const peer = evt.detail
+    const id = peer.toString()
+    if (!this.running || !this.coordinator.routingTable.has(id) || this.pendingChecks.size >= MAX_PENDING_CHECKS || !this.remember(id)) {
+      return
     }
+    // libp2p announces its prunes after the disconnects: give it a moment
+    const since = Date.now() - CHECK_DELAY
+    const timer = setTimeout(() => {
+      this.pendingChecks.delete(timer)
+      const prunedAt = this.pruned.get(id) ?? -Infinity
+      if (this.running && prunedAt < since && this.components.connectionManager.getConnections(peer).length === 0) {
+        this.driver.handle({ type: 'peer-disconnected', id })
+      }
+    }, CHECK_DELAY)
+    timer.unref?.()
+    this.pendingChecks.add(timer)
+  }
+
+  /** Peers libp2p pruned went nowhere: redialling them would only fight the pruner */
+  private onPrune (evt: CustomEvent<Connection[]>): void {
+    for (const connection of evt.detail) {
+      const id = connection.remotePeer.toString()
+      this.remember(id)
+      this.pruned.delete(id)
+      if (this.pruned.size >= MAX_CHECKED) {
+        this.pruned.clear()
+      }
+      this.pruned.set(id, Date.now())
+    }
+  }
+
+  /** Notes that `id` was looked into now; false if it was within CHECK_INTERVAL */
+  private remember (id: string): boolean {
+    const now = Date.now()
+    const last = this.checked.get(id)
+    if (last != null && now - last < CHECK_INTERVAL) {
+      return false
+    }
+    this.checked.delete(id)
+    if (this.checked.size >= MAX_CHECKED) {
+      const oldest = this.checked.keys().next().value
+      if (oldest != null) {
+        this.checked.delete(oldest)
+      }
+    }
+    this.checked.set(id, now)
+    return true
   }
 
   private onSelfPeerUpdate (): void {

@@ -91,7 +91,8 @@ export class PeerStack implements PeerQuality {
       return 'unknown'
     }
     const c = categorize(stats, this.config, now)
-    if (c !== 'bad' && this.isProving(id, now)) {
+    // a proving peer that has served us is simply active
+    if ((c === 'unknown' || c === 'inactive') && this.isProving(id, now)) {
       return 'proving'
     }
     return c

@@ -1,0 +1,65 @@
+/**
+ * One benchmark network: N nodes of one implementation on 127.0.0.1 (TCP,
+ * noise, yamux, identify, ping), routing tables filled, then a share of the
+ * nodes turned into tarpits.
+ */
+import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
+import { becomeTarpit } from '../test/libp2p/fixtures/tarpit.ts'
+import type { SeededRandom } from '../src/core/env.ts'
+import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
+import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
+
+export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'kad-dht'
+
+export interface BenchNetwork {
+  impl: Implementation
+  live: AnyNode[]
+  tarpits: Tarpit[]
+  /** TCP connections accepted by all tarpits so far */
+  tarpitDials(): number
+  close(): Promise<void>
+}
+
+const BOOTSTRAPS = 2
+
+export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void): Promise<BenchNetwork> {
+  const nodes: AnyNode[] = await Promise.all(Array.from({ length: n }, async () => {
+    switch (impl) {
+      case 'kad-dht': return createTheirNode({ kBucketSize: k })
+      case 'priority-dht-neutral': return createOurNode({ kBucketSize: k, neutral: true })
+      default: return createOurNode({ kBucketSize: k })
+    }
+  }))
+  await connectToBootstraps(nodes, BOOTSTRAPS)
+  // tables: everyone knows at least min(k, n/2) servers (kad-dht fills its table slowly)
+  const want = Math.min(k, Math.floor(n / 2))
+  const deadline = Date.now() + 60_000
+  while (nodes.some(node => routingTableSize(node) < want) && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  const sizes = nodes.map(routingTableSize)
+  log(`${impl}: ${n} nodes up, routing tables ${Math.min(...sizes)}..${Math.max(...sizes)}`)
+
+  // tarpits: a seeded choice among the non-bootstrap nodes
+  const candidates = nodes.slice(BOOTSTRAPS)
+  const count = Math.round(tarpitShare * n)
+  const chosen = new Set<AnyNode>()
+  while (chosen.size < Math.min(count, candidates.length)) {
+    chosen.add(candidates[random.int(candidates.length)])
+  }
+  const tarpits = await Promise.all([...chosen].map(becomeTarpit))
+  const live = nodes.filter(node => !chosen.has(node))
+  if (count > 0) {
+    log(`${impl}: ${tarpits.length} nodes became tarpits`)
+  }
+  return {
+    impl,
+    live,
+    tarpits,
+    tarpitDials: () => tarpits.reduce((sum, t) => sum + t.accepted, 0),
+    close: async () => {
+      await stopAll(live)
+      await Promise.all(tarpits.map(async t => t.close()))
+    }
+  }
+}
