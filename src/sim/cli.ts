@@ -25,6 +25,7 @@ const USAGE = `usage: cli.ts [options]
   --lookups N           random-key lookups to run (default 500)
   --interval MS         virtual ms between lookup starts (default 100)
   --initiators any|dialable  who starts lookups (default any)
+  --publishers N        lookups come from N fixed nodes in turn (default 0: a random node each time)
   --undialable P        share of undialable nodes (default 0.45)
   --dial-timeout MS     virtual ms before a dial to an undialable node fails (default 5000)
   --loss P              probability a message is lost (default 0)
@@ -36,6 +37,7 @@ const USAGE = `usage: cli.ts [options]
   --eager               build every node up front instead of on first contact
   --k N                 bucket size and lookup result size (default 20)
   --alpha N             requests in flight per lookup (default 3)
+  --stack on|off|both   peer stack on, off (every peer equal), or both in turn on the same seed (default both)
   --out FILE            write the JSON results here
   --quiet               no progress on stderr
   --help`
@@ -50,6 +52,7 @@ function main (): void {
       lookups: { type: 'string' },
       interval: { type: 'string' },
       initiators: { type: 'string' },
+      publishers: { type: 'string' },
       undialable: { type: 'string' },
       'dial-timeout': { type: 'string' },
       loss: { type: 'string' },
@@ -61,6 +64,7 @@ function main (): void {
       eager: { type: 'boolean' },
       k: { type: 'string' },
       alpha: { type: 'string' },
+      stack: { type: 'string' },
       out: { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' }
@@ -74,8 +78,12 @@ function main (): void {
   if (bootstrapMode !== 'seed' && bootstrapMode !== 'join') {
     throw new RangeError(`--bootstrap must be seed or join, got ${bootstrapMode}`)
   }
+  const stackMode = values.stack ?? 'both'
+  if (stackMode !== 'on' && stackMode !== 'off' && stackMode !== 'both') {
+    throw new RangeError(`--stack must be on, off or both, got ${stackMode}`)
+  }
   const k = num(values.k)
-  const options: ExperimentOptions = {
+  const base: ExperimentOptions = {
     world: {
       nodes: num(values.nodes) ?? 1000,
       seed: num(values.seed) ?? 1,
@@ -98,7 +106,8 @@ function main (): void {
     lookups: {
       lookups: num(values.lookups) ?? 500,
       interval: num(values.interval),
-      initiators: values.initiators as 'any' | 'dialable' | undefined
+      initiators: values.initiators as 'any' | 'dialable' | undefined,
+      publishers: num(values.publishers)
     }
   }
 
@@ -120,40 +129,47 @@ function main (): void {
     }
   }
 
-  log(`building ${options.world.nodes} nodes (${bootstrapMode} bootstrap${options.world.eager === true ? ', eager' : ''})`)
-  const world = createWorld(options)
-  const tCreated = performance.now()
-  bootstrap(world, options, progress)
-  const tBootstrapped = performance.now()
-  const bootVirtual = world.now
-  const built = world.config.eager || bootstrapMode === 'join' ? `${world.stats.nodesBuilt} nodes built` : 'nodes are built on first contact'
-  log(`bootstrap done (${built}); running ${options.lookups.lookups} lookups`)
-  const result = runLookups(world, options, progress)
-  const tDone = performance.now()
-  const peakRss = process.resourceUsage().maxRSS * 1024
-
-  const wall = {
-    createMs: Math.round(tCreated - t0),
-    bootstrapMs: Math.round(tBootstrapped - tCreated),
-    lookupsMs: Math.round(tDone - tBootstrapped),
-    totalMs: Math.round(tDone - t0)
+  const runs: Array<Record<string, unknown>> = []
+  const modes = stackMode === 'both' ? [false, true] : [stackMode === 'on']
+  for (const stack of modes) {
+    const options: ExperimentOptions = { ...base, world: { ...base.world, peerStack: stack } }
+    process.stdout.write(`== peer stack ${stack ? 'on' : 'off (every peer equal)'} ==\n`)
+    runs.push(runOne(options, stack))
   }
-  const s = world.stats
-  process.stdout.write(formatSummary(result.summary) + '\n\n')
-  process.stdout.write(formatTable([
-    ['nodes', String(world.size), 'dialable', String(world.network.dialableNodes)],
-    ['nodes built', String(s.nodesBuilt), 'events', String(s.events)],
-    ['requests (all)', String(s.requests), 'pings', String(s.pings)],
-    ['dials', String(s.dials), 'to undialable', String(s.undialableDials)],
-    ['virtual time (s)', (world.now / 1000).toFixed(1), 'of it bootstrap', (bootVirtual / 1000).toFixed(1)],
-    ['wall time (s)', (wall.totalMs / 1000).toFixed(1), 'peak rss (MB)', String(mb(peakRss))],
-    ['trace hash', result.traceHash, 'seed', String(world.config.seed)]
-  ]) + '\n')
 
-  if (values.out !== undefined) {
-    mkdirSync(dirname(values.out), { recursive: true })
-    const json = {
-      version: 1,
+  function runOne (options: ExperimentOptions, stack: boolean): Record<string, unknown> {
+    const t0 = performance.now()
+    log(`building ${options.world.nodes} nodes (${bootstrapMode} bootstrap${options.world.eager === true ? ', eager' : ''})`)
+    const world = createWorld(options)
+    const tCreated = performance.now()
+    bootstrap(world, options, progress)
+    const tBootstrapped = performance.now()
+    const bootVirtual = world.now
+    const built = world.config.eager || bootstrapMode === 'join' ? `${world.stats.nodesBuilt} nodes built` : 'nodes are built on first contact'
+    log(`bootstrap done (${built}); running ${options.lookups.lookups} lookups`)
+    const result = runLookups(world, options, progress)
+    const tDone = performance.now()
+    const peakRss = process.resourceUsage().maxRSS * 1024
+
+    const wall = {
+      createMs: Math.round(tCreated - t0),
+      bootstrapMs: Math.round(tBootstrapped - tCreated),
+      lookupsMs: Math.round(tDone - tBootstrapped),
+      totalMs: Math.round(tDone - t0)
+    }
+    const s = world.stats
+    process.stdout.write(formatSummary(result.summary) + '\n\n')
+    process.stdout.write(formatTable([
+      ['nodes', String(world.size), 'dialable', String(world.network.dialableNodes)],
+      ['nodes built', String(s.nodesBuilt), 'events', String(s.events)],
+      ['requests (all)', String(s.requests), 'pings', String(s.pings)],
+      ['dials', String(s.dials), 'to undialable', String(s.undialableDials)],
+      ['virtual time (s)', (world.now / 1000).toFixed(1), 'of it bootstrap', (bootVirtual / 1000).toFixed(1)],
+      ['wall time (s)', (wall.totalMs / 1000).toFixed(1), 'peak rss (MB)', String(mb(peakRss))],
+      ['trace hash', result.traceHash, 'seed', String(world.config.seed)]
+    ]) + '\n')
+    return {
+      peerStack: stack,
       config: { world: world.config, bootstrap: bootstrapMode, seedTables: options.seedTables, join: options.join, lookups: options.lookups },
       traceHash: result.traceHash,
       summary: result.summary,
@@ -164,8 +180,12 @@ function main (): void {
       memory: { peakRssBytes: peakRss, finalRssBytes: process.memoryUsage().rss },
       lookups: result.records
     }
-    writeFileSync(values.out, JSON.stringify(json, null, 2) + '\n')
-    log(`wrote ${values.out}`)
+  }
+
+  if (values.out !== undefined) {
+    mkdirSync(dirname(values.out), { recursive: true })
+    writeFileSync(values.out, JSON.stringify({ version: 2, runs }, null, 2) + '\n')
+    process.stderr.write(`wrote ${values.out}\n`)
   }
 }
 

@@ -9,6 +9,7 @@
 import { checkRange, InvalidConfigError, stripUndefined } from '../core/routing-table/config.ts'
 import type { CoordinatorConfig } from '../core/coordinator.ts'
 import type { Millis } from '../core/env.ts'
+import type { PeerStackConfig } from '../core/peer-stack/index.ts'
 
 export interface NetworkConfig {
   /**
@@ -168,10 +169,25 @@ export interface WorldConfig {
    * @default {} (the core's defaults)
    */
   coordinator: Partial<CoordinatorConfig>
+  /**
+   * Give every node a priority peer stack (observations from every dial and
+   * request, value-ordered and hedged lookups, back-off), or none: every peer
+   * equal, as classic Kademlia.
+   *
+   * @default false
+   */
+  peerStack: boolean
+  /**
+   * Tuning of each node's stack. `maxPeers` defaults to 2000 here to keep a
+   * million nodes in memory.
+   *
+   * @default { maxPeers: 2000 }
+   */
+  peerStackConfig: Partial<PeerStackConfig>
 }
 
 export function defaultWorldConfig (): WorldConfig {
-  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {} }
+  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, peerStackConfig: { maxPeers: 2000 } }
 }
 
 export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldConfig & { network: NetworkConfig } {

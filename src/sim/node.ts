@@ -11,10 +11,12 @@
  * key) and bounded by `maxConnections`; `touch` returns the peer it evicted
  * so the world can close the other side as well.
  */
+import { NEUTRAL_QUALITY } from '../core/contact.ts'
 import { Coordinator } from '../core/coordinator.ts'
 import type { Contact } from '../core/contact.ts'
 import type { CoordinatorConfig } from '../core/coordinator.ts'
 import type { Millis, Random } from '../core/env.ts'
+import type { PeerStack } from '../core/peer-stack/index.ts'
 
 /** A contact that also carries its node index in the simulation */
 export interface SimContact extends Contact {
@@ -25,15 +27,18 @@ export class SimNode {
   readonly index: number
   readonly contact: SimContact
   readonly coordinator: Coordinator
+  /** The node's priority peer stack, when the world runs with one */
+  readonly stack?: PeerStack
   /** When the currently scheduled tick is due (Infinity: none scheduled) */
   tickAt: Millis = Infinity
   private readonly maxConnections: number
   private connections: Map<number, Millis> | undefined
 
-  constructor (contact: SimContact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, maxConnections: number) {
+  constructor (contact: SimContact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, maxConnections: number, stack?: PeerStack) {
     this.index = contact.index
     this.contact = contact
-    this.coordinator = new Coordinator({ id: contact.id, key: contact.key }, config, random, now)
+    this.stack = stack
+    this.coordinator = new Coordinator({ id: contact.id, key: contact.key }, config, random, now, stack ?? NEUTRAL_QUALITY)
     this.maxConnections = maxConnections
   }
 

@@ -43,11 +43,20 @@ export interface RandomLookupsOptions {
    * @default 'any'
    */
   initiators: 'any' | 'dialable'
+  /**
+   * When above 0, lookups come from this many fixed nodes in turn (chosen
+   * once as `initiators` says): publishers that look up key after key, as a
+   * node announcing its content does. 0: a fresh random node each time.
+   *
+   * @default 0 (range 0..1,000,000)
+   */
+  publishers: number
 }
 
 export function validateRandomLookupsOptions (partial: Partial<RandomLookupsOptions> = {}): RandomLookupsOptions {
-  const o: RandomLookupsOptions = { lookups: 500, interval: 100, initiators: 'any', ...stripUndefined(partial) }
+  const o: RandomLookupsOptions = { lookups: 500, interval: 100, initiators: 'any', publishers: 0, ...stripUndefined(partial) }
   checkRange('lookups', o.lookups, 1, 10_000_000)
+  checkRange('publishers', o.publishers, 0, 1_000_000)
   checkRange('interval', o.interval, 0, 3_600_000, false)
   if (o.initiators !== 'any' && o.initiators !== 'dialable') {
     throw new RangeError(`initiators must be 'any' or 'dialable', got ${String(o.initiators)}`)
@@ -71,6 +80,7 @@ export class RandomLookups implements WorldListener {
   private readonly k: number
   private readonly running = new Map<number, Running>()
   private started = 0
+  private readonly publisherNodes: number[] = []
 
   constructor (world: World, options: Partial<RandomLookupsOptions>, random: Random) {
     this.world = world
@@ -148,6 +158,16 @@ export class RandomLookups implements WorldListener {
   }
 
   private pickNode (): number {
+    if (this.options.publishers > 0) {
+      while (this.publisherNodes.length < this.options.publishers) {
+        this.publisherNodes.push(this.pickAny())
+      }
+      return this.publisherNodes[this.started % this.options.publishers]
+    }
+    return this.pickAny()
+  }
+
+  private pickAny (): number {
     for (;;) {
       const i = this.random.int(this.world.size)
       if (this.options.initiators === 'any' || this.world.network.dialable(i)) {

@@ -40,6 +40,7 @@
  */
 import { assertNever, SeededRandom } from '../core/env.ts'
 import { KEY_BYTES } from '../core/key.ts'
+import { PeerStack } from '../core/peer-stack/index.ts'
 import { validateWorldConfig } from './config.ts'
 import { EventQueue } from './event-queue.ts'
 import { hash32, TraceHash } from './hash.ts'
@@ -52,11 +53,12 @@ import type { Contact } from '../core/contact.ts'
 import type { CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
 import type { Millis } from '../core/env.ts'
 import type { Key } from '../core/key.ts'
+import type { Observation } from '../core/peer-stack/index.ts'
 
 export const KAD_PROTOCOLS: readonly string[] = ['/ipfs/kad/1.0.0']
 
 export type SimEvent =
-  | { type: 'core', node: number, event: CoreEvent }
+  | { type: 'core', node: number, event: CoreEvent, observation?: { peer: string, what: Observation } }
   | { type: 'arrive', from: number, to: number, requestId: number, request: RequestKind, sentAt: Millis }
   | { type: 'tick', node: number, due: Millis }
   | { type: 'step', label: string, run(): void }
@@ -180,7 +182,7 @@ export class World {
     let n = this.nodes[i]
     if (n == null) {
       const nodeRandom = new SeededRandom(hash32(this.config.seed, i, 0x6e6f6465))
-      n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections)
+      n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections, this.config.peerStack ? new PeerStack(this.config.peerStackConfig) : undefined)
       this.nodes[i] = n
       this.stats.nodesBuilt++
       this.onBuild?.(n, nodeRandom.fork())
@@ -195,8 +197,8 @@ export class World {
   }
 
   /** Schedules a core event for node `i` at `at` (default: now) */
-  deliverAt (i: number, event: CoreEvent, at: Millis = this.clock): void {
-    this.queue.push(Math.max(at, this.clock), { type: 'core', node: i, event })
+  deliverAt (i: number, event: CoreEvent, at: Millis = this.clock, observation?: { peer: string, what: Observation }): void {
+    this.queue.push(Math.max(at, this.clock), { type: 'core', node: i, event, observation })
   }
 
   /** Starts a FIND_NODE lookup of `target` on node `i` now; returns its query id */
@@ -252,6 +254,9 @@ export class World {
       case 'core':
         this.trace.add(e.node)
         this.trace.add(CORE_CODE[e.event.type])
+        if (e.observation != null) {
+          this.node(e.node).stack?.observe(e.observation.peer, e.observation.what, this.clock)
+        }
         this.deliver(this.node(e.node), e.event)
         break
       case 'arrive':
@@ -333,16 +338,17 @@ export class World {
       if (!this.network.dialable(peer)) {
         this.stats.undialableDials++
         this.listener.onRequest?.(a, queryId, peer, true)
-        this.deliverAt(a, { type: 'request-failed', requestId, reason: 'dial-timeout' }, this.clock + this.network.config.dialTimeout)
+        this.deliverAt(a, { type: 'request-failed', requestId, reason: 'dial-timeout' }, this.clock + this.dialTimeoutFor(n, peer), { peer: this.contacts[peer].id, what: { type: 'dial-failed', reason: 'timeout' } })
         return
       }
       sendAt = this.clock + this.network.dialDelay(a, peer)
       this.connect(a, peer, sendAt)
+      n.stack?.observe(this.contacts[peer].id, { type: 'dial-ok', duration: sendAt - this.clock }, this.clock)
     }
     this.listener.onRequest?.(a, queryId, peer, dialed)
     if (this.network.lost()) {
       this.stats.lostMessages++
-      this.deliverAt(a, { type: 'request-failed', requestId, reason: 'timeout' }, sendAt + this.network.config.requestTimeout)
+      this.deliverAt(a, { type: 'request-failed', requestId, reason: 'timeout' }, sendAt + this.network.config.requestTimeout, { peer: this.contacts[peer].id, what: { type: 'request-failed', reason: 'timeout' } })
       return
     }
     this.queue.push(sendAt + this.network.oneWay(a, peer), { type: 'arrive', from: a, to: peer, requestId, request, sentAt: sendAt })
@@ -356,11 +362,18 @@ export class World {
     this.trace.add(closer.length)
     if (this.network.lost()) {
       this.stats.lostMessages++
-      this.deliverAt(e.from, { type: 'request-failed', requestId: e.requestId, reason: 'timeout' }, e.sentAt + this.network.config.requestTimeout)
+      this.deliverAt(e.from, { type: 'request-failed', requestId: e.requestId, reason: 'timeout' }, e.sentAt + this.network.config.requestTimeout, { peer: this.contacts[e.to].id, what: { type: 'request-failed', reason: 'timeout' } })
       return
     }
     this.stats.responses++
-    this.deliverAt(e.from, { type: 'response', requestId: e.requestId, closer }, this.clock + this.network.oneWay(e.to, e.from))
+    const at = this.clock + this.network.oneWay(e.to, e.from)
+    this.deliverAt(e.from, { type: 'response', requestId: e.requestId, closer }, at, { peer: this.contacts[e.to].id, what: { type: 'response', latency: at - e.sentAt, useful: closer.length > 0 } })
+  }
+
+  /** A node with a stack gives up on a dial at the stack's adaptive timeout, at most the network's */
+  private dialTimeoutFor (n: SimNode, peer: number): Millis {
+    const configured = this.network.config.dialTimeout
+    return n.stack == null ? configured : Math.min(configured, n.stack.dialTimeout(this.contacts[peer].id, this.clock))
   }
 
   private openSide (a: number, b: number, readyAt: Millis): void {

@@ -207,22 +207,24 @@ export function requestTimeoutOf (stats: PeerStats | undefined, global: GlobalEs
 
 /**
  * How long to wait for an answer before also asking the next candidate: the
- * time a dial plus a request usually takes, from the peer's own record where
- * it has one and the global one otherwise.
+ * time a dial plus a request usually takes (mean plus one deviation, not the
+ * four of a timeout: hedging early costs one extra request, waiting costs the
+ * whole lookup), from the peer's own record where it has one and the global
+ * one otherwise.
  */
 export function hedgeDelayOf (stats: PeerStats | undefined, global: GlobalEstimates, params: PeerStackConfig): Millis {
   const g = globalDial(global)
   let dial = params.hedgeCeiling
   if (stats != null && stats.sdial >= 0) {
-    dial = rto(stats.sdial, stats.dialvar)
+    dial = stats.sdial + stats.dialvar
   } else if (g != null) {
-    dial = rto(g[0], g[1])
+    dial = g[0] + g[1]
   }
   let req = 0
   if (stats != null && stats.srtt >= 0) {
-    req = rto(stats.srtt, stats.rttvar)
+    req = stats.srtt + stats.rttvar
   } else if (global.srtt >= 0) {
-    req = rto(global.srtt, global.rttvar)
+    req = global.srtt + global.rttvar
   }
   return Math.round(clamp(dial + req, params.hedgeFloor, params.hedgeCeiling))
 }
