@@ -153,6 +153,12 @@ export interface PriorityDHTInit {
   /** Tag and persistence cadence of peer values (see PeerValuesInit) */
   peerValues?: PeerValuesInit
   /**
+   * Bulk provide: keys handled per chunk (memory holds one chunk).
+   *
+   * @default { chunkSize: 1024 }
+   */
+  bulk?: { chunkSize?: number }
+  /**
    * Treat every peer alike, as classic Kademlia does: no hedging, no back-off,
    * no value ordering, fixed timeouts. Observations are still recorded. For
    * comparisons (the benchmark and simulator use it), not for production.
@@ -191,6 +197,8 @@ export { InvalidConfigError } from './core/routing-table/config.ts'
 export { InvalidRecordError } from './records/validation.ts'
 export type { Validators, Selectors, ValidateFn, SelectFn } from './records/validation.ts'
 export { NoPeersError, PutFailedError } from './libp2p/content.ts'
+export { BulkAbortedError } from './libp2p/bulk.ts'
+export type { BulkProgress, BulkProvideOptions } from './libp2p/bulk.ts'
 export type { DHTMode, PeerValueInfo } from './libp2p/service.ts'
 export type { Category, PeerStackConfig, Observation } from './core/peer-stack/index.ts'
 export { VALUE_TAG } from './libp2p/peer-values.ts'

@@ -82,7 +82,7 @@ export class ContentOperations {
   }
 
   /** Our own peer info as we announce it in ADD_PROVIDER */
-  private selfInfo (): PeerInfo {
+  selfInfo (): PeerInfo {
     const multiaddrs = this.components.addressManager.getAddresses().map(ma => ma.decapsulateCode(421))
     return this.init.mapper({ id: this.components.peerId, multiaddrs })
   }

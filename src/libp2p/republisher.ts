@@ -50,6 +50,12 @@ export interface RepublisherDeps {
   log: Logger
   /** Re-announces one of our CIDs (by its multihash bytes) */
   reprovide(key: Uint8Array): Promise<void>
+  /**
+   * Re-announces many at once (a keyspace sweep, not a lookup per key);
+   * resolves to the keys at least one peer took. When given, due keys go
+   * through it in one batch.
+   */
+  reprovideMany?(keys: Uint8Array[]): Promise<Uint8Array[]>
 }
 
 export class Republisher {
@@ -135,7 +141,23 @@ export class Republisher {
   }
 
   private async run (): Promise<void> {
-    const due = this.schedule.due(Date.now(), 1_000)
+    const due = this.schedule.due(Date.now(), this.deps.reprovideMany != null ? 10_000 : 1_000)
+    if (this.deps.reprovideMany != null && due.length > 1) {
+      try {
+        const done = await this.deps.reprovideMany(due.map(name => base32.decode(name)))
+        const now = Date.now()
+        for (const key of done) {
+          const name = base32.encode(key)
+          if (this.schedule.has(name)) {
+            await this.remember(name, now)
+          }
+        }
+      } catch (err) {
+        this.deps.log('republish sweep of %d keys failed - %e', due.length, err)
+      }
+      this.arm()
+      return
+    }
     for (let i = 0; i < due.length && this.running; i += this.concurrency) {
       await Promise.all(due.slice(i, i + this.concurrency).map(async name => {
         try {

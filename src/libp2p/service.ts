@@ -13,6 +13,7 @@ import { SeededRandom } from '../core/env.ts'
 import { PeerStack } from '../core/peer-stack/index.ts'
 import { ProviderStore } from '../records/provider-store.ts'
 import { ValueStore } from '../records/value-store.ts'
+import { BulkProvider } from './bulk.ts'
 import { ContentOperations } from './content.ts'
 import { Driver } from './driver.ts'
 import { EventTypes, progressName } from './events.ts'
@@ -23,6 +24,7 @@ import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './p
 import { PeerValues } from './peer-values.ts'
 import { Republisher } from './republisher.ts'
 import { Rpc } from './rpc.ts'
+import type { BulkProgress, BulkProvideOptions } from './bulk.ts'
 import type { QueryEvent } from './events.ts'
 import type { NewPeer } from './identify.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
@@ -68,6 +70,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly driver: Driver
   private readonly content: ContentOperations
   private readonly republisher: Republisher
+  private readonly bulk: BulkProvider
   private readonly providers: ProviderStore
   private readonly values: ValueStore
   private readonly mapper: PeerInfoMapper
@@ -155,8 +158,24 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
         for await (const event of this.content.provide(cidOfMultihash(key))) {
           void event
         }
+      },
+      reprovideMany: async keys => {
+        const cids = keys.map(cidOfMultihash)
+        const done: Uint8Array[] = []
+        await this.bulk.provideMany(cids, { onDelivered: key => { done.push(key) } })
+        return done
       }
     }, init.reprovide)
+    this.bulk = new BulkProvider({
+      driver: this.driver,
+      messenger: this.messenger,
+      providers: this.providers,
+      log: this.log.newScope('bulk'),
+      k,
+      self: components.peerId,
+      selfInfo: () => this.content.selfInfo(),
+      chunkSize: init.bulk?.chunkSize
+    })
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
     this.onPeerDisconnect = this.onPeerDisconnect.bind(this)
     this.onPrune = this.onPrune.bind(this)
@@ -349,6 +368,28 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     for await (const event of this.content.provide(cid, options)) {
       yield this.progress(event, options)
     }
+  }
+
+  /**
+   * Announces many CIDs at once: keys sorted by keyspace position, one lookup
+   * per region of the keyspace rather than per key, each peer sent all of its
+   * records over one stream. Every CID is also re-announced on schedule, the
+   * same way. Progress: `onProgress` gets `priority-dht:provide-many:progress`
+   * events (and `onBulkProgress` the same counts). An aborted signal rejects
+   * with an AbortError whose `progress` says what was done.
+   */
+  async provideMany (cids: Iterable<CID>, options: BulkProvideOptions & RoutingOptions = {}): Promise<BulkProgress> {
+    const list = [...cids]
+    for (const cid of list) {
+      await this.republisher.add(cid.multihash.bytes)
+    }
+    return this.bulk.provideMany(list, {
+      ...options,
+      onBulkProgress: progress => {
+        options.onBulkProgress?.(progress)
+        options.onProgress?.(new CustomProgressEvent('priority-dht:provide-many:progress', progress))
+      }
+    })
   }
 
   /** How many of our own CIDs are being re-announced */

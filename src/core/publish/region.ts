@@ -1,0 +1,87 @@
+/**
+ * Keyspace regions for bulk puts: one lookup serves every key near its
+ * target, instead of one lookup per key.
+ *
+ * A lookup for target `t` that converged on the k closest peers P1..Pk tells
+ * us more than their names: let `c` be the common prefix length of `t` and
+ * its farthest result. Every peer sharing more than `c` leading bits with `t`
+ * is closer to `t` than Pk, so the lookup found all of them. For a key `t'`
+ * sharing more than `c` bits with `t`, the peers nearest to it are first
+ * those in that same subtree (all known), then the nearest of the rest (of
+ * which we know the ones nearest to `t`). The k closest known peers are
+ * therefore the true k closest, or differ from them only in the last places,
+ * which only moves where a few of the k copies land.
+ *
+ * `RegionCache` keeps the last region (its target, depth and the peers that
+ * answered: the k closest and the spares beyond them) and answers whether a
+ * key falls inside and which known peers are closest to it. Bulk puts walk
+ * their keys in keyspace order, so each region is looked up once.
+ *
+ * Bounds: at most `maxKnown` peers per region.
+ */
+import { commonPrefixLength, compareDistance } from '../key.ts'
+import type { Contact } from '../contact.ts'
+import type { Key } from '../key.ts'
+
+export class RegionCache<C extends Contact = Contact> {
+  private readonly k: number
+  private readonly maxKnown: number
+  private target?: Key
+  private depth = 0
+  private known: C[] = []
+
+  constructor (k: number, maxKnown = 256) {
+    if (!Number.isInteger(k) || k < 1) {
+      throw new RangeError(`k must be a positive integer, got ${k}`)
+    }
+    this.k = k
+    this.maxKnown = Math.max(k, maxKnown)
+  }
+
+  /** Whether the current region can place `key` without a lookup */
+  covers (key: Key): boolean {
+    return this.target != null && this.known.length >= this.k && commonPrefixLength(key, this.target) >= this.depth
+  }
+
+  /**
+   * Starts a region from a lookup for `target` that returned `closest` (its
+   * k closest that answered, nearest first) and `spares` (answered, farther).
+   * With fewer than k results the region covers nothing beyond `target`.
+   */
+  learn (target: Key, closest: readonly C[], spares: readonly C[] = []): void {
+    this.target = target
+    this.known = [...closest, ...spares].slice(0, this.maxKnown)
+    if (closest.length < this.k) {
+      // a small network: the lookup saw everyone it could, but keep regions exact
+      this.depth = 256
+      return
+    }
+    let depth = 256
+    for (const c of closest) {
+      depth = Math.min(depth, commonPrefixLength(target, c.key))
+    }
+    this.depth = Math.min(256, depth + 1)
+  }
+
+  /** The `n` known peers closest to `key`, nearest first */
+  closest (key: Key, n: number): C[] {
+    return [...this.known].sort((a, b) => compareDistance(a.key, b.key, key)).slice(0, n)
+  }
+
+  /** The region's depth (common prefix bits a key must share with its target) */
+  get regionDepth (): number {
+    return this.depth
+  }
+}
+
+/** Sorts items by their key, so keys near each other in the keyspace are next to each other */
+export function sortByKey<T extends { key: Key }> (items: T[]): T[] {
+  return items.sort((a, b) => {
+    for (let i = 0; i < a.key.length; i++) {
+      if (a.key[i] !== b.key[i]) {
+        return a.key[i] - b.key[i]
+      }
+    }
+    return 0
+  })
+}

@@ -1,0 +1,218 @@
+/**
+ * Bulk provide: thousands of CIDs without one lookup per CID.
+ *
+ * Keys are sorted by their position in the keyspace and taken a chunk at a
+ * time. Walking a chunk, a key inside the current region (see
+ * `src/core/publish/region.ts`) is placed on the k closest peers that region's
+ * lookup found; a key outside it starts a new lookup, and so a new region.
+ * Then every target peer gets all of its chunk's records, one ADD_PROVIDER
+ * after another over the messenger's pooled stream, `concurrency` peers at
+ * once. A peer that fails is abandoned for the chunk and each of its keys
+ * goes to the next closest peer the region knows.
+ *
+ * Bounds: memory holds one chunk (`chunkSize` keys, their targets, at most
+ * k + `spares` deliveries each); at most `concurrency` peers are written to at
+ * once; nothing is kept per key once its chunk is done.
+ */
+import { RegionCache, sortByKey } from '../core/publish/region.ts'
+import { MessageType } from '../generated/dht.ts'
+import { kadKey, toContact, toPbPeer } from './peer-info.ts'
+import type { Driver } from './driver.ts'
+import type { Messenger } from './messenger.ts'
+import type { PeerContact } from './peer-info.ts'
+import type { Key } from '../core/key.ts'
+import type { ProviderStore } from '../records/provider-store.ts'
+import type { AbortOptions, Logger, PeerId, PeerInfo } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+export interface BulkProvideOptions extends AbortOptions {
+  /** Peers written to at once (default 16) */
+  concurrency?: number
+  /** Called after each chunk and at the end */
+  onBulkProgress?(progress: BulkProgress): void
+  /** Called once per key (multihash bytes) that at least one peer took, when its chunk is done */
+  onDelivered?(key: Uint8Array): void
+}
+
+export interface BulkProgress {
+  /** CIDs asked for (after removing duplicates) */
+  keys: number
+  /** CIDs whose deliveries have all been tried */
+  keysDone: number
+  /** CIDs at least one peer took */
+  provided: number
+  /** lookups run */
+  lookups: number
+  /** ADD_PROVIDER messages written */
+  messages: number
+  /** distinct peers that took at least one record */
+  peersReached: number
+  /** deliveries that failed (each failed key-peer pair) */
+  failures: number
+}
+
+export class BulkAbortedError extends Error {
+  name = 'AbortError'
+  code = 'ABORT_ERR'
+  /** what was done before the abort */
+  readonly progress: BulkProgress
+
+  constructor (progress: BulkProgress) {
+    super(`bulk provide aborted after ${progress.keysDone} of ${progress.keys} keys (${progress.provided} provided)`)
+    this.progress = progress
+  }
+}
+
+export interface BulkInit {
+  driver: Driver
+  messenger: Messenger
+  providers: ProviderStore
+  log: Logger
+  k: number
+  self: PeerId
+  selfInfo(): PeerInfo
+  /**
+   * Keys handled per chunk.
+   *
+   * @default 1024
+   */
+  chunkSize?: number
+}
+
+interface Item {
+  key: Key
+  mh: Uint8Array
+  targets: PeerContact[]
+  /** farther known peers, for when a target fails */
+  backups: PeerContact[]
+  ok: number
+}
+
+const SPARES = 4
+
+export class BulkProvider {
+  private readonly init: BulkInit
+  private readonly chunkSize: number
+
+  constructor (init: BulkInit) {
+    this.init = init
+    this.chunkSize = init.chunkSize ?? 1024
+  }
+
+  async provideMany (cids: Iterable<CID>, options: BulkProvideOptions = {}): Promise<BulkProgress> {
+    const seen = new Set<string>()
+    const all: Array<{ key: Key, mh: Uint8Array }> = []
+    for (const cid of cids) {
+      const id = cid.multihash.bytes.toString()
+      if (!seen.has(id)) {
+        seen.add(id)
+        all.push({ key: kadKey(cid.multihash.bytes), mh: cid.multihash.bytes })
+      }
+    }
+    seen.clear()
+    sortByKey(all)
+    const progress: BulkProgress = { keys: all.length, keysDone: 0, provided: 0, lookups: 0, messages: 0, peersReached: 0, failures: 0 }
+    const reached = new Set<string>()
+    const region = new RegionCache<PeerContact>(this.init.k)
+    const concurrency = options.concurrency ?? 16
+    const now = Date.now()
+    for (let start = 0; start < all.length; start += this.chunkSize) {
+      if (aborted(options.signal)) {
+        throw new BulkAbortedError({ ...progress, peersReached: reached.size })
+      }
+      const chunk: Item[] = []
+      for (const { key, mh } of all.slice(start, start + this.chunkSize)) {
+        await this.init.providers.addProvider(mh, this.init.self, now, options)
+        if (!region.covers(key)) {
+          await this.lookup(key, mh, region, options)
+          progress.lookups++
+        }
+        const near = region.closest(key, this.init.k + SPARES)
+        chunk.push({ key, mh, targets: near.slice(0, this.init.k), backups: near.slice(this.init.k), ok: 0 })
+      }
+      await this.deliver(chunk, concurrency, progress, reached, options)
+      for (const item of chunk) {
+        if (item.ok > 0) {
+          progress.provided++
+          options.onDelivered?.(item.mh)
+        }
+      }
+      progress.peersReached = reached.size
+      if (aborted(options.signal)) {
+        // part of this chunk went out: `provided` counts it, `keysDone` does not
+        throw new BulkAbortedError({ ...progress })
+      }
+      progress.keysDone += chunk.length
+      options.onBulkProgress?.({ ...progress })
+    }
+    return progress
+  }
+
+  /** A FIND_NODE lookup for `key` (the Kademlia key of `mh`, which is what goes on the wire) */
+  private async lookup (key: Key, mh: Uint8Array, region: RegionCache<PeerContact>, options: AbortOptions): Promise<void> {
+    const lookup = this.init.driver.lookup(key, { kind: 'find-node', key: mh }, { signal: options.signal })
+    let step = await lookup.next()
+    while (step.done !== true) {
+      step = await lookup.next()
+    }
+    const asContact = (info: PeerInfo): PeerContact => toContact(info.id)
+    region.learn(key, step.value.closest.map(asContact), step.value.spares.map(asContact))
+  }
+
+  /** Writes each peer its records, `concurrency` peers at a time, with one retry pass for failed keys */
+  private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Set<string>, options: AbortOptions): Promise<void> {
+    let work = new Map<string, { peer: PeerContact, items: Item[] }>()
+    for (const item of chunk) {
+      for (const peer of item.targets) {
+        const w = work.get(peer.id) ?? { peer, items: [] }
+        w.items.push(item)
+        work.set(peer.id, w)
+      }
+    }
+    for (let pass = 0; pass < 2 && work.size > 0; pass++) {
+      const retry = new Map<string, { peer: PeerContact, items: Item[] }>()
+      const queue = [...work.values()]
+      const worker = async (): Promise<void> => {
+        for (let w = queue.shift(); w != null; w = queue.shift()) {
+          const failed = await this.writeAll(w.peer, w.items, progress, reached, options)
+          for (const item of failed) {
+            const backup = pass === 0 ? item.backups.shift() : undefined
+            if (backup != null) {
+              const r = retry.get(backup.id) ?? { peer: backup, items: [] }
+              r.items.push(item)
+              retry.set(backup.id, r)
+            }
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+      work = retry
+    }
+  }
+
+  /** Sends `peer` every item's record in turn; returns the items it did not take */
+  private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Set<string>, options: AbortOptions): Promise<Item[]> {
+    const provider = toPbPeer(this.init.selfInfo())
+    for (let i = 0; i < items.length; i++) {
+      if (aborted(options.signal)) {
+        return items.slice(i)
+      }
+      try {
+        await this.init.messenger.write(peer.peerId, { type: MessageType.ADD_PROVIDER, key: items[i].mh as Uint8Array<ArrayBuffer>, providerPeers: [provider] }, { signal: options.signal })
+        items[i].ok++
+        progress.messages++
+        reached.add(peer.id)
+      } catch (err) {
+        // the peer failed: everything it has not taken goes elsewhere
+        this.init.log('bulk provide to %p failed - %e', peer.peerId, err)
+        progress.failures += items.length - i
+        return items.slice(i)
+      }
+    }
+    return []
+  }
+}
+
+function aborted (signal?: AbortSignal): boolean {
+  return signal?.aborted === true
+}

@@ -1,0 +1,79 @@
+import { expect } from 'aegir/chai'
+import { SeededRandom } from '../../../src/core/env.ts'
+import { KEY_BYTES, commonPrefixLength } from '../../../src/core/key.ts'
+import { RegionCache, sortByKey } from '../../../src/core/publish/region.ts'
+import { bruteForceClosest, ids, randomContacts } from '../fixtures/keys.ts'
+import type { Key } from '../../../src/core/key.ts'
+
+const K = 20
+
+/** A key sharing at least `bits` leading bits with `base` */
+function near (base: Key, bits: number, random: SeededRandom): Key {
+  const out = random.fill(new Uint8Array(KEY_BYTES))
+  for (let i = 0; i < bits; i++) {
+    const byte = i >> 3
+    const mask = 0x80 >> (i & 7)
+    out[byte] = (out[byte] & ~mask) | (base[byte] & mask)
+  }
+  return out
+}
+
+describe('core/publish/region', () => {
+  it('covers nothing until it has learned a region of at least k peers', () => {
+    const net = randomContacts(100, 3)
+    const random = new SeededRandom(1)
+    const target = random.fill(new Uint8Array(KEY_BYTES))
+    const r = new RegionCache(K)
+    expect(r.covers(target)).to.equal(false)
+    r.learn(target, bruteForceClosest(net, target, 5))
+    expect(r.covers(near(target, 200, random))).to.equal(false)
+  })
+
+  it('covers keys sharing more bits with its target than its farthest result does, and no others', () => {
+    const net = randomContacts(2000, 5)
+    const random = new SeededRandom(2)
+    const target = random.fill(new Uint8Array(KEY_BYTES))
+    const closest = bruteForceClosest(net, target, K)
+    const r = new RegionCache(K)
+    r.learn(target, closest)
+    const depth = Math.min(...closest.map(c => commonPrefixLength(target, c.key))) + 1
+    expect(r.regionDepth).to.equal(depth)
+    expect(r.covers(target)).to.equal(true)
+    expect(r.covers(near(target, depth, random))).to.equal(true)
+    // shares exactly depth - 1 bits: the next one differs from the target's
+    const outside = near(target, depth - 1, random)
+    const byte = (depth - 1) >> 3
+    const mask = 0x80 >> ((depth - 1) & 7)
+    outside[byte] = (outside[byte] & ~mask) | (~target[byte] & mask)
+    expect(r.covers(outside)).to.equal(false)
+  })
+
+  it('places covered keys on (nearly) their true k closest: property over a static network', () => {
+    const net = randomContacts(5000, 9)
+    const random = new SeededRandom(3)
+    let overlap = 0
+    let trials = 0
+    for (let t = 0; t < 20; t++) {
+      const target = random.fill(new Uint8Array(KEY_BYTES))
+      const r = new RegionCache(K)
+      const around = bruteForceClosest(net, target, K + 10)
+      r.learn(target, around.slice(0, K), around.slice(K))
+      for (let i = 0; i < 10; i++) {
+        const key = near(target, r.regionDepth, random)
+        expect(r.covers(key)).to.equal(true)
+        const placed = new Set(ids(r.closest(key, K)))
+        const truth = ids(bruteForceClosest(net, key, K))
+        // the nearest half is always exact; the tail may differ
+        expect(truth.slice(0, K / 2).every(id => placed.has(id))).to.equal(true)
+        overlap += truth.filter(id => placed.has(id)).length
+        trials++
+      }
+    }
+    expect(overlap / trials).to.be.at.least(0.8 * K)
+  })
+
+  it('sorts by keyspace position', () => {
+    const items = [{ key: new Uint8Array([3, 0]) }, { key: new Uint8Array([1, 9]) }, { key: new Uint8Array([1, 2]) }]
+    expect(sortByKey(items).map(i => [...i.key])).to.deep.equal([[1, 2], [1, 9], [3, 0]])
+  })
+})

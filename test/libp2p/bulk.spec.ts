@@ -1,0 +1,117 @@
+/**
+ * Bulk provide: a thousand CIDs with a keyspace sweep, found by other nodes;
+ * an aborted bulk provide reports what other nodes can find.
+ */
+import { expect } from 'aegir/chai'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { SeededRandom } from '../../src/core/env.ts'
+import { BulkAbortedError } from '../../src/index.ts'
+import { kadKey } from '../../src/libp2p/peer-info.ts'
+import { connectToBootstraps, createOurNode, stopAll, waitForTables } from './fixtures/network.ts'
+import type { OurNode } from './fixtures/network.ts'
+import type { BulkProgress } from '../../src/index.ts'
+
+const N = 22
+const K = 6
+
+async function cids (prefix: string, n: number): Promise<CID[]> {
+  return Promise.all(Array.from({ length: n }, async (_, i) => CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`${prefix}-${i}`)))))
+}
+
+/** Whether `node` finds `provider` for `cid` through the network */
+async function finds (node: OurNode, cid: CID, provider: OurNode): Promise<boolean> {
+  for await (const p of node.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(20_000) })) {
+    if (p.id.equals(provider.peerId)) {
+      return true
+    }
+  }
+  return false
+}
+
+function sample<T> (items: T[], n: number, random: SeededRandom): T[] {
+  const copy = [...items]
+  const out: T[] = []
+  while (out.length < n && copy.length > 0) {
+    out.push(copy.splice(random.int(copy.length), 1)[0])
+  }
+  return out
+}
+
+describe('libp2p/bulk: provideMany', function () {
+  this.timeout(300_000)
+  let nodes: OurNode[] = []
+
+  before(async () => {
+    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K, bulk: { chunkSize: 250 } })))
+    await connectToBootstraps(nodes, 2)
+    await waitForTables(nodes, K)
+  })
+
+  after(async () => {
+    await stopAll(nodes)
+  })
+
+  it('provides 1000 CIDs with far fewer lookups than keys, and other nodes find a sample of 200, all of them', async () => {
+    const provider = nodes[3]
+    const list = await cids('bulk', 1000)
+    const seen: BulkProgress[] = []
+    const result = await provider.services.dht.provideMany(list, { onBulkProgress: p => seen.push(p) })
+    expect(result).to.deep.include({ keys: 1000, keysDone: 1000, provided: 1000 })
+    expect(result.lookups).to.be.at.most(100)
+    expect(result.messages).to.be.at.least(1000)
+    expect(seen.map(p => p.keysDone)).to.deep.equal([250, 500, 750, 1000])
+    expect(provider.services.dht.reproviding).to.be.at.least(1000)
+    const random = new SeededRandom(42)
+    let i = 0
+    for (const cid of sample(list, 200, random)) {
+      const seeker = nodes[(i++ % (N - 1) + 4) % N]
+      expect(await finds(seeker === provider ? nodes[0] : seeker, cid, provider), cid.toString()).to.equal(true)
+    }
+  })
+
+  it('an aborted bulk provide says what was done, and that is what others find', async () => {
+    const provider = nodes[8]
+    const list = await cids('aborted', 1000)
+    const controller = new AbortController()
+    let err: any
+    try {
+      await provider.services.dht.provideMany(list, {
+        signal: controller.signal,
+        onBulkProgress: p => { if (p.keysDone >= 500) { controller.abort() } }
+      })
+    } catch (e) {
+      err = e
+    }
+    expect(err).to.be.instanceOf(BulkAbortedError)
+    const progress: BulkProgress = err.progress
+    expect(progress.keysDone).to.equal(500)
+    expect(progress.provided).to.equal(500)
+    // which keys were done: the first 500 in keyspace order
+    const order = [...list].sort((a, b) => compareKad(a, b))
+    const done = order.slice(0, 500)
+    const notDone = order.slice(500)
+    const random = new SeededRandom(7)
+    for (const cid of sample(done, 25, random)) {
+      expect(await finds(nodes[1], cid, provider), `done ${cid.toString()}`).to.equal(true)
+    }
+    for (const cid of sample(notDone, 10, random)) {
+      expect(await finds(nodes[1], cid, provider), `not done ${cid.toString()}`).to.equal(false)
+    }
+  })
+})
+
+function compareKad (a: CID, b: CID): number {
+  const ka = kad(a)
+  const kb = kad(b)
+  for (let i = 0; i < ka.length; i++) {
+    if (ka[i] !== kb[i]) {
+      return ka[i] - kb[i]
+    }
+  }
+  return 0
+}
+
+function kad (cid: CID): Uint8Array {
+  return kadKey(cid.multihash.bytes)
+}
