@@ -11,19 +11,13 @@
  * back, and its go-to-go cases (peer routing) are priority-dht alone. The
  * suite itself skips go-to-go for content routing and fetching.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { createClient } from '@libp2p/daemon-client'
 import { createServer } from '@libp2p/daemon-server'
-import { identify } from '@libp2p/identify'
 import { dhtInteropTests } from '@libp2p/interop'
-import { kadDHT, passthroughMapper as kadPassthrough } from '@libp2p/kad-dht'
-import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { passthroughMapper, priorityDHT } from '../../src/index.ts'
-import { LOCAL_CONNECTIONS } from '../libp2p/fixtures/network.ts'
+import { localNodeOptions, theirDHT } from '../libp2p/fixtures/network.ts'
 import type { Daemon, DaemonFactory, SpawnOptions } from '@libp2p/interop'
 
 const factory: DaemonFactory = {
@@ -31,21 +25,8 @@ const factory: DaemonFactory = {
     if (options.dht !== true || (options.encryption ?? 'noise') !== 'noise' || (options.muxer ?? 'yamux') !== 'yamux') {
       throw new Error(`this factory only spawns DHT daemons with noise and yamux, not ${JSON.stringify(options)}`)
     }
-    const node = await createLibp2p({
-      start: false,
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      connectionManager: LOCAL_CONNECTIONS,
-      transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      services: {
-        identify: identify(),
-        ping: ping(),
-        dht: options.type === 'js'
-          ? kadDHT({ clientMode: false, peerInfoMapper: kadPassthrough })
-          : priorityDHT({ clientMode: false, peerInfoMapper: passthroughMapper })
-      }
-    })
+    const dht = options.type === 'js' ? theirDHT() : priorityDHT({ clientMode: false, peerInfoMapper: passthroughMapper })
+    const node = await createLibp2p({ ...localNodeOptions(dht), start: false })
     // the daemon server speaks to the DHT through the `@libp2p/kad-dht` API, which both implement
     const server = createServer(multiaddr('/ip4/127.0.0.1/tcp/0'), node as unknown as Parameters<typeof createServer>[1])
     await server.start()
