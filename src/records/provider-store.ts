@@ -96,6 +96,8 @@ export function validateProviderStoreConfig (init: ProviderStoreInit = {}): Prov
   return c
 }
 
+const CACHED_KEYS = 1024
+
 export class ProviderStoreFullError extends Error {
   name = 'ProviderStoreFullError'
   code = 'ERR_PROVIDER_STORE_FULL'
@@ -122,6 +124,12 @@ export class ProviderStore {
   private readonly serial = new Serial()
   private counts?: Map<string, number>
   private records = 0
+  /**
+   * Recently read provider lists by key, so a hot key is not a datastore
+   * prefix query each time; at most CACHED_KEYS, dropped whenever the key
+   * changes (and all of them on a sweep).
+   */
+  private readonly cache = new Map<string, ProviderEntry[]>()
 
   constructor (datastore: Datastore, init: ProviderStoreInit = {}) {
     this.datastore = datastore
@@ -138,6 +146,7 @@ export class ProviderStore {
     const peer = canonicalPeerId(provider)
     checkTime(now)
     await this.serial.run(async () => {
+      this.cache.delete(mh)
       const counts = await this.load(options)
       const dsKey = new Key(`${this.config.prefix}/${mh}/${peer}`)
       if (await this.datastore.has(dsKey, options)) {
@@ -169,7 +178,18 @@ export class ProviderStore {
   /** Providers of `key` not expired at `now`, most recently added first */
   async getProviders (key: Uint8Array, now: number, options: AbortOptions = {}): Promise<string[]> {
     const mh = this.encodeKey(key)
-    const entries = await this.entries(mh, options)
+    let entries = this.cache.get(mh)
+    if (entries == null) {
+      entries = await this.serial.run(async () => {
+        const counts = await this.load(options)
+        const read = (counts.get(mh) ?? 0) === 0 ? [] : await this.entries(mh, options)
+        if (this.cache.size >= CACHED_KEYS) {
+          this.cache.delete(this.cache.keys().next().value as string)
+        }
+        this.cache.set(mh, read)
+        return read
+      }, options)
+    }
     return entries
       .filter(e => e.addedAt != null && now < e.addedAt + this.config.provideValidity)
       .sort((a, b) => -oldestFirst(a, b))
@@ -205,6 +225,7 @@ export class ProviderStore {
         batch.delete(key)
       }
       await batch.commit(options)
+      this.cache.clear()
       for (const { mh } of expired) {
         const left = (counts.get(mh) ?? 1) - 1
         if (left > 0) {

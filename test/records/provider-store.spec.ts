@@ -48,7 +48,10 @@ describe('records/provider-store', () => {
     await store.addProvider(k1, p[0], 4)
     expect(await store.getProviders(k1, 10)).to.deep.equal([ids[0], ids[2], ids[1]])
     expect(await store.getProviders(k3, 10)).to.deep.equal([])
-    expect(await store.size()).to.deep.equal({ keys: 2, records: 4 })
+    // what a read saw (even nothing) never hides a later add
+    await store.addProvider(k3, p[1], 5)
+    expect(await store.getProviders(k3, 10)).to.deep.equal([ids[1]])
+    expect(await store.size()).to.deep.equal({ keys: 3, records: 5 })
   })
 
   it('lays records out as <prefix>/<base32 multihash>/<peer id>', async () => {
