@@ -76,7 +76,7 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       keysDone: done,
       seconds: Math.round(seconds * 10) / 10,
       keysPerSecond: Math.round(done / seconds),
-      lookupsPerKey: Math.round(1000 * lookups / Math.max(1, done)) / 1000,
+      lookupsPerKey: Math.round(100_000 * lookups / Math.max(1, done)) / 100_000,
       tarpitDialsPerKey: Math.round(1000 * (net.tarpitDials() - dials) / Math.max(1, done)) / 1000,
       peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024)
     }
