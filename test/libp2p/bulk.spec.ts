@@ -8,7 +8,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../../src/core/env.ts'
 import { BulkAbortedError } from '../../src/index.ts'
 import { kadKey } from '../../src/libp2p/peer-info.ts'
-import { connectToBootstraps, createOurNode, stopAll, waitForTables } from './fixtures/network.ts'
+import { startNetwork, stopAll } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { BulkProgress } from '../../src/index.ts'
 
@@ -43,9 +43,7 @@ describe('libp2p/bulk: provideMany', function () {
   let nodes: OurNode[] = []
 
   before(async () => {
-    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K, bulk: { chunkSize: 250 } })))
-    await connectToBootstraps(nodes, 2)
-    await waitForTables(nodes, K)
+    nodes = await startNetwork(N, { kBucketSize: K, bulk: { chunkSize: 250 } })
   })
 
   after(async () => {

@@ -4,7 +4,7 @@ import all from 'it-all'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
-import { connectToBootstraps, createOurNode, stopAll, waitForTables } from './fixtures/network.ts'
+import { startNetwork, stopAll } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 
 const N = 22
@@ -19,9 +19,7 @@ describe('libp2p/content: provide, findProviders, put and get across 22 nodes', 
   let nodes: OurNode[] = []
 
   before(async () => {
-    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K })))
-    await connectToBootstraps(nodes, 2)
-    await waitForTables(nodes, K)
+    nodes = await startNetwork(N, { kBucketSize: K })
   })
 
   after(async () => {

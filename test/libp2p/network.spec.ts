@@ -1,6 +1,6 @@
 import { expect } from 'aegir/chai'
 import all from 'it-all'
-import { connectToBootstraps, createOurNode, stopAll, trueClosest, waitForTables } from './fixtures/network.ts'
+import { startNetwork, stopAll, trueClosest } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 
 const N = 24
@@ -11,9 +11,7 @@ describe('libp2p/network: a network of priority-dht nodes over TCP', function ()
   let nodes: OurNode[] = []
 
   before(async () => {
-    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K })))
-    await connectToBootstraps(nodes, 2)
-    await waitForTables(nodes, K)
+    nodes = await startNetwork(N, { kBucketSize: K })
   })
 
   after(async () => {

@@ -9,7 +9,7 @@ import all from 'it-all'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
-import { connectToBootstraps, createOurNode, stopAll, waitForTables } from './fixtures/network.ts'
+import { startNetwork, stopAll } from './fixtures/network.ts'
 import { becomeTarpit } from './fixtures/tarpit.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { Tarpit } from './fixtures/tarpit.ts'
@@ -30,9 +30,7 @@ describe('libp2p/tarpits: records still land and are found when a third of the p
   let tarpitIds = new Set<string>()
 
   before(async () => {
-    nodes = await Promise.all(Array.from({ length: N }, async () => createOurNode({ kBucketSize: K })))
-    await connectToBootstraps(nodes, 2)
-    await waitForTables(nodes, K)
+    nodes = await startNetwork(N, { kBucketSize: K })
     // the last TARPITS nodes (never a bootstrap) become tarpits
     const gone = nodes.slice(N - TARPITS)
     live = nodes.slice(0, N - TARPITS)
