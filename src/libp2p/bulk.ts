@@ -1,5 +1,6 @@
 /**
- * Bulk provide: thousands of CIDs without one lookup per CID.
+ * Bulk provide (and bulk put of value records): thousands of keys without
+ * one lookup per key.
  *
  * Keys are sorted by their position in the keyspace and taken a chunk at a
  * time. Walking a chunk, a key inside the current region (see
@@ -14,13 +15,16 @@
  * k + `spares` deliveries each); at most `concurrency` peers are written to at
  * once; nothing is kept per key once its chunk is done.
  */
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { RegionCache, sortByKey } from '../core/publish/region.ts'
 import { MessageType } from '../generated/dht.ts'
+import { RequestFailedError } from './errors.ts'
 import { kadKey, toContact, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { Messenger } from './messenger.ts'
 import type { PeerContact } from './peer-info.ts'
 import type { Key } from '../core/key.ts'
+import type { Peer } from '../generated/dht.ts'
 import type { ProviderStore } from '../records/provider-store.ts'
 import type { AbortOptions, Logger, PeerId, PeerInfo } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -81,7 +85,10 @@ export interface BulkInit {
 
 interface Item {
   key: Key
+  /** the key as it goes on the wire (a multihash, or a record key) */
   mh: Uint8Array
+  /** for value records: the value, sent with PUT_VALUE and echoed back */
+  value?: Uint8Array
   targets: PeerContact[]
   /** farther known peers, for when a target fails */
   backups: PeerContact[]
@@ -109,26 +116,42 @@ export class BulkProvider {
         all.push({ key: kadKey(cid.multihash.bytes), mh: cid.multihash.bytes })
       }
     }
-    seen.clear()
+    const now = Date.now()
+    return this.run(all, async item => { await this.init.providers.addProvider(item.mh, this.init.self, now, options) }, options)
+  }
+
+  /**
+   * Many value records (e.g. IPNS records), each already validated and
+   * stored locally by the caller: the same sweep, with PUT_VALUE requests
+   * whose echo confirms each record was stored.
+   */
+  async putMany (records: Array<{ key: Uint8Array, value: Uint8Array }>, options: BulkProvideOptions = {}): Promise<BulkProgress> {
+    const byKey = new Map<string, { key: Key, mh: Uint8Array, value: Uint8Array }>()
+    for (const r of records) {
+      byKey.set(r.key.toString(), { key: kadKey(r.key), mh: r.key, value: r.value })
+    }
+    return this.run([...byKey.values()], async () => {}, options)
+  }
+
+  private async run (all: Array<{ key: Key, mh: Uint8Array, value?: Uint8Array }>, storeLocally: (item: { mh: Uint8Array }) => Promise<void>, options: BulkProvideOptions): Promise<BulkProgress> {
     sortByKey(all)
     const progress: BulkProgress = { keys: all.length, keysDone: 0, provided: 0, lookups: 0, messages: 0, peersReached: 0, failures: 0 }
     const reached = new Set<string>()
     const region = new RegionCache<PeerContact>(this.init.k)
     const concurrency = options.concurrency ?? 16
-    const now = Date.now()
     for (let start = 0; start < all.length; start += this.chunkSize) {
       if (aborted(options.signal)) {
         throw new BulkAbortedError({ ...progress, peersReached: reached.size })
       }
       const chunk: Item[] = []
-      for (const { key, mh } of all.slice(start, start + this.chunkSize)) {
-        await this.init.providers.addProvider(mh, this.init.self, now, options)
+      for (const { key, mh, value } of all.slice(start, start + this.chunkSize)) {
+        await storeLocally({ mh })
         if (!region.covers(key)) {
           await this.lookup(key, mh, region, options)
           progress.lookups++
         }
         const near = region.closest(key, this.init.k + SPARES)
-        chunk.push({ key, mh, targets: near.slice(0, this.init.k), backups: near.slice(this.init.k), ok: 0 })
+        chunk.push({ key, mh, value, targets: near.slice(0, this.init.k), backups: near.slice(this.init.k), ok: 0 })
       }
       await this.deliver(chunk, concurrency, progress, reached, options)
       for (const item of chunk) {
@@ -190,6 +213,20 @@ export class BulkProvider {
     }
   }
 
+  /** ADD_PROVIDER (best effort, written) or PUT_VALUE (answered with an echo of the record) */
+  private async send (peer: PeerContact, item: Item, provider: Peer, options: AbortOptions): Promise<void> {
+    const key = item.mh as Uint8Array<ArrayBuffer>
+    if (item.value == null) {
+      await this.init.messenger.write(peer.peerId, { type: MessageType.ADD_PROVIDER, key, providerPeers: [provider] }, { signal: options.signal })
+      return
+    }
+    const value = item.value as Uint8Array<ArrayBuffer>
+    const response = await this.init.messenger.request(peer.peerId, { type: MessageType.PUT_VALUE, key, record: { key, value, timeReceived: new Date().toISOString() } }, { signal: options.signal })
+    if (response.record?.value == null || !uint8ArrayEquals(response.record.value, value)) {
+      throw new RequestFailedError('bad-response', peer.id, 'the peer did not echo the record')
+    }
+  }
+
   /** Sends `peer` every item's record in turn; returns the items it did not take */
   private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Set<string>, options: AbortOptions): Promise<Item[]> {
     const provider = toPbPeer(this.init.selfInfo())
@@ -198,7 +235,7 @@ export class BulkProvider {
         return items.slice(i)
       }
       try {
-        await this.init.messenger.write(peer.peerId, { type: MessageType.ADD_PROVIDER, key: items[i].mh as Uint8Array<ArrayBuffer>, providerPeers: [provider] }, { signal: options.signal })
+        await this.send(peer, items[i], provider, options)
         items[i].ok++
         progress.messages++
         reached.add(peer.id)

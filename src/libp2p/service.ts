@@ -392,6 +392,31 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     })
   }
 
+  /**
+   * Stores many value records (IPNS records, say) the same way as
+   * `provideMany`: each is validated and stored locally first (any invalid
+   * record rejects the whole call with InvalidRecordError before anything is
+   * sent), then the keyspace sweep delivers them with PUT_VALUE. `provided`
+   * in the result counts records at least one peer confirmed storing.
+   */
+  async putMany (records: Iterable<{ key: Uint8Array, value: Uint8Array }>, options: BulkProvideOptions & RoutingOptions = {}): Promise<BulkProgress> {
+    const list = [...records]
+    for (const r of list) {
+      await this.values.validate(r.key, r.value, options)
+    }
+    const now = Date.now()
+    for (const r of list) {
+      await this.values.put(r.key, r.value, now, options)
+    }
+    return this.bulk.putMany(list, {
+      ...options,
+      onBulkProgress: progress => {
+        options.onBulkProgress?.(progress)
+        options.onProgress?.(new CustomProgressEvent('priority-dht:put-many:progress', progress))
+      }
+    })
+  }
+
   /** How many of our own CIDs are being re-announced */
   get reproviding (): number {
     return this.republisher.size

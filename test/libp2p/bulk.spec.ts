@@ -2,12 +2,15 @@
  * Bulk provide: a thousand CIDs with a keyspace sweep, found by other nodes;
  * an aborted bulk provide reports what other nodes can find.
  */
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'aegir/chai'
+import all from 'it-all'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../../src/core/env.ts'
-import { BulkAbortedError } from '../../src/index.ts'
+import { BulkAbortedError, InvalidRecordError } from '../../src/index.ts'
 import { kadKey } from '../../src/libp2p/peer-info.ts'
+import { ipnsKey, ipnsRecord, tamper } from '../records/fixtures.ts'
 import { startNetwork, stopAll } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { BulkProgress } from '../../src/index.ts'
@@ -38,7 +41,7 @@ function sample<T> (items: T[], n: number, random: SeededRandom): T[] {
   return out
 }
 
-describe('libp2p/bulk: provideMany', function () {
+describe('libp2p/bulk: provideMany and putMany', function () {
   this.timeout(300_000)
   let nodes: OurNode[] = []
 
@@ -96,6 +99,42 @@ describe('libp2p/bulk: provideMany', function () {
     for (const cid of sample(notDone, 10, random)) {
       expect(await finds(nodes[1], cid, provider), `not done ${cid.toString()}`).to.equal(false)
     }
+  })
+})
+
+describe('libp2p/bulk: putMany', function () {
+  this.timeout(300_000)
+  let nodes: OurNode[] = []
+
+  before(async () => {
+    nodes = await startNetwork(N, { kBucketSize: K, bulk: { chunkSize: 64 } })
+  })
+
+  after(async () => {
+    await stopAll(nodes)
+  })
+
+  it('stores 200 IPNS records with one sweep, and other nodes get a sample of them', async () => {
+    const keys = await Promise.all(Array.from({ length: 200 }, async () => generateKeyPair('Ed25519')))
+    const records = await Promise.all(keys.map(async key => ({ key: ipnsKey(key), value: await ipnsRecord(key, 3) })))
+    const result = await nodes[5].services.dht.putMany(records)
+    expect(result).to.deep.include({ keys: 200, keysDone: 200, provided: 200 })
+    expect(result.lookups).to.be.below(50)
+    const random = new SeededRandom(3)
+    for (const r of sample(records, 20, random)) {
+      expect(await nodes[(random.int(N - 1) + 6) % N].contentRouting.get(r.key)).to.equalBytes(r.value)
+    }
+  })
+
+  it('rejects the whole batch with a typed error before sending anything when one record is invalid', async () => {
+    const good = await generateKeyPair('Ed25519')
+    const bad = await generateKeyPair('Ed25519')
+    const records = [{ key: ipnsKey(good), value: await ipnsRecord(good, 1) }, { key: ipnsKey(bad), value: tamper(await ipnsRecord(bad, 1)) }]
+    const err = await nodes[7].services.dht.putMany(records).catch(e => e)
+    expect(err).to.be.instanceOf(InvalidRecordError)
+    // not even the valid record of the batch went out
+    const found = await all(nodes[12].services.dht.get(records[0].key)).catch(e => e)
+    expect(found).to.have.property('name', 'NotFoundError')
   })
 })
 
