@@ -40,6 +40,13 @@ export interface RepublisherInit {
    * @default 10000
    */
   sweepLimit?: number
+  /**
+   * When a republish sweep runs, it also takes the keys due within this many
+   * ms (one hour), so keys published around the same time go out together
+   *
+   * @default 3600000
+   */
+  sweepWindow?: number
 }
 
 export interface RepublisherDeps {
@@ -56,6 +63,33 @@ export interface RepublisherDeps {
    * through it in one batch.
    */
   reprovideMany?(keys: Uint8Array[]): Promise<Uint8Array[]>
+  /** The clock and timers (tests pass a fake); the system's by default */
+  timers?: Timers
+}
+
+/** What the republisher needs of time: a clock and one-shot and repeating timers */
+export interface Timers {
+  now(): number
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+  setInterval(fn: () => void, ms: number): unknown
+  clearInterval(handle: unknown): void
+}
+
+const SYSTEM_TIMERS: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms)
+    t.unref?.()
+    return t
+  },
+  clearTimeout: handle => { clearTimeout(handle as ReturnType<typeof setTimeout>) },
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms)
+    t.unref?.()
+    return t
+  },
+  clearInterval: handle => { clearInterval(handle as ReturnType<typeof setInterval>) }
 }
 
 export class Republisher {
@@ -64,17 +98,21 @@ export class Republisher {
   private readonly concurrency: number
   private readonly sweepInterval: number
   private readonly sweepLimit: number
-  private timer?: ReturnType<typeof setTimeout>
-  private sweepTimer?: ReturnType<typeof setInterval>
+  private readonly sweepWindow: number
+  private readonly timers: Timers
+  private timer?: unknown
+  private sweepTimer?: unknown
   private running = false
   private busy?: Promise<void>
 
   constructor (deps: RepublisherDeps, init: RepublisherInit = {}) {
     this.deps = deps
+    this.timers = deps.timers ?? SYSTEM_TIMERS
     this.schedule = new RepublishSchedule(init.schedule ?? {}, deps.random)
     this.concurrency = init.concurrency ?? 8
     this.sweepInterval = init.sweepInterval ?? 3_600_000
     this.sweepLimit = init.sweepLimit ?? 10_000
+    this.sweepWindow = init.sweepWindow ?? 3_600_000
   }
 
   /** Keys we currently republish */
@@ -84,29 +122,28 @@ export class Republisher {
 
   async start (): Promise<void> {
     this.running = true
-    const now = Date.now()
+    const now = this.timers.now()
     for await (const { key, value } of this.deps.datastore.query({ prefix: PREFIX })) {
       const name = key.baseNamespace()
       const providedAt = new DataView(value.buffer, value.byteOffset, value.byteLength).getFloat64(0)
       // a key provided long ago is due at once; otherwise its first republish follows the interval
       this.schedule.add(name, Math.min(now, providedAt))
     }
-    this.sweepTimer = setInterval(() => { void this.sweep() }, this.sweepInterval)
-    this.sweepTimer.unref?.()
+    this.sweepTimer = this.timers.setInterval(() => { void this.sweep() }, this.sweepInterval)
     this.arm()
   }
 
   async stop (): Promise<void> {
     this.running = false
-    clearTimeout(this.timer)
-    clearInterval(this.sweepTimer)
+    this.timers.clearTimeout(this.timer)
+    this.timers.clearInterval(this.sweepTimer)
     await this.busy
   }
 
   /** Remember that we provide `key` (multihash bytes) */
   async add (key: Uint8Array): Promise<void> {
     const name = base32.encode(key)
-    const now = Date.now()
+    const now = this.timers.now()
     await this.remember(name, now)
     this.schedule.add(name, now)
     this.arm()
@@ -131,21 +168,23 @@ export class Republisher {
       return
     }
     const deadline = this.schedule.nextDeadline()
-    clearTimeout(this.timer)
+    this.timers.clearTimeout(this.timer)
     if (deadline == null) {
       return
     }
-    const delay = Math.min(Math.max(0, deadline - Date.now()), 2 ** 31 - 1)
-    this.timer = setTimeout(() => { this.busy = this.run() }, delay)
-    this.timer.unref?.()
+    const delay = Math.min(Math.max(0, deadline - this.timers.now()), 2 ** 31 - 1)
+    this.timer = this.timers.setTimeout(() => { this.busy = this.run() }, delay)
   }
 
   private async run (): Promise<void> {
-    const due = this.schedule.due(Date.now(), this.deps.reprovideMany != null ? 10_000 : 1_000)
-    if (this.deps.reprovideMany != null && due.length > 1) {
+    // a sweep also takes the keys due within the next `sweepWindow`: a little
+    // early is harmless (records live 48 h), and it keeps keys together
+    const horizon = this.timers.now() + (this.deps.reprovideMany != null ? this.sweepWindow : 0)
+    const due = this.schedule.due(horizon, this.deps.reprovideMany != null ? 10_000 : 1_000)
+    if (this.deps.reprovideMany != null && due.length > 0) {
       try {
         const done = await this.deps.reprovideMany(due.map(name => base32.decode(name)))
-        const now = Date.now()
+        const now = this.timers.now()
         for (const key of done) {
           const name = base32.encode(key)
           if (this.schedule.has(name)) {
@@ -163,7 +202,7 @@ export class Republisher {
         try {
           await this.deps.reprovide(base32.decode(name))
           if (this.schedule.has(name)) {
-            await this.remember(name, Date.now())
+            await this.remember(name, this.timers.now())
           }
         } catch (err) {
           this.deps.log('republish of %s failed - %e', name, err)
@@ -174,7 +213,7 @@ export class Republisher {
   }
 
   private async sweep (): Promise<void> {
-    const now = Date.now()
+    const now = this.timers.now()
     try {
       await this.deps.providers.removeExpired(now, { limit: this.sweepLimit })
       await this.deps.values.removeExpired(now, { limit: this.sweepLimit })
