@@ -17,6 +17,7 @@ import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { bootstrap, createWorld, runLookups } from './experiment.ts'
 import { formatSummary, formatTable } from './report.ts'
+import { cdfSvg } from './svg.ts'
 import type { ExperimentOptions } from './experiment.ts'
 
 const USAGE = `usage: cli.ts [options]
@@ -38,7 +39,7 @@ const USAGE = `usage: cli.ts [options]
   --k N                 bucket size and lookup result size (default 20)
   --alpha N             requests in flight per lookup (default 3)
   --stack on|off|both   peer stack on, off (every peer equal), or both in turn on the same seed (default both)
-  --out FILE            write the JSON results here
+  --out FILE            write the JSON results here, and a latency CDF (stack off and on) as FILE.svg
   --quiet               no progress on stderr
   --help`
 
@@ -186,6 +187,13 @@ function main (): void {
     mkdirSync(dirname(values.out), { recursive: true })
     writeFileSync(values.out, JSON.stringify({ version: 2, runs }, null, 2) + '\n')
     process.stderr.write(`wrote ${values.out}\n`)
+    const svgFile = values.out.replace(/\.json$/, '') + '.svg'
+    const series = runs.map(r => ({
+      label: `peer stack ${r.peerStack === true ? 'on' : 'off'}`,
+      values: (r.lookups as Array<{ latency: number }>).map(l => l.latency)
+    }))
+    writeFileSync(svgFile, cdfSvg(`${base.world.nodes} nodes, ${Math.round((base.world.network?.undialable ?? 0.45) * 100)}% undialable: lookup latency CDF`, series))
+    process.stderr.write(`wrote ${svgFile}\n`)
   }
 }
 

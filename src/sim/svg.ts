@@ -1,0 +1,70 @@
+/**
+ * A latency CDF as a standalone SVG: one line per run (peer stack off and
+ * on), virtual seconds on the x axis, the share of lookups finished by then
+ * on the y axis. No dependencies; the CLI writes it next to the JSON.
+ */
+
+export interface CdfSeries {
+  label: string
+  /** latencies in ms, any order */
+  values: number[]
+}
+
+const WIDTH = 720
+const HEIGHT = 420
+const MARGIN = { left: 60, right: 20, top: 30, bottom: 50 }
+const COLOURS = ['#d1495b', '#00798c', '#edae49', '#30638e']
+
+function escape (text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+/** A tick step of 1, 2 or 5 times a power of ten giving about `count` ticks */
+function niceStep (max: number, count: number): number {
+  const raw = max / count
+  const power = Math.pow(10, Math.floor(Math.log10(raw)))
+  for (const m of [1, 2, 5, 10]) {
+    if (m * power >= raw) {
+      return m * power
+    }
+  }
+  return 10 * power
+}
+
+export function cdfSvg (title: string, series: CdfSeries[]): string {
+  const maxMs = Math.max(1, ...series.flatMap(s => s.values))
+  const maxS = maxMs / 1000
+  const step = niceStep(maxS, 8)
+  const xMax = Math.ceil(maxS / step) * step
+  const plotW = WIDTH - MARGIN.left - MARGIN.right
+  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom
+  const x = (s: number): number => MARGIN.left + (s / xMax) * plotW
+  const y = (p: number): number => MARGIN.top + (1 - p) * plotH
+  const out: string[] = []
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`)
+  out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`)
+  out.push(`<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escape(title)}</text>`)
+  for (let s = 0; s <= xMax + 1e-9; s += step) {
+    out.push(`<line x1="${x(s)}" x2="${x(s)}" y1="${y(0)}" y2="${y(1)}" stroke="#eee"/>`)
+    out.push(`<text x="${x(s)}" y="${y(0) + 16}" text-anchor="middle">${Number(s.toFixed(3))}</text>`)
+  }
+  for (let p = 0; p <= 1.0001; p += 0.25) {
+    out.push(`<line x1="${x(0)}" x2="${x(xMax)}" y1="${y(p)}" y2="${y(p)}" stroke="#eee"/>`)
+    out.push(`<text x="${MARGIN.left - 6}" y="${y(p) + 4}" text-anchor="end">${Math.round(p * 100)}%</text>`)
+  }
+  out.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 12}" text-anchor="middle">lookup latency (virtual seconds)</text>`)
+  out.push(`<text transform="translate(16 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">lookups finished</text>`)
+  series.forEach((s, i) => {
+    const sorted = [...s.values].sort((a, b) => a - b)
+    const points: string[] = [`${x(0)},${y(0)}`]
+    sorted.forEach((v, j) => {
+      points.push(`${x(v / 1000).toFixed(1)},${y(j / sorted.length).toFixed(1)}`, `${x(v / 1000).toFixed(1)},${y((j + 1) / sorted.length).toFixed(1)}`)
+    })
+    const colour = COLOURS[i % COLOURS.length]
+    out.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${points.join(' ')}"/>`)
+    out.push(`<rect x="${MARGIN.left + 12}" y="${MARGIN.top + 10 + i * 18}" width="14" height="4" fill="${colour}"/>`)
+    out.push(`<text x="${MARGIN.left + 32}" y="${MARGIN.top + 16 + i * 18}">${escape(s.label)}</text>`)
+  })
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}

@@ -1,0 +1,23 @@
+import { expect } from 'aegir/chai'
+import { cdfSvg } from '../../src/sim/svg.ts'
+
+describe('sim/svg', () => {
+  it('draws one rising step line per series, ending at 100%, with escaped labels', () => {
+    const svg = cdfSvg('a <title>', [{ label: 'off & on', values: [3000, 1000, 2000] }, { label: 'on', values: [500] }])
+    expect(svg).to.match(/^<svg /)
+    expect(svg).to.include('a &lt;title&gt;')
+    expect(svg).to.include('off &amp; on')
+    const lines = [...svg.matchAll(/<polyline [^>]*points="([^"]+)"/g)].map(m => m[1].split(' ').map(p => p.split(',').map(Number)))
+    expect(lines).to.have.length(2)
+    for (const points of lines) {
+      // y decreases (the line rises) monotonically and x never goes back
+      for (let i = 1; i < points.length; i++) {
+        expect(points[i][1]).to.be.at.most(points[i - 1][1])
+        expect(points[i][0]).to.be.at.least(points[i - 1][0])
+      }
+      expect(points[points.length - 1][1]).to.equal(30) // the top of the plot: 100%
+    }
+    // three lookups: three steps of a third each
+    expect(lines[0]).to.have.length(1 + 2 * 3)
+  })
+})
