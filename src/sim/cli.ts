@@ -30,6 +30,8 @@ const USAGE = `usage: cli.ts [options]
   --undialable P        share of undialable nodes (default 0.45)
   --dial-timeout MS     virtual ms before a dial to an undialable node fails (default 5000)
   --loss P              probability a message is lost (default 0)
+  --churn P             share of dialable nodes that go offline and come back (default 0)
+  --session-median MS   median session and absence of a churning node (default 1800000)
   --rtt-median MS       median round-trip time (default 100)
   --rtt-p95 MS          95th percentile round-trip time (default 300)
   --bootstrap seed|join seeded tables (fast, default) or nodes joining with real lookups (slow)
@@ -57,6 +59,8 @@ function main (): void {
       undialable: { type: 'string' },
       'dial-timeout': { type: 'string' },
       loss: { type: 'string' },
+      churn: { type: 'string' },
+      'session-median': { type: 'string' },
       'rtt-median': { type: 'string' },
       'rtt-p95': { type: 'string' },
       bootstrap: { type: 'string' },
@@ -93,6 +97,8 @@ function main (): void {
         undialable: num(values.undialable),
         dialTimeout: num(values['dial-timeout']),
         loss: num(values.loss),
+        churn: num(values.churn),
+        sessionMedian: num(values['session-median']),
         rttMedian: num(values['rtt-median']),
         rttP95: num(values['rtt-p95'])
       },
@@ -165,6 +171,7 @@ function main (): void {
       ['nodes built', String(s.nodesBuilt), 'events', String(s.events)],
       ['requests (all)', String(s.requests), 'pings', String(s.pings)],
       ['dials', String(s.dials), 'to undialable', String(s.undialableDials)],
+      ['contacts to offline nodes', String(s.offlineContacts), 'churn', String(world.config.network.churn)],
       ['virtual time (s)', (world.now / 1000).toFixed(1), 'of it bootstrap', (bootVirtual / 1000).toFixed(1)],
       ['wall time (s)', (wall.totalMs / 1000).toFixed(1), 'peak rss (MB)', String(mb(peakRss))],
       ['trace hash', result.traceHash, 'seed', String(world.config.seed)]

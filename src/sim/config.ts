@@ -91,12 +91,22 @@ export interface NetworkConfig {
    */
   maxConnections: number
   /**
-   * Node arrivals and departures per node per hour. NOT IMPLEMENTED YET:
-   * the network is static and this must be 0.
+   * Share of the dialable nodes that churn: each goes offline and comes back
+   * on its own schedule (sessions and absences of random length around
+   * `sessionMedian`, a fixed random phase). The others form the stable core.
+   * An offline node refuses dials and resets open connections (the request
+   * fails with `dial-refused` after one round trip).
    *
-   * @default 0 (range 0..0)
+   * @default 0 (range 0..1)
    */
   churn: number
+  /**
+   * Median length of a churning node's sessions and of its absences (virtual
+   * ms); each node's lengths are drawn once, log-uniform within 4x either side.
+   *
+   * @default 1800000 (30 minutes; range 1000..86400000)
+   */
+  sessionMedian: Millis
 }
 
 export function defaultNetworkConfig (): NetworkConfig {
@@ -111,7 +121,8 @@ export function defaultNetworkConfig (): NetworkConfig {
     loss: 0,
     requestTimeout: 10_000,
     maxConnections: 300,
-    churn: 0
+    churn: 0,
+    sessionMedian: 30 * 60_000
   }
 }
 
@@ -127,9 +138,8 @@ export function validateNetworkConfig (partial: Partial<NetworkConfig> = {}): Ne
   checkRange('network.rttMax', c.rttMax, c.rttP95, c.requestTimeout, false)
   checkRange('network.loss', c.loss, 0, 1, false)
   checkRange('network.maxConnections', c.maxConnections, 1, 100_000)
-  if (c.churn !== 0) {
-    throw new InvalidConfigError('network.churn is not implemented yet and must be 0')
-  }
+  checkRange('network.churn', c.churn, 0, 1, false)
+  checkRange('network.sessionMedian', c.sessionMedian, 1000, 86_400_000, false)
   return c
 }
 

@@ -14,7 +14,10 @@
  * - Loss: each message is lost with probability `config.loss`, drawn from
  * the network's stream in the order messages are sent (no draw at all when
  * the loss is 0).
- * - Churn: not modelled yet (`config.churn` must be 0).
+ * - Churn: a share `config.churn` of the dialable nodes alternate between
+ * sessions and absences, each node with its own lengths (log-uniform within
+ * 4x of `sessionMedian`) and phase, all from hashes of (seed, node): nothing
+ * stored, nothing drawn from the stream, so a churn-free run is unchanged.
  *
  * Capacity: one byte per node for dialability; nothing per pair.
  */
@@ -61,6 +64,19 @@ export class Network {
   /** Whether dials to node `i` succeed */
   dialable (i: number): boolean {
     return this.dialableFlags[i] === 1
+  }
+
+  /** Whether node `i` is online at virtual time `t` (always, without churn) */
+  online (i: number, t: Millis): boolean {
+    const churn = this.config.churn
+    if (churn === 0 || unitFloat(hash32(this.seed, i, 0x63687572, 0)) >= churn) {
+      return true
+    }
+    const median = this.config.sessionMedian
+    const on = median * Math.pow(4, 2 * unitFloat(hash32(this.seed, i, 0x63687572, 1)) - 1)
+    const off = median * Math.pow(4, 2 * unitFloat(hash32(this.seed, i, 0x63687572, 2)) - 1)
+    const phase = unitFloat(hash32(this.seed, i, 0x63687572, 3)) * (on + off)
+    return (t + phase) % (on + off) < on
   }
 
   /** Number of dialable nodes */

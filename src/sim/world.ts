@@ -84,6 +84,8 @@ export interface WorldStats {
   peersAdded: number
   peersRemoved: number
   connectionsClosed: number
+  /** requests to nodes that were offline (churn) */
+  offlineContacts: number
   nodesBuilt: number
   refreshLookups: number
 }
@@ -109,7 +111,7 @@ export class World {
   readonly size: number
   readonly network: Network
   readonly contacts: readonly SimContact[]
-  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, nodesBuilt: 0, refreshLookups: 0 }
+  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, offlineContacts: 0, nodesBuilt: 0, refreshLookups: 0 }
   listener: WorldListener = {}
   /**
    * Called once for each node right after it is built (at virtual time 0 for
@@ -327,6 +329,14 @@ export class World {
     }
     this.trace.add(requestId)
     this.trace.add(peer)
+    if (!this.network.online(peer, this.clock)) {
+      // gone for now: a dial is refused, an open connection is reset
+      this.stats.offlineContacts++
+      n.disconnect(peer)
+      this.listener.onRequest?.(a, queryId, peer, true)
+      this.deliverAt(a, { type: 'request-failed', requestId, reason: 'dial-refused' }, this.clock + this.network.rtt(a, peer), { peer: this.contacts[peer].id, what: { type: 'dial-failed', reason: 'refused' } })
+      return
+    }
     const ready = n.connectedAt(peer)
     let sendAt = this.clock
     const dialed = ready === undefined

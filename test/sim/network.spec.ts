@@ -43,9 +43,30 @@ describe('sim/network', () => {
     expect(random.uint32()).to.equal(before)
   })
 
-  it('validates its config, and churn is not implemented yet', () => {
+  it('validates its config', () => {
     expect(() => validateNetworkConfig({ undialable: 1.5 })).to.throw(InvalidConfigError, /undialable/)
     expect(() => validateNetworkConfig({ rttP95: 50 })).to.throw(InvalidConfigError, /rttP95/)
-    expect(() => validateNetworkConfig({ churn: 0.1 })).to.throw(InvalidConfigError, /churn/)
+    expect(() => validateNetworkConfig({ churn: 1.1 })).to.throw(InvalidConfigError, /churn/)
+    expect(() => validateNetworkConfig({ sessionMedian: 10 })).to.throw(InvalidConfigError, /sessionMedian/)
+  })
+
+  it('churning nodes alternate between online and offline; the stable core never leaves', () => {
+    const config = validateNetworkConfig({ undialable: 0, churn: 0.5, sessionMedian: 60_000 })
+    const net = new Network(config, 200, 3, new SeededRandom(1))
+    let churning = 0
+    for (let i = 0; i < 200; i++) {
+      const states = new Set<boolean>()
+      for (let t = 0; t < 3_600_000; t += 10_000) {
+        states.add(net.online(i, t))
+      }
+      if (states.size === 2) {
+        churning++
+      } else {
+        expect([...states]).to.deep.equal([true])
+      }
+    }
+    expect(churning).to.be.within(70, 130)
+    const still = new Network(validateNetworkConfig({ undialable: 0 }), 10, 3, new SeededRandom(1))
+    expect(Array.from({ length: 10 }, (_, i) => still.online(i, 12345)).every(Boolean)).to.equal(true)
   })
 })

@@ -73,4 +73,16 @@ describe('sim/scenarios', () => {
     // and it is as deterministic as the rest
     expect(run(true).traceHash).to.equal(on.traceHash)
   })
+
+  it('with churn, offline nodes refuse contact, every lookup still finishes, and the run is deterministic', () => {
+    const run = (peerStack: boolean): ReturnType<typeof runExperiment> =>
+      runExperiment({ world: { nodes: 2000, seed: 8, peerStack, network: { undialable: 0.3, churn: 0.5, sessionMedian: 60_000 } }, lookups: { lookups: 80, publishers: 4, interval: 1000 } })
+    const off = run(false)
+    const on = run(true)
+    expect(off.world.stats.offlineContacts).to.be.above(0)
+    expect(on.records).to.have.length(80)
+    expect(on.records.every(r => r.reason === 'converged' || r.reason === 'exhausted')).to.equal(true)
+    expect(on.summary.latencyMs.p50).to.be.below(off.summary.latencyMs.p50)
+    expect(run(true).traceHash).to.equal(on.traceHash)
+  })
 })
