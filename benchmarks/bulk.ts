@@ -59,7 +59,9 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
           try {
             await provider.contentRouting.provide(cid, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) })
             done++
-          } catch {}
+          } catch {
+            // a failed or timed-out provide counts as not done
+          }
           lookups++
         }
       }))

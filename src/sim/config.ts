@@ -6,7 +6,7 @@
  * the source is named; where it is our own assumption it says so (see also
  * `src/sim/README.md`, "Network model").
  */
-import { checkRange, InvalidConfigError, stripUndefined } from '../core/routing-table/config.ts'
+import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
 import type { CoordinatorConfig } from '../core/coordinator.ts'
 import type { Millis } from '../core/env.ts'
 import type { PeerStackConfig } from '../core/peer-stack/index.ts'
