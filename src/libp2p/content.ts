@@ -10,7 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { MessageType } from '../generated/dht.ts'
-import { RequestFailedError } from './errors.ts'
+import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
 import { kadKey, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
@@ -22,16 +22,6 @@ import type { ValueStore } from '../records/value-store.ts'
 import type { AbortOptions, Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
 import type { AddressManager } from '@libp2p/interface-internal'
 import type { CID } from 'multiformats/cid'
-
-export class NoPeersError extends Error {
-  name = 'NoPeersError'
-  code = 'ERR_NO_PEERS'
-}
-
-export class PutFailedError extends Error {
-  name = 'PutFailedError'
-  code = 'ERR_PUT_FAILED'
-}
 
 export interface ContentComponents {
   peerId: PeerId

@@ -53,3 +53,15 @@ export class MessageTooLargeError extends Error {
   name = 'MessageTooLargeError'
   code = 'ERR_MESSAGE_TOO_LARGE'
 }
+
+/** A provide or put found no DHT server to store the record on */
+export class NoPeersError extends Error {
+  name = 'NoPeersError'
+  code = 'ERR_NO_PEERS'
+}
+
+/** A put reached peers, but none of them stored the record */
+export class PutFailedError extends Error {
+  name = 'PutFailedError'
+  code = 'ERR_PUT_FAILED'
+}
