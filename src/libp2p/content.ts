@@ -9,6 +9,8 @@ import { NotFoundError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { FanOut } from '../core/publish/fan-out.ts'
+import { checkRange } from '../core/routing-table/config.ts'
 import { MessageType } from '../generated/dht.ts'
 import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
@@ -56,6 +58,12 @@ interface Targets {
   spares: PeerInfo[]
 }
 
+/** A delivery target as the fan-out plan tracks it */
+interface Target {
+  id: string
+  info: PeerInfo
+}
+
 export interface OpOptions extends AbortOptions {
   onEvent?(event: QueryEvent): void
 }
@@ -67,6 +75,8 @@ export class ContentOperations {
   private readonly background = new Set<Promise<unknown>>()
 
   constructor (components: ContentComponents, init: ContentInit) {
+    checkRange('putQuorum', init.putQuorum, 1, 10_000)
+    checkRange('getQuorum', init.getQuorum, 1, 10_000)
     this.components = components
     this.init = init
   }
@@ -230,40 +240,41 @@ export class ContentOperations {
    * once; beyond that the put waits for all) or every attempt has ended.
    */
   private async * fanOut (targets: Targets, deliver: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, number> {
-    const spares = [...targets.spares]
+    const entry = (info: PeerInfo): Target => ({ id: info.id.toString(), info })
+    const plan = new FanOut(targets.closest.map(entry), targets.spares.map(entry), this.init.putQuorum)
     const events = pushable<QueryEvent>({ objectMode: true })
-    let stored = 0
-    const attempt = async (peer: PeerInfo): Promise<void> => {
+    const attempt = async (target: Target): Promise<void> => {
+      const peer = target.info
+      let ok = false
       try {
         if (!await deliver(peer)) {
-          throw new RequestFailedError('bad-response', peer.id.toString(), 'the peer did not echo the record')
+          throw new RequestFailedError('bad-response', target.id, 'the peer did not echo the record')
         }
-        stored++
+        ok = true
         events.push({ type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: peer.id, messageName: messageType, messageType, closer: [], providers: [], path: SINGLE_PATH })
       } catch (err: any) {
         events.push({ type: EventTypes.QUERY_ERROR, name: 'QUERY_ERROR', from: peer.id, error: err, path: SINGLE_PATH })
-        const next = options.signal?.aborted === true ? undefined : spares.shift()
-        if (next != null) {
-          await attempt(next)
-        }
+      }
+      const next = plan.result(target, ok, options.signal?.aborted !== true)
+      if (next != null) {
+        await attempt(next)
       }
     }
     let settled = false
-    const all = Promise.all(targets.closest.map(attempt)).finally(() => {
+    const all = Promise.all(plan.start().map(attempt)).finally(() => {
       settled = true
       events.end()
     })
-    const quorum = Math.min(this.init.putQuorum, targets.closest.length)
     const early = this.background.size < this.init.maxBackgroundPuts
     let graceEnds = Infinity
     for await (const event of withDeadline(events, () => graceEnds)) {
       yield event
-      if (early && stored >= quorum && graceEnds === Infinity) {
+      if (early && plan.quorumReached && graceEnds === Infinity) {
         // quorum reached: the stragglers get a short grace, then run on in the background
         graceEnds = Date.now() + this.init.putGrace
       }
     }
-    if (early && stored >= quorum && !settled) {
+    if (early && plan.quorumReached && !settled) {
       // the remaining deliveries run on; their outcomes still reach the peer stack
       this.background.add(all)
       void all.finally(() => this.background.delete(all))
@@ -271,7 +282,7 @@ export class ContentOperations {
       await all
     }
     options.signal?.throwIfAborted()
-    return stored
+    return plan.stored
   }
 
   private async addressesOf (id: string, options: AbortOptions): Promise<PeerInfo | undefined> {
