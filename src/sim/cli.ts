@@ -115,7 +115,8 @@ function main (): void {
       interval: num(values.interval),
       initiators: values.initiators as 'any' | 'dialable' | undefined,
       publishers: num(values.publishers)
-    }
+    },
+    records: {}
   }
 
   const quiet = values.quiet === true

@@ -1,7 +1,9 @@
 /**
- * One experiment, in three phases a driver (the CLI, a test) runs in order:
+ * One experiment, in phases a driver (the CLI, a test) runs in order:
  * `createWorld` (keys, dialability, the seeded tables if chosen),
- * `bootstrap` (the join phase, if chosen) and `runLookups` (the scenario).
+ * `bootstrap` (the join phase, if chosen), then the scenarios on the same
+ * world: `runLookups` (random-key lookups) and `runRecords` (provide,
+ * findProviders, put, get).
  * `runExperiment` runs all three. Each phase is a function of the options
  * and the seed only; nothing here reads the wall clock.
  *
@@ -13,15 +15,18 @@ import { SeededRandom } from '../core/env.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { hash32 } from './hash.ts'
 import { JoinBootstrap } from './join.ts'
+import { RecordOps, summarizeRecords } from './records.ts'
 import { summarize } from './report.ts'
 import { RandomLookups } from './scenarios.ts'
 import { TableSeeder } from './seed-tables.ts'
 import { World } from './world.ts'
 import type { WorldConfig } from './config.ts'
 import type { JoinOptions } from './join.ts'
+import type { RecordOpRecord, RecordOpsOptions, RecordSummary } from './records.ts'
 import type { LookupRecord, LookupSummary } from './report.ts'
 import type { RandomLookupsOptions } from './scenarios.ts'
 import type { SeedOptions } from './seed-tables.ts'
+import type { Key } from '../core/key.ts'
 
 export interface ExperimentOptions {
   world: Partial<WorldConfig>
@@ -36,6 +41,7 @@ export interface ExperimentOptions {
   seedTables: Partial<SeedOptions>
   join: Partial<JoinOptions>
   lookups: Partial<RandomLookupsOptions>
+  records: Partial<RecordOpsOptions>
 }
 
 export interface ExperimentResult {
@@ -45,13 +51,23 @@ export interface ExperimentResult {
   traceHash: string
 }
 
+export interface RecordsResult {
+  world: World
+  ops: RecordOpRecord[]
+  /** The published keys, in publication order */
+  keys: Key[]
+  summary: RecordSummary
+  traceHash: string
+}
+
 export interface PhaseProgress {
   /** Called now and then during long phases */
-  onProgress?(phase: 'bootstrap' | 'lookups', done: number, total: number, world: World): void
+  onProgress?(phase: 'bootstrap' | 'lookups' | 'records', done: number, total: number, world: World): void
 }
 
 const SALT_JOIN = 0x6a6f696e
 const SALT_LOOKUPS = 0x6c6f6f6b
+const SALT_RECORDS = 0x7265636f
 
 /** Builds the world; with the seeded bootstrap, nodes get their tables as they are built */
 export function createWorld (options: Partial<ExperimentOptions>): World {
@@ -96,6 +112,20 @@ export function runLookups (world: World, options: Partial<ExperimentOptions>, p
   }
   const k = validateLookupConfig(world.config.coordinator.lookup).k
   return { world, records: scenario.records, summary: summarize(scenario.records, k), traceHash: world.traceHash() }
+}
+
+/** Runs the records scenario (publish, then retrieve) from the world's current time */
+export function runRecords (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): RecordsResult {
+  const scenario = new RecordOps(world, options.records ?? {}, new SeededRandom(hash32(world.config.seed, SALT_RECORDS)))
+  scenario.start()
+  world.run({
+    until: () => scenario.done,
+    onProgress: w => progress.onProgress?.('records', scenario.finishedOps, scenario.total, w)
+  })
+  if (!scenario.done) {
+    throw new Error('the records scenario ran out of events before every operation finished')
+  }
+  return { world, ops: scenario.ops, keys: scenario.keys, summary: summarizeRecords(scenario.ops), traceHash: world.traceHash() }
 }
 
 export function runExperiment (options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {

@@ -13,6 +13,7 @@
  */
 import { NEUTRAL_QUALITY } from '../core/contact.ts'
 import { Coordinator } from '../core/coordinator.ts'
+import { RecordStore } from './store.ts'
 import type { Contact } from '../core/contact.ts'
 import type { CoordinatorConfig } from '../core/coordinator.ts'
 import type { Millis, Random } from '../core/env.ts'
@@ -33,6 +34,7 @@ export class SimNode {
   tickAt: Millis = Infinity
   private readonly maxConnections: number
   private connections: Map<number, Millis> | undefined
+  private recordStore: RecordStore | undefined
 
   constructor (contact: SimContact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, maxConnections: number, stack?: PeerStack) {
     this.index = contact.index
@@ -40,6 +42,17 @@ export class SimNode {
     this.stack = stack
     this.coordinator = new Coordinator({ id: contact.id, key: contact.key }, config, random, now, stack ?? NEUTRAL_QUALITY)
     this.maxConnections = maxConnections
+  }
+
+  /** The records other nodes stored here; undefined until the first one */
+  get records (): RecordStore | undefined {
+    return this.recordStore
+  }
+
+  /** The record store, created on first use */
+  get store (): RecordStore {
+    this.recordStore ??= new RecordStore()
+    return this.recordStore
   }
 
   /** When the connection to `peer` is (or becomes) usable; undefined when there is none */

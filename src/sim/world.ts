@@ -58,12 +58,44 @@ import type { Observation } from '../core/peer-stack/index.ts'
 export const KAD_PROTOCOLS: readonly string[] = ['/ipfs/kad/1.0.0']
 
 export type SimEvent =
-  | { type: 'core', node: number, event: CoreEvent, observation?: { peer: string, what: Observation } }
-  | { type: 'arrive', from: number, to: number, requestId: number, request: RequestKind, sentAt: Millis }
+  | { type: 'core', node: number, event: CoreEvent, observation?: { peer: string, what: Observation }, found?: Found }
+  | { type: 'arrive', from: number, to: number, requestId: number, queryId: number | undefined, request: RequestKind, sentAt: Millis }
+  | { type: 'record', from: number, to: number, message: RecordMessage, sentAt: Millis, done: RecordDone }
+  | { type: 'record-outcome', node: number, peer: number, outcome: RecordOutcome, what: Observation | undefined, done: RecordDone }
   | { type: 'tick', node: number, due: Millis }
   | { type: 'step', label: string, run(): void }
 
 export type LookupFinished = Extract<CoreEffect, { type: 'lookup-finished' }>
+
+/** A record message sent outside lookups (a put's deliveries) */
+export type RecordMessage =
+  | { kind: 'add-provider', key: Key, provider: number }
+  | { kind: 'put-value', key: Key, seq: number }
+
+/** What a GET_PROVIDERS or GET_VALUE response carried besides closer peers */
+export interface Found {
+  queryId: number
+  from: number
+  providers: readonly number[]
+  /** the value's sequence number, when the responder held one */
+  value?: number
+}
+
+/**
+ * How a record delivery ended, as the sender sees it. ADD_PROVIDER has no
+ * response: it counts as delivered once written (a lost one is never
+ * noticed). PUT_VALUE is answered with the record stored.
+ */
+export interface RecordOutcome {
+  ok: boolean
+  reason?: 'dial-timeout' | 'dial-refused' | 'timeout' | 'refused'
+  /** it needed a new connection */
+  dialed: boolean
+  /** the dial went to an undialable node */
+  undialable: boolean
+}
+
+export type RecordDone = (outcome: RecordOutcome) => void
 
 /** Observations a scenario may want; called synchronously from the loop */
 export interface WorldListener {
@@ -71,6 +103,8 @@ export interface WorldListener {
   onRequest?(node: number, queryId: number | undefined, peer: number, dialed: boolean): void
   /** A lookup finished on `node` */
   onLookupFinished?(node: number, effect: LookupFinished): void
+  /** A GET_PROVIDERS or GET_VALUE response reached `node` (after its coordinator saw it) */
+  onFound?(node: number, found: Found): void
 }
 
 export interface WorldStats {
@@ -88,9 +122,11 @@ export interface WorldStats {
   offlineContacts: number
   nodesBuilt: number
   refreshLookups: number
+  /** ADD_PROVIDER and PUT_VALUE messages sent (deliveries of puts) */
+  recordMessages: number
 }
 
-const EVENT_CODE = { core: 1, arrive: 2, tick: 3, step: 4 } as const
+const EVENT_CODE = { core: 1, arrive: 2, tick: 3, step: 4, record: 5, 'record-outcome': 6 } as const
 const CORE_CODE = { 'peer-identified': 1, 'inbound-request': 2, 'start-lookup': 3, 'stop-lookup': 4, response: 5, 'request-failed': 6, tick: 7, 'peer-disconnected': 8 } as const
 
 export interface RunOptions {
@@ -111,7 +147,7 @@ export class World {
   readonly size: number
   readonly network: Network
   readonly contacts: readonly SimContact[]
-  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, offlineContacts: 0, nodesBuilt: 0, refreshLookups: 0 }
+  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, offlineContacts: 0, nodesBuilt: 0, refreshLookups: 0, recordMessages: 0 }
   listener: WorldListener = {}
   /**
    * Called once for each node right after it is built (at virtual time 0 for
@@ -203,11 +239,56 @@ export class World {
     this.queue.push(Math.max(at, this.clock), { type: 'core', node: i, event, observation })
   }
 
-  /** Starts a FIND_NODE lookup of `target` on node `i` now; returns its query id */
-  startLookup (i: number, target: Key): number {
+  /**
+   * Starts a lookup of `target` on node `i` now (FIND_NODE unless `request`
+   * says otherwise); returns its query id.
+   */
+  startLookup (i: number, target: Key, request: RequestKind = { kind: 'find-node', key: target }): number {
     const queryId = this.nextQueryId++
-    this.deliverAt(i, { type: 'start-lookup', queryId, target, request: { kind: 'find-node', key: target } })
+    this.deliverAt(i, { type: 'start-lookup', queryId, target, request })
     return queryId
+  }
+
+  /** Stops a running lookup on node `i` now (it finishes with reason `stopped`) */
+  stopLookup (i: number, queryId: number): void {
+    this.deliver(this.node(i), { type: 'stop-lookup', queryId })
+  }
+
+  /**
+   * Sends a record message from `from` to `to` over the virtual network
+   * (dial, loss and churn as for lookup requests) and calls `done` with the
+   * outcome at the virtual time the sender learns it. The receiver stores
+   * the record in its `RecordStore`.
+   */
+  sendRecord (from: number, to: number, message: RecordMessage, done: RecordDone): void {
+    this.stats.recordMessages++
+    const n = this.node(from)
+    this.trace.add(to)
+    const fail = (reason: RecordOutcome['reason'], at: Millis, what: Observation | undefined, dialed: boolean, undialable: boolean): void => {
+      this.queue.push(at, { type: 'record-outcome', node: from, peer: to, outcome: { ok: false, reason, dialed, undialable }, what, done })
+    }
+    const opened = this.open(n, to, fail)
+    if (opened == null) {
+      return
+    }
+    const { sendAt, dialed } = opened
+    const lost = this.network.lost()
+    if (lost) {
+      this.stats.lostMessages++
+    }
+    if (message.kind === 'add-provider') {
+      // written and forgotten: the sender counts it delivered once it is sent
+      this.queue.push(sendAt, { type: 'record-outcome', node: from, peer: to, outcome: { ok: true, dialed, undialable: false }, what: undefined, done })
+      if (!lost) {
+        this.queue.push(sendAt + this.network.oneWay(from, to), { type: 'record', from, to, message, sentAt: sendAt, done: () => {} })
+      }
+      return
+    }
+    if (lost) {
+      fail('timeout', sendAt + this.network.config.requestTimeout, { type: 'request-failed', reason: 'timeout' }, dialed, false)
+      return
+    }
+    this.queue.push(sendAt + this.network.oneWay(from, to), { type: 'record', from, to, message, sentAt: sendAt, done })
   }
 
   /**
@@ -259,7 +340,25 @@ export class World {
         if (e.observation != null) {
           this.node(e.node).stack?.observe(e.observation.peer, e.observation.what, this.clock)
         }
+        if (e.found != null) {
+          // the caller sees the records first and may stop the lookup, as the adapter's onResponse does
+          this.listener.onFound?.(e.node, e.found)
+        }
         this.deliver(this.node(e.node), e.event)
+        break
+      case 'record':
+        this.trace.add(e.from)
+        this.trace.add(e.to)
+        this.storeRecord(e)
+        break
+      case 'record-outcome':
+        this.trace.add(e.node)
+        this.trace.add(e.peer)
+        this.trace.add(e.outcome.ok ? 1 : 0)
+        if (e.what != null) {
+          this.node(e.node).stack?.observe(this.contacts[e.peer].id, e.what, this.clock)
+        }
+        e.done(e.outcome)
         break
       case 'arrive':
         this.trace.add(e.from)
@@ -329,39 +428,21 @@ export class World {
     }
     this.trace.add(requestId)
     this.trace.add(peer)
-    if (!this.network.online(peer, this.clock)) {
-      // gone for now: a dial is refused, an open connection is reset
-      this.stats.offlineContacts++
-      n.disconnect(peer)
+    const opened = this.open(n, peer, (reason, at, what) => {
       this.listener.onRequest?.(a, queryId, peer, true)
-      this.deliverAt(a, { type: 'request-failed', requestId, reason: 'dial-refused' }, this.clock + this.network.rtt(a, peer), { peer: this.contacts[peer].id, what: { type: 'dial-failed', reason: 'refused' } })
+      this.deliverAt(a, { type: 'request-failed', requestId, reason }, at, { peer: this.contacts[peer].id, what })
+    })
+    if (opened == null) {
       return
     }
-    const ready = n.connectedAt(peer)
-    let sendAt = this.clock
-    const dialed = ready === undefined
-    if (!dialed) {
-      sendAt = Math.max(this.clock, ready)
-      this.evicted(a, n.touch(peer, ready))
-    } else {
-      this.stats.dials++
-      if (!this.network.dialable(peer)) {
-        this.stats.undialableDials++
-        this.listener.onRequest?.(a, queryId, peer, true)
-        this.deliverAt(a, { type: 'request-failed', requestId, reason: 'dial-timeout' }, this.clock + this.dialTimeoutFor(n, peer), { peer: this.contacts[peer].id, what: { type: 'dial-failed', reason: 'timeout' } })
-        return
-      }
-      sendAt = this.clock + this.network.dialDelay(a, peer)
-      this.connect(a, peer, sendAt)
-      n.stack?.observe(this.contacts[peer].id, { type: 'dial-ok', duration: sendAt - this.clock }, this.clock)
-    }
+    const { sendAt, dialed } = opened
     this.listener.onRequest?.(a, queryId, peer, dialed)
     if (this.network.lost()) {
       this.stats.lostMessages++
       this.deliverAt(a, { type: 'request-failed', requestId, reason: 'timeout' }, sendAt + this.network.config.requestTimeout, { peer: this.contacts[peer].id, what: { type: 'request-failed', reason: 'timeout' } })
       return
     }
-    this.queue.push(sendAt + this.network.oneWay(a, peer), { type: 'arrive', from: a, to: peer, requestId, request, sentAt: sendAt })
+    this.queue.push(sendAt + this.network.oneWay(a, peer), { type: 'arrive', from: a, to: peer, requestId, queryId, request, sentAt: sendAt })
   }
 
   private arrive (e: Extract<SimEvent, { type: 'arrive' }>): void {
@@ -377,7 +458,80 @@ export class World {
     }
     this.stats.responses++
     const at = this.clock + this.network.oneWay(e.to, e.from)
-    this.deliverAt(e.from, { type: 'response', requestId: e.requestId, closer }, at, { peer: this.contacts[e.to].id, what: { type: 'response', latency: at - e.sentAt, useful: closer.length > 0 } })
+    const found = this.recordsFor(remote, e)
+    const useful = closer.length > 0 || (found != null && (found.providers.length > 0 || found.value !== undefined))
+    this.queue.push(at, { type: 'core', node: e.from, event: { type: 'response', requestId: e.requestId, closer }, observation: { peer: this.contacts[e.to].id, what: { type: 'response', latency: at - e.sentAt, useful } }, found })
+  }
+
+  /** The records a GET_PROVIDERS or GET_VALUE response carries (undefined for other requests) */
+  private recordsFor (remote: SimNode, e: Extract<SimEvent, { type: 'arrive' }>): Found | undefined {
+    if (e.queryId === undefined || remote.records == null || (e.request.kind !== 'get-providers' && e.request.kind !== 'get-value')) {
+      return undefined
+    }
+    const found: Found = e.request.kind === 'get-providers'
+      ? { queryId: e.queryId, from: e.to, providers: remote.records.providersOf(e.request.key) }
+      : { queryId: e.queryId, from: e.to, providers: [], value: remote.records.valueOf(e.request.key) }
+    this.trace.add(found.providers.length)
+    this.trace.add(found.value ?? -1)
+    return found
+  }
+
+  /**
+   * The connection from `n` to `peer` for one message: when the message can
+   * leave and whether it needed a dial. Undefined when the peer is offline
+   * (the dial is refused, an open connection reset) or undialable (the dial
+   * times out), after calling `fail` with when the sender learns it.
+   */
+  private open (n: SimNode, peer: number, fail: (reason: 'dial-refused' | 'dial-timeout', at: Millis, what: Observation, dialed: boolean, undialable: boolean) => void): { sendAt: Millis, dialed: boolean } | undefined {
+    const a = n.index
+    if (!this.network.online(peer, this.clock)) {
+      // gone for now: a dial is refused, an open connection is reset
+      this.stats.offlineContacts++
+      n.disconnect(peer)
+      fail('dial-refused', this.clock + this.network.rtt(a, peer), { type: 'dial-failed', reason: 'refused' }, true, false)
+      return undefined
+    }
+    const ready = n.connectedAt(peer)
+    if (ready !== undefined) {
+      this.evicted(a, n.touch(peer, ready))
+      return { sendAt: Math.max(this.clock, ready), dialed: false }
+    }
+    this.stats.dials++
+    if (!this.network.dialable(peer)) {
+      this.stats.undialableDials++
+      fail('dial-timeout', this.clock + this.dialTimeoutFor(n, peer), { type: 'dial-failed', reason: 'timeout' }, true, true)
+      return undefined
+    }
+    const sendAt = this.clock + this.network.dialDelay(a, peer)
+    this.connect(a, peer, sendAt)
+    n.stack?.observe(this.contacts[peer].id, { type: 'dial-ok', duration: sendAt - this.clock }, this.clock)
+    return { sendAt, dialed: true }
+  }
+
+  /** A record message reached its receiver: store it, and answer a PUT_VALUE */
+  private storeRecord (e: Extract<SimEvent, { type: 'record' }>): void {
+    const remote = this.node(e.to)
+    this.deliver(remote, { type: 'inbound-request', from: this.contacts[e.from] })
+    const m = e.message
+    const ok = m.kind === 'add-provider' ? remote.store.addProvider(m.key, m.provider) : remote.store.putValue(m.key, m.seq)
+    this.trace.add(ok ? 1 : 0)
+    if (m.kind === 'add-provider') {
+      return
+    }
+    if (this.network.lost()) {
+      this.stats.lostMessages++
+      this.queue.push(e.sentAt + this.network.config.requestTimeout, { type: 'record-outcome', node: e.from, peer: e.to, outcome: { ok: false, reason: 'timeout', dialed: false, undialable: false }, what: { type: 'request-failed', reason: 'timeout' }, done: e.done })
+      return
+    }
+    const at = this.clock + this.network.oneWay(e.to, e.from)
+    this.queue.push(at, {
+      type: 'record-outcome',
+      node: e.from,
+      peer: e.to,
+      outcome: { ok, reason: ok ? undefined : 'refused', dialed: false, undialable: false },
+      what: ok ? { type: 'response', latency: at - e.sentAt, useful: true } : { type: 'request-failed', reason: 'bad-response' },
+      done: e.done
+    })
   }
 
   /** A node with a stack gives up on a dial at the stack's adaptive timeout, at most the network's */

@@ -240,14 +240,41 @@ export class RoutingTable {
    * entries out before counting.
    */
   closest (target: Key, n: number, exclude?: (c: Contact) => boolean): Contact[] {
-    const all: Contact[] = []
-    for (const c of this.contacts()) {
-      if (exclude == null || !exclude(c)) {
-        all.push(c)
+    // Walk buckets in distance order instead of sorting the whole table. With
+    // c = cpl(self, target): bucket c's entries agree with target through bit
+    // c, so they come first; every deeper bucket's entries differ from target
+    // first at bit c, so they come next (together); then buckets c-1 .. 0, each
+    // farther than the one before. Only the groups needed are sorted.
+    const out: Contact[] = []
+    const c = Math.min(commonPrefixLength(this.self, target), KEY_BITS)
+    const take = (group: Contact[]): void => {
+      group.sort((a, b) => compareDistance(a.key, b.key, target))
+      for (const contact of group) {
+        if (out.length >= n) {
+          return
+        }
+        out.push(contact)
       }
     }
-    all.sort((a, b) => compareDistance(a.key, b.key, target))
-    return all.length > n ? all.slice(0, n) : all
+    const collect = (from: number, to: number): Contact[] => {
+      const group: Contact[] = []
+      for (let i = from; i <= to; i++) {
+        for (const e of this.buckets[i]?.entries ?? []) {
+          if (exclude == null || !exclude(e.contact)) {
+            group.push(e.contact)
+          }
+        }
+      }
+      return group
+    }
+    take(collect(c, c))
+    if (c < KEY_BITS && out.length < n) {
+      take(collect(c + 1, KEY_BITS))
+    }
+    for (let i = c - 1; i >= 0 && out.length < n; i--) {
+      take(collect(i, i))
+    }
+    return out
   }
 
   /** A lookup for `target` ran: the bucket it falls in counts as refreshed */

@@ -2,7 +2,7 @@ import { expect } from 'aegir/chai'
 import fc from 'fast-check'
 import { NEUTRAL_QUALITY } from '../../../src/core/contact.ts'
 import { SeededRandom } from '../../../src/core/env.ts'
-import { commonPrefixLength, KEY_BYTES } from '../../../src/core/key.ts'
+import { commonPrefixLength, KEY_BYTES, keyWithPrefixLength } from '../../../src/core/key.ts'
 import { InvalidConfigError } from '../../../src/core/routing-table/config.ts'
 import { RoutingTable } from '../../../src/core/routing-table/table.ts'
 import { bruteForceClosest, ids, randomContacts, tinyContact, tinyKey } from '../fixtures/keys.ts'
@@ -171,6 +171,19 @@ describe('core/routing-table', () => {
         all.forEach(c => rt.observe(c, 0))
         const target = new SeededRandom(seed + 1).fill(new Uint8Array(KEY_BYTES))
         expect(ids(rt.closest(target, want))).to.deep.equal(ids(bruteForceClosest(all, target, want)))
+      }), { verbose: true })
+    })
+
+    it('closest() equals a brute-force sort for targets near self (any shared prefix), with exclusions', () => {
+      fc.assert(fc.property(fc.integer({ min: 0, max: 200 }), fc.integer(), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 256 }), (n, seed, want, cpl) => {
+        const all = randomContacts(n, seed)
+        const self = new SeededRandom(seed ^ 0x55).fill(new Uint8Array(KEY_BYTES))
+        const rt = new RoutingTable(self, { k: 256 }, NEUTRAL_QUALITY, 0)
+        all.forEach(c => rt.observe(c, 0))
+        const target = cpl === 256 ? self : keyWithPrefixLength(self, cpl, new SeededRandom(seed + 1).fill(new Uint8Array(KEY_BYTES)))
+        const excluded = (c: { id: string }): boolean => c.id.endsWith('3')
+        const kept = all.filter(c => !excluded(c))
+        expect(ids(rt.closest(target, want, excluded))).to.deep.equal(ids(bruteForceClosest(kept, target, want)))
       }), { verbose: true })
     })
   })

@@ -1,0 +1,487 @@
+/**
+ * Scenario: records. Publishers provide keys and put values, then other
+ * nodes look for them: provide, findProviders, put and get, as the libp2p
+ * adapter runs them (`src/libp2p/content.ts`), on the simulated network.
+ *
+ * Publication (`provide`, `put`): one every `interval` virtual ms from the
+ * publishers in turn. Each runs a FIND_NODE lookup for its key on the
+ * publisher's real coordinator, then hands the k closest that answered and
+ * the spares beyond them to the core's `FanOut` (the same placement rules
+ * the adapter uses): deliveries to the k closest at once, a failed one
+ * replaced by the next spare. It reports success once `putQuorum` peers hold
+ * the record plus a grace of `putGrace` for the rest (or when every
+ * delivery has ended, if sooner), as the adapter does; `complete` is when
+ * the last delivery ended. The publisher also keeps the record itself.
+ *
+ * Retrieval (`find-providers`, `get`): once every publication has settled
+ * and `findAfter` more virtual ms have passed (churn carries on meanwhile),
+ * a random node other than the publisher looks for each record, one every
+ * `findInterval` ms, with a GET_PROVIDERS or GET_VALUE lookup. A node that
+ * holds the record itself answers at once. findProviders reports at the
+ * first provider and stops the lookup (an application that wants one
+ * provider); get stops once `getQuorum` responders returned a value, or
+ * when the lookup ends, and succeeds if the newest value was among them.
+ * The share of records found is the "findable after churn" figure.
+ *
+ * Bounds: `ops` holds one entry per operation (2 x (provides + puts));
+ * `running` the operations in flight; the record stores are bounded per
+ * node (`store.ts`).
+ */
+import { KEY_BYTES } from '../core/key.ts'
+import { FanOut } from '../core/publish/fan-out.ts'
+import { validateLookupConfig } from '../core/query/config.ts'
+import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { distribution } from './report.ts'
+import { formatTable } from './report.ts'
+import { indexOf } from './world.ts'
+import type { Distribution } from './report.ts'
+import type { Found, LookupFinished, RecordOutcome, World, WorldListener } from './world.ts'
+import type { Millis, Random } from '../core/env.ts'
+import type { Key } from '../core/key.ts'
+
+export type RecordOpKind = 'provide' | 'put' | 'find-providers' | 'get'
+
+export interface RecordOpsOptions {
+  /**
+   * Provider records to announce.
+   *
+   * @default 200 (range 0..1,000,000)
+   */
+  provides: number
+  /**
+   * Values (IPNS-like, a sequence number each) to put.
+   *
+   * @default 100 (range 0..1,000,000)
+   */
+  puts: number
+  /**
+   * Virtual ms between the starts of two publications (network-wide).
+   *
+   * @default 500 (range 0..3,600,000)
+   */
+  interval: Millis
+  /**
+   * Fixed nodes that publish in turn (a node announcing its content); 0: a
+   * fresh random node for each record.
+   *
+   * @default 4 (range 0..1,000,000)
+   */
+  publishers: number
+  /**
+   * Which nodes publish and look: any node, or only dialable ones.
+   *
+   * @default 'any'
+   */
+  initiators: 'any' | 'dialable'
+  /**
+   * Virtual ms between the last publication settling and the first lookup
+   * for a record: with churn, the holders come and go meanwhile.
+   *
+   * @default 0 (range 0..86,400,000)
+   */
+  findAfter: Millis
+  /**
+   * Virtual ms between the starts of two retrievals.
+   *
+   * @default 100 (range 0..3,600,000)
+   */
+  findInterval: Millis
+  /**
+   * Peers that must hold a record before a publication reports success
+   * (the adapter's default: half of k, rounded up).
+   *
+   * @default ceil(k / 2) (range 1..256)
+   */
+  putQuorum: number
+  /**
+   * Virtual ms a publication waits for the remaining deliveries once the
+   * quorum has the record (the adapter's `putGrace`).
+   *
+   * @default 200 (range 0..600,000)
+   */
+  putGrace: Millis
+  /**
+   * Values a get collects before it stops (the adapter's `getQuorum`).
+   *
+   * @default 16 (range 1..256)
+   */
+  getQuorum: number
+}
+
+export function validateRecordOpsOptions (partial: Partial<RecordOpsOptions>, k: number): RecordOpsOptions {
+  const o: RecordOpsOptions = {
+    provides: 200,
+    puts: 100,
+    interval: 500,
+    publishers: 4,
+    initiators: 'any',
+    findAfter: 0,
+    findInterval: 100,
+    putQuorum: Math.ceil(k / 2),
+    putGrace: 200,
+    getQuorum: 16,
+    ...stripUndefined(partial)
+  }
+  checkRange('provides', o.provides, 0, 1_000_000)
+  checkRange('puts', o.puts, 0, 1_000_000)
+  checkRange('interval', o.interval, 0, 3_600_000, false)
+  checkRange('publishers', o.publishers, 0, 1_000_000)
+  checkRange('findAfter', o.findAfter, 0, 86_400_000, false)
+  checkRange('findInterval', o.findInterval, 0, 3_600_000, false)
+  checkRange('putQuorum', o.putQuorum, 1, 256)
+  checkRange('putGrace', o.putGrace, 0, 600_000, false)
+  checkRange('getQuorum', o.getQuorum, 1, 256)
+  if (o.initiators !== 'any' && o.initiators !== 'dialable') {
+    throw new RangeError(`initiators must be 'any' or 'dialable', got ${String(o.initiators)}`)
+  }
+  if (o.provides + o.puts === 0) {
+    throw new RangeError('nothing to publish: provides and puts are both 0')
+  }
+  return o
+}
+
+/** One operation, as the scenario observed it */
+export interface RecordOpRecord {
+  kind: RecordOpKind
+  /** Which record (0-based, in publication order) */
+  record: number
+  node: number
+  nodeDialable: boolean
+  startedAt: Millis
+  /** Virtual ms until the operation reported (see the file comment) */
+  latency: Millis
+  /** Virtual ms its lookup took (0 when answered locally) */
+  lookupLatency: Millis
+  /** Publications: virtual ms until the last delivery ended */
+  complete?: Millis
+  /** Publications: peers that took the record; retrievals: responders that had it */
+  copies: number
+  success: boolean
+  /** Lookup requests plus record deliveries */
+  requests: number
+  /** Requests that needed a new connection */
+  dials: number
+  /** Dials to undialable nodes (each costs a dial timeout) */
+  undialableDials: number
+  /** Retrievals: peers that took the record at publication and are online when the retrieval starts */
+  holdersOnline?: number
+}
+
+export interface RecordOpSummary {
+  ops: number
+  successRate: number
+  latencyMs: Distribution
+  lookupMs: Distribution
+  completeMs?: Distribution
+  copies: Distribution
+  requests: Distribution
+  dials: Distribution
+  undialableDials: Distribution
+}
+
+export type RecordSummary = Partial<Record<RecordOpKind, RecordOpSummary>>
+
+interface Running {
+  op: RecordOpRecord
+  key: Key
+  queryId?: number
+  plan?: FanOut<{ id: string, index: number }>
+  quorumAt?: Millis
+  lookupDone?: Millis
+  /** retrievals: distinct responders that held the record, and the best value seen */
+  responders?: Set<number>
+  best?: number
+}
+
+interface Published {
+  key: Key
+  kind: 'provide' | 'put'
+  publisher: number
+  seq: number
+  holders: number[]
+}
+
+export class RecordOps implements WorldListener {
+  readonly options: RecordOpsOptions
+  readonly ops: RecordOpRecord[] = []
+  private readonly world: World
+  private readonly random: Random
+  private readonly k: number
+  private readonly running = new Map<number, Running>()
+  private readonly published: Published[] = []
+  private readonly publisherNodes: number[] = []
+  private publications = 0
+  private settled = 0
+  private retrievals = 0
+  private finished = 0
+
+  constructor (world: World, options: Partial<RecordOpsOptions>, random: Random) {
+    this.world = world
+    this.k = validateLookupConfig(world.config.coordinator.lookup).k
+    this.options = validateRecordOpsOptions(options, this.k)
+    this.random = random
+    if (this.options.initiators === 'dialable' && world.network.dialableNodes === 0) {
+      throw new RangeError('no dialable node can publish')
+    }
+  }
+
+  /** Operations to run in all: a publication and a retrieval per record */
+  get total (): number {
+    return 2 * (this.options.provides + this.options.puts)
+  }
+
+  get done (): boolean {
+    return this.finished >= this.total
+  }
+
+  /** The keys published so far, in publication order */
+  get keys (): Key[] {
+    return this.published.map(p => p.key)
+  }
+
+  /** Operations finished so far */
+  get finishedOps (): number {
+    return this.finished
+  }
+
+  /** Installs itself as the world's listener and schedules the first publication */
+  start (at: Millis = this.world.now): void {
+    this.world.listener = this
+    this.world.at(at, 'publish', () => { this.publishNext() })
+  }
+
+  onRequest (node: number, queryId: number | undefined, peer: number, dialed: boolean): void {
+    const r = queryId === undefined ? undefined : this.running.get(queryId)
+    if (r == null) {
+      return
+    }
+    r.op.requests++
+    if (dialed) {
+      r.op.dials++
+      if (!this.world.network.dialable(peer)) {
+        r.op.undialableDials++
+      }
+    }
+  }
+
+  onFound (node: number, found: Found): void {
+    const r = this.running.get(found.queryId)
+    if (r?.responders == null) {
+      return
+    }
+    const has = r.op.kind === 'find-providers' ? found.providers.length > 0 : found.value !== undefined
+    if (!has || r.responders.has(found.from)) {
+      return
+    }
+    r.responders.add(found.from)
+    r.best = Math.max(r.best ?? -1, found.value ?? -1)
+    if (r.op.kind === 'find-providers' || r.responders.size >= this.options.getQuorum) {
+      this.world.stopLookup(node, found.queryId)
+    }
+  }
+
+  onLookupFinished (node: number, e: LookupFinished): void {
+    const r = this.running.get(e.queryId)
+    if (r == null) {
+      return
+    }
+    this.running.delete(e.queryId)
+    r.lookupDone = this.world.now
+    r.op.lookupLatency = this.world.now - r.op.startedAt
+    if (r.responders != null) {
+      this.finishRetrieval(r)
+      return
+    }
+    const toTarget = (c: { id: string }): { id: string, index: number } => ({ id: c.id, index: indexOf(c as Parameters<typeof indexOf>[0]) })
+    if (e.closest.length === 0) {
+      this.finishPublication(r)
+      return
+    }
+    r.plan = new FanOut(e.closest.map(toTarget), e.spares.map(toTarget), this.options.putQuorum)
+    for (const peer of r.plan.start()) {
+      this.deliver(r, peer)
+    }
+  }
+
+  private publishNext (): void {
+    const index = this.publications++
+    const total = this.options.provides + this.options.puts
+    // interleave the two kinds evenly
+    const isPut = Math.floor((index + 1) * this.options.puts / total) > Math.floor(index * this.options.puts / total)
+    const kind = isPut ? 'put' : 'provide'
+    const node = this.pickPublisher(index)
+    const key = this.random.fill(new Uint8Array(KEY_BYTES))
+    const published: Published = { key, kind, publisher: node, seq: 1 + this.random.int(1000), holders: [] }
+    this.published.push(published)
+    const store = this.world.node(node).store
+    if (kind === 'provide') {
+      store.addProvider(key, node)
+    } else {
+      store.putValue(key, published.seq)
+    }
+    const op = this.newOp(kind, index, node)
+    const queryId = this.world.startLookup(node, key)
+    this.running.set(queryId, { op, key, queryId })
+    if (this.publications < total) {
+      this.world.at(this.world.now + this.options.interval, 'publish', () => { this.publishNext() })
+    }
+  }
+
+  private deliver (r: Running, peer: { id: string, index: number }): void {
+    const p = this.published[r.op.record]
+    const message = r.op.kind === 'provide'
+      ? { kind: 'add-provider' as const, key: r.key, provider: r.op.node }
+      : { kind: 'put-value' as const, key: r.key, seq: p.seq }
+    r.op.requests++
+    this.world.sendRecord(r.op.node, peer.index, message, (outcome: RecordOutcome) => {
+      const plan = r.plan as FanOut<{ id: string, index: number }>
+      if (outcome.dialed) {
+        r.op.dials++
+        r.op.undialableDials += outcome.undialable ? 1 : 0
+      }
+      if (outcome.ok) {
+        p.holders.push(peer.index)
+      }
+      const next = plan.result(peer, outcome.ok)
+      if (plan.quorumReached && r.quorumAt === undefined) {
+        r.quorumAt = this.world.now
+      }
+      if (next != null) {
+        this.deliver(r, next)
+      } else if (plan.settled) {
+        this.finishPublication(r)
+      }
+    })
+  }
+
+  private finishPublication (r: Running): void {
+    const now = this.world.now
+    const op = r.op
+    op.copies = r.plan?.stored ?? 0
+    op.success = op.copies > 0
+    op.complete = now - op.startedAt
+    op.latency = r.quorumAt === undefined ? now - op.startedAt : Math.min(now, r.quorumAt + this.options.putGrace) - op.startedAt
+    this.record(op)
+    this.settled++
+    if (this.settled === this.options.provides + this.options.puts) {
+      this.world.at(now + this.options.findAfter, 'retrieve', () => { this.retrieveNext() })
+    }
+  }
+
+  private retrieveNext (): void {
+    const index = this.retrievals++
+    const p = this.published[index]
+    const kind = p.kind === 'provide' ? 'find-providers' : 'get'
+    let node = this.pickAny()
+    while (node === p.publisher && this.world.size > 1) {
+      node = this.pickAny()
+    }
+    const op = this.newOp(kind, index, node)
+    op.holdersOnline = p.holders.filter(h => this.world.network.online(h, this.world.now)).length
+    const r: Running = { op, key: p.key, responders: new Set() }
+    const local = this.world.node(node).records
+    const best = kind === 'get' ? local?.valueOf(p.key) : undefined
+    const hasLocally = kind === 'find-providers' ? (local?.providersOf(p.key).length ?? 0) > 0 : best !== undefined
+    if (hasLocally) {
+      r.responders?.add(node)
+      r.best = best
+    }
+    if (hasLocally && kind === 'find-providers') {
+      this.finishRetrieval(r)
+    } else {
+      const request = kind === 'find-providers' ? { kind: 'get-providers' as const, key: p.key } : { kind: 'get-value' as const, key: p.key }
+      const queryId = this.world.startLookup(node, p.key, request)
+      r.queryId = queryId
+      this.running.set(queryId, r)
+    }
+    if (this.retrievals < this.published.length) {
+      this.world.at(this.world.now + this.options.findInterval, 'retrieve', () => { this.retrieveNext() })
+    }
+  }
+
+  private finishRetrieval (r: Running): void {
+    const op = r.op
+    const p = this.published[op.record]
+    op.copies = r.responders?.size ?? 0
+    op.success = op.kind === 'find-providers' ? op.copies > 0 : r.best === p.seq
+    op.latency = this.world.now - op.startedAt
+    this.record(op)
+  }
+
+  private record (op: RecordOpRecord): void {
+    this.ops.push(op)
+    this.finished++
+  }
+
+  private newOp (kind: RecordOpKind, record: number, node: number): RecordOpRecord {
+    return { kind, record, node, nodeDialable: this.world.network.dialable(node), startedAt: this.world.now, latency: 0, lookupLatency: 0, copies: 0, success: false, requests: 0, dials: 0, undialableDials: 0 }
+  }
+
+  private pickPublisher (index: number): number {
+    if (this.options.publishers === 0) {
+      return this.pickAny()
+    }
+    while (this.publisherNodes.length < this.options.publishers) {
+      this.publisherNodes.push(this.pickAny())
+    }
+    return this.publisherNodes[index % this.options.publishers]
+  }
+
+  private pickAny (): number {
+    for (;;) {
+      const i = this.random.int(this.world.size)
+      if (this.options.initiators === 'any' || this.world.network.dialable(i)) {
+        return i
+      }
+    }
+  }
+}
+
+/** Per-kind summaries of a records run */
+export function summarizeRecords (ops: readonly RecordOpRecord[]): RecordSummary {
+  const out: RecordSummary = {}
+  for (const kind of ['provide', 'put', 'find-providers', 'get'] as const) {
+    const of = ops.filter(o => o.kind === kind)
+    if (of.length === 0) {
+      continue
+    }
+    const publication = kind === 'provide' || kind === 'put'
+    out[kind] = {
+      ops: of.length,
+      successRate: of.filter(o => o.success).length / of.length,
+      latencyMs: distribution(of.map(o => o.latency)),
+      lookupMs: distribution(of.map(o => o.lookupLatency)),
+      completeMs: publication ? distribution(of.map(o => o.complete ?? 0)) : undefined,
+      copies: distribution(of.map(o => o.copies)),
+      requests: distribution(of.map(o => o.requests)),
+      dials: distribution(of.map(o => o.dials)),
+      undialableDials: distribution(of.map(o => o.undialableDials))
+    }
+  }
+  return out
+}
+
+const ms = (v: number): string => String(Math.round(v))
+const one = (v: number): string => v.toFixed(1)
+
+/** A text table: one row per operation kind */
+export function formatRecordSummary (s: RecordSummary): string {
+  const rows: string[][] = [['operation', 'ops', 'success', 'p50 ms', 'p95 ms', 'p99 ms', 'lookup p50', 'all done p50', 'copies', 'requests', 'dials', 'undialable dials']]
+  for (const [kind, k] of Object.entries(s) as Array<[RecordOpKind, RecordOpSummary]>) {
+    rows.push([
+      kind,
+      String(k.ops),
+      `${(100 * k.successRate).toFixed(1)} %`,
+      ms(k.latencyMs.p50),
+      ms(k.latencyMs.p95),
+      ms(k.latencyMs.p99),
+      ms(k.lookupMs.p50),
+      k.completeMs == null ? '-' : ms(k.completeMs.p50),
+      one(k.copies.mean),
+      one(k.requests.mean),
+      one(k.dials.mean),
+      one(k.undialableDials.mean)
+    ])
+  }
+  return formatTable(rows) + '\n(copies, requests, dials: means per operation; latency in virtual ms)'
+}

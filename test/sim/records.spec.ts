@@ -1,0 +1,123 @@
+import { expect } from 'aegir/chai'
+import { validateLookupConfig } from '../../src/core/query/config.ts'
+import { createWorld, runRecords } from '../../src/sim/experiment.ts'
+import { RecordStore } from '../../src/sim/store.ts'
+import { closestDialable } from '../../src/sim/truth.ts'
+import type { ExperimentOptions } from '../../src/sim/experiment.ts'
+
+const perfect = { undialable: 0, loss: 0 }
+
+function run (options: Partial<ExperimentOptions>): ReturnType<typeof runRecords> {
+  return runRecords(createWorld(options), options)
+}
+
+describe('sim/records', () => {
+  it('on a static network every record lands on the true k closest and every retrieval finds it', () => {
+    const r = run({ world: { nodes: 400, seed: 3, network: perfect }, records: { provides: 30, puts: 20, publishers: 3 } })
+    expect(r.ops).to.have.length(100)
+    const k = validateLookupConfig({}).k
+    const publications = r.ops.filter(o => o.kind === 'provide' || o.kind === 'put')
+    expect(publications).to.have.length(50)
+    for (const o of publications) {
+      expect(o, `${o.kind} ${o.record}`).to.include({ success: true, copies: k, undialableDials: 0 })
+      expect(o.latency).to.be.at.most(o.complete as number)
+      expect(o.latency).to.be.at.least(o.lookupLatency)
+    }
+    for (const o of r.ops.filter(o => o.kind === 'find-providers' || o.kind === 'get')) {
+      expect(o, `${o.kind} ${o.record}`).to.include({ success: true })
+      expect(o.holdersOnline).to.equal(k)
+    }
+    expect(r.summary.get?.copies.mean).to.be.at.least(validateLookupConfig({}).k * 0.5)
+  })
+
+  it('stores each record on exactly the k closest dialable nodes to its key', () => {
+    const world = createWorld({ world: { nodes: 300, seed: 4, network: perfect } })
+    const r = runRecords(world, { records: { provides: 10, puts: 0, publishers: 1 } })
+    const publisher = r.ops[0].node
+    const k = validateLookupConfig({}).k
+    const provides = r.ops.filter(o => o.kind === 'provide')
+    expect(provides).to.have.length(10)
+    // every store outside the publisher, compared with the truth for each key
+    const expected = new Map<number, number>()
+    for (const key of r.keys) {
+      for (const i of closestDialable(world, key, k, publisher)) {
+        expected.set(i, (expected.get(i) ?? 0) + 1)
+      }
+    }
+    const held = new Map<number, number>()
+    for (let i = 0; i < world.size; i++) {
+      const size = world.built(i) && i !== publisher ? world.node(i).records?.size ?? 0 : 0
+      if (size > 0) {
+        held.set(i, size)
+      }
+    }
+    expect(held).to.deep.equal(expected)
+  })
+
+  it('with the peer stack on, provide latency at 45% undialable is lower than with every peer equal, on the same seed', () => {
+    const options = (peerStack: boolean): Partial<ExperimentOptions> => ({
+      world: { nodes: 2000, seed: 6, peerStack, network: { undialable: 0.45 } },
+      records: { provides: 80, puts: 40, publishers: 4 }
+    })
+    const off = run(options(false))
+    const on = run(options(true))
+    for (const kind of ['provide', 'put'] as const) {
+      const a = off.summary[kind]
+      const b = on.summary[kind]
+      expect(b?.latencyMs.p50, `${kind} p50`).to.be.below(a?.latencyMs.p50 as number)
+      expect(b?.latencyMs.p95, `${kind} p95`).to.be.below(a?.latencyMs.p95 as number)
+      expect(b?.undialableDials.mean, `${kind} undialable dials`).to.be.below(a?.undialableDials.mean as number)
+      expect(b?.successRate).to.equal(1)
+    }
+    // the records are as findable either way
+    expect(on.summary['find-providers']?.successRate).to.be.at.least((off.summary['find-providers']?.successRate ?? 0) - 0.02)
+    expect(on.summary.get?.successRate).to.be.at.least((off.summary.get?.successRate ?? 0) - 0.02)
+    expect(run(options(true)).traceHash).to.equal(on.traceHash)
+  })
+
+  it('after churn some holders are offline when the record is sought; the records stay findable through the rest; deterministic', () => {
+    const options = (churn: number): Partial<ExperimentOptions> => ({
+      world: { nodes: 1500, seed: 9, peerStack: true, network: { undialable: 0.3, churn, sessionMedian: 2 * 60_000 } },
+      // retrieve 9 virtual minutes later: holders come and go meanwhile (before the 10-minute bucket refresh)
+      records: { provides: 60, puts: 0, publishers: 4, findAfter: 9 * 60_000, putQuorum: 1 }
+    })
+    const k = validateLookupConfig({}).k
+    const finds = (r: ReturnType<typeof run>): typeof r.ops => r.ops.filter(o => o.kind === 'find-providers')
+    const still = run(options(0))
+    expect(finds(still)).to.have.length(60)
+    expect(finds(still).every(o => o.success && o.holdersOnline === k)).to.equal(true)
+    const churned = run(options(0.95))
+    const online = finds(churned).map(o => o.holdersOnline ?? 0)
+    expect(Math.max(...online)).to.be.below(k)
+    expect(churned.world.stats.offlineContacts).to.be.above(0)
+    expect(churned.summary['find-providers']?.successRate).to.be.at.least(0.9)
+    expect(run(options(0.95)).traceHash).to.equal(churned.traceHash)
+  })
+})
+
+describe('sim/store', () => {
+  it('keeps the higher sequence number of a value', () => {
+    const s = new RecordStore()
+    const key = new Uint8Array(32).fill(7)
+    expect(s.putValue(key, 3)).to.equal(true)
+    expect(s.putValue(key, 2)).to.equal(false)
+    expect(s.valueOf(key)).to.equal(3)
+    expect(s.putValue(key, 5)).to.equal(true)
+    expect(s.valueOf(key)).to.equal(5)
+  })
+
+  it('refuses new keys when full and keeps what it holds; bounds providers per key', () => {
+    const s = new RecordStore(2, 3)
+    const key = (b: number): Uint8Array => new Uint8Array(32).fill(b)
+    expect(s.addProvider(key(1), 1)).to.equal(true)
+    expect(s.putValue(key(2), 1)).to.equal(true)
+    expect(s.addProvider(key(3), 1)).to.equal(false)
+    expect(s.putValue(key(4), 1)).to.equal(false)
+    expect(s.size).to.equal(2)
+    for (let p = 2; p <= 5; p++) {
+      expect(s.addProvider(key(1), p)).to.equal(true)
+    }
+    expect(s.providersOf(key(1))).to.deep.equal([3, 4, 5])
+    expect(s.providersOf(key(3))).to.deep.equal([])
+  })
+})
