@@ -15,7 +15,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
-import { bootstrap, createWorld, runLookups } from './experiment.ts'
+import { bootstrap, createWorld, runLookups, runRecords } from './experiment.ts'
+import { formatRecordSummary } from './records.ts'
 import { formatSummary, formatTable } from './report.ts'
 import { cdfSvg } from './svg.ts'
 import type { ExperimentOptions } from './experiment.ts'
@@ -40,8 +41,13 @@ const USAGE = `usage: cli.ts [options]
   --eager               build every node up front instead of on first contact
   --k N                 bucket size and lookup result size (default 20)
   --alpha N             requests in flight per lookup (default 3)
+  --scenario lookups|records|all  random-key lookups, records (provide, findProviders, put, get), or both in turn (default all)
+  --provides N          records scenario: provider records to announce (default 200)
+  --puts N              records scenario: values to put (default 100)
+  --publish-interval MS virtual ms between two publications (default 500)
+  --find-after MS       virtual ms between the last publication and the first retrieval (default 0)
   --stack on|off|both   peer stack on, off (every peer equal), or both in turn on the same seed (default both)
-  --out FILE            write the JSON results here, and a latency CDF (stack off and on) as FILE.svg
+  --out FILE            write the JSON results here, and latency CDFs (stack off and on) as FILE.svg (lookups) and FILE.records.svg
   --quiet               no progress on stderr
   --help`
 
@@ -70,6 +76,11 @@ function main (): void {
       k: { type: 'string' },
       alpha: { type: 'string' },
       stack: { type: 'string' },
+      scenario: { type: 'string' },
+      provides: { type: 'string' },
+      puts: { type: 'string' },
+      'publish-interval': { type: 'string' },
+      'find-after': { type: 'string' },
       out: { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' }
@@ -86,6 +97,10 @@ function main (): void {
   const stackMode = values.stack ?? 'both'
   if (stackMode !== 'on' && stackMode !== 'off' && stackMode !== 'both') {
     throw new RangeError(`--stack must be on, off or both, got ${stackMode}`)
+  }
+  const scenario = values.scenario ?? 'all'
+  if (scenario !== 'lookups' && scenario !== 'records' && scenario !== 'all') {
+    throw new RangeError(`--scenario must be lookups, records or all, got ${scenario}`)
   }
   const k = num(values.k)
   const base: ExperimentOptions = {
@@ -116,7 +131,14 @@ function main (): void {
       initiators: values.initiators as 'any' | 'dialable' | undefined,
       publishers: num(values.publishers)
     },
-    records: {}
+    records: {
+      provides: num(values.provides),
+      puts: num(values.puts),
+      interval: num(values['publish-interval']),
+      findAfter: num(values['find-after']),
+      publishers: num(values.publishers),
+      initiators: values.initiators as 'any' | 'dialable' | undefined
+    }
   }
 
   const quiet = values.quiet === true
@@ -154,54 +176,79 @@ function main (): void {
     const tBootstrapped = performance.now()
     const bootVirtual = world.now
     const built = world.config.eager || bootstrapMode === 'join' ? `${world.stats.nodesBuilt} nodes built` : 'nodes are built on first contact'
-    log(`bootstrap done (${built}); running ${options.lookups.lookups} lookups`)
-    const result = runLookups(world, options, progress)
+    log(`bootstrap done (${built})`)
+    const lookups = scenario === 'records' ? undefined : runLookups(world, options, progress)
+    const tLookups = performance.now()
+    if (lookups != null) {
+      process.stdout.write(formatSummary(lookups.summary) + '\n\n')
+    }
+    const lookupsVirtual = world.now - bootVirtual
+    const records = scenario === 'lookups' ? undefined : runRecords(world, options, progress)
     const tDone = performance.now()
+    if (records != null) {
+      process.stdout.write(formatRecordSummary(records.summary) + '\n\n')
+    }
     const peakRss = process.resourceUsage().maxRSS * 1024
+    const traceHash = world.traceHash()
 
     const wall = {
       createMs: Math.round(tCreated - t0),
       bootstrapMs: Math.round(tBootstrapped - tCreated),
-      lookupsMs: Math.round(tDone - tBootstrapped),
+      lookupsMs: Math.round(tLookups - tBootstrapped),
+      recordsMs: Math.round(tDone - tLookups),
       totalMs: Math.round(tDone - t0)
     }
     const s = world.stats
-    process.stdout.write(formatSummary(result.summary) + '\n\n')
     process.stdout.write(formatTable([
       ['nodes', String(world.size), 'dialable', String(world.network.dialableNodes)],
       ['nodes built', String(s.nodesBuilt), 'events', String(s.events)],
       ['requests (all)', String(s.requests), 'pings', String(s.pings)],
+      ['record deliveries', String(s.recordMessages), 'lost messages', String(s.lostMessages)],
       ['dials', String(s.dials), 'to undialable', String(s.undialableDials)],
       ['contacts to offline nodes', String(s.offlineContacts), 'churn', String(world.config.network.churn)],
       ['virtual time (s)', (world.now / 1000).toFixed(1), 'of it bootstrap', (bootVirtual / 1000).toFixed(1)],
       ['wall time (s)', (wall.totalMs / 1000).toFixed(1), 'peak rss (MB)', String(mb(peakRss))],
-      ['trace hash', result.traceHash, 'seed', String(world.config.seed)]
+      ['trace hash', traceHash, 'seed', String(world.config.seed)]
     ]) + '\n')
     return {
       peerStack: stack,
-      config: { world: world.config, bootstrap: bootstrapMode, seedTables: options.seedTables, join: options.join, lookups: options.lookups },
-      traceHash: result.traceHash,
-      summary: result.summary,
+      config: { world: world.config, bootstrap: bootstrapMode, seedTables: options.seedTables, join: options.join, scenario, lookups: options.lookups, records: records?.options },
+      traceHash,
+      summary: lookups?.summary,
+      records: records == null ? undefined : { summary: records.summary, ops: records.ops },
       stats: s,
       virtualTimeMs: world.now,
       bootstrapVirtualMs: bootVirtual,
+      lookupsVirtualMs: lookupsVirtual,
       wallMs: wall,
       memory: { peakRssBytes: peakRss, finalRssBytes: process.memoryUsage().rss },
-      lookups: result.records
+      lookups: lookups?.records
     }
   }
 
   if (values.out !== undefined) {
     mkdirSync(dirname(values.out), { recursive: true })
-    writeFileSync(values.out, JSON.stringify({ version: 2, runs }, null, 2) + '\n')
+    writeFileSync(values.out, JSON.stringify({ version: 3, runs }, null, 2) + '\n')
     process.stderr.write(`wrote ${values.out}\n`)
-    const svgFile = values.out.replace(/\.json$/, '') + '.svg'
-    const series = runs.map(r => ({
-      label: `peer stack ${r.peerStack === true ? 'on' : 'off'}`,
-      values: (r.lookups as Array<{ latency: number }>).map(l => l.latency)
-    }))
-    writeFileSync(svgFile, cdfSvg(`${base.world.nodes} nodes, ${Math.round((base.world.network?.undialable ?? 0.45) * 100)}% undialable: lookup latency CDF`, series))
-    process.stderr.write(`wrote ${svgFile}\n`)
+    const stem = values.out.replace(/\.json$/, '')
+    const where = `${base.world.nodes} nodes, ${Math.round((base.world.network?.undialable ?? 0.45) * 100)}% undialable`
+    const label = (r: Record<string, unknown>): string => `stack ${r.peerStack === true ? 'on' : 'off'}`
+    if (scenario !== 'records') {
+      const series = runs.map(r => ({ label: `peer ${label(r)}`, values: (r.lookups as Array<{ latency: number }>).map(l => l.latency) }))
+      writeFileSync(`${stem}.svg`, cdfSvg(`${where}: lookup latency CDF`, series))
+      process.stderr.write(`wrote ${stem}.svg\n`)
+    }
+    if (scenario !== 'lookups') {
+      const series = []
+      for (const kind of ['provide', 'find-providers'] as const) {
+        for (const r of runs) {
+          const ops = (r.records as { ops: Array<{ kind: string, latency: number }> }).ops
+          series.push({ label: `${kind}, ${label(r)}`, values: ops.filter(o => o.kind === kind).map(o => o.latency) })
+        }
+      }
+      writeFileSync(`${stem}.records.svg`, cdfSvg(`${where}: provide and findProviders latency CDF`, series))
+      process.stderr.write(`wrote ${stem}.records.svg\n`)
+    }
   }
 }
 

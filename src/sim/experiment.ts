@@ -56,6 +56,8 @@ export interface RecordsResult {
   ops: RecordOpRecord[]
   /** The published keys, in publication order */
   keys: Key[]
+  /** The scenario's options, defaults filled in */
+  options: RecordOpsOptions
   summary: RecordSummary
   traceHash: string
 }
@@ -125,7 +127,7 @@ export function runRecords (world: World, options: Partial<ExperimentOptions>, p
   if (!scenario.done) {
     throw new Error('the records scenario ran out of events before every operation finished')
   }
-  return { world, ops: scenario.ops, keys: scenario.keys, summary: summarizeRecords(scenario.ops), traceHash: world.traceHash() }
+  return { world, ops: scenario.ops, keys: scenario.keys, options: scenario.options, summary: summarizeRecords(scenario.ops), traceHash: world.traceHash() }
 }
 
 export function runExperiment (options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {
