@@ -15,7 +15,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
-import { bootstrap, createWorld, runLookups, runRecords } from './experiment.ts'
+import { bootstrap, createWorld, runBulk, runLookups, runRecords } from './experiment.ts'
 import { formatRecordSummary } from './records.ts'
 import { formatSummary, formatTable } from './report.ts'
 import { cdfSvg } from './svg.ts'
@@ -41,7 +41,10 @@ const USAGE = `usage: cli.ts [options]
   --eager               build every node up front instead of on first contact
   --k N                 bucket size and lookup result size (default 20)
   --alpha N             requests in flight per lookup (default 3)
-  --scenario lookups|records|all  random-key lookups, records (provide, findProviders, put, get), or both in turn (default all)
+  --scenario lookups|records|all|bulk  random-key lookups, records (provide, findProviders, put, get), both in turn (default all), or a bulk provide
+  --bulk-keys N         bulk scenario: keys one publisher provides at once (default 1000)
+  --lookup-concurrency N  bulk scenario: region lookups at once (default 8; provideMany runs 1)
+  --no-refresh          no bucket refresh (long runs: every built node refreshes each 10 virtual minutes)
   --provides N          records scenario: provider records to announce (default 200)
   --puts N              records scenario: values to put (default 100)
   --publish-interval MS virtual ms between two publications (default 500)
@@ -77,6 +80,9 @@ function main (): void {
       alpha: { type: 'string' },
       stack: { type: 'string' },
       scenario: { type: 'string' },
+      'bulk-keys': { type: 'string' },
+      'lookup-concurrency': { type: 'string' },
+      'no-refresh': { type: 'boolean' },
       provides: { type: 'string' },
       puts: { type: 'string' },
       'publish-interval': { type: 'string' },
@@ -99,8 +105,8 @@ function main (): void {
     throw new RangeError(`--stack must be on, off or both, got ${stackMode}`)
   }
   const scenario = values.scenario ?? 'all'
-  if (scenario !== 'lookups' && scenario !== 'records' && scenario !== 'all') {
-    throw new RangeError(`--scenario must be lookups, records or all, got ${scenario}`)
+  if (scenario !== 'lookups' && scenario !== 'records' && scenario !== 'all' && scenario !== 'bulk') {
+    throw new RangeError(`--scenario must be lookups, records, all or bulk, got ${scenario}`)
   }
   const k = num(values.k)
   const base: ExperimentOptions = {
@@ -118,6 +124,7 @@ function main (): void {
         rttP95: num(values['rtt-p95'])
       },
       coordinator: {
+        refresh: values['no-refresh'] !== true,
         routingTable: { k },
         lookup: { k, alpha: num(values.alpha) }
       }
@@ -130,6 +137,10 @@ function main (): void {
       interval: num(values.interval),
       initiators: values.initiators as 'any' | 'dialable' | undefined,
       publishers: num(values.publishers)
+    },
+    bulk: {
+      keys: num(values['bulk-keys']),
+      lookupConcurrency: num(values['lookup-concurrency'])
     },
     records: {
       provides: num(values.provides),
@@ -177,16 +188,23 @@ function main (): void {
     const bootVirtual = world.now
     const built = world.config.eager || bootstrapMode === 'join' ? `${world.stats.nodesBuilt} nodes built` : 'nodes are built on first contact'
     log(`bootstrap done (${built})`)
-    const lookups = scenario === 'records' ? undefined : runLookups(world, options, progress)
+    const lookups = scenario === 'lookups' || scenario === 'all' ? runLookups(world, options, progress) : undefined
     const tLookups = performance.now()
     if (lookups != null) {
       process.stdout.write(formatSummary(lookups.summary) + '\n\n')
     }
     const lookupsVirtual = world.now - bootVirtual
-    const records = scenario === 'lookups' ? undefined : runRecords(world, options, progress)
-    const tDone = performance.now()
+    const records = scenario === 'records' || scenario === 'all' ? runRecords(world, options, progress) : undefined
     if (records != null) {
       process.stdout.write(formatRecordSummary(records.summary) + '\n\n')
+    }
+    const bulk = scenario === 'bulk' ? runBulk(world, options, progress) : undefined
+    const tDone = performance.now()
+    if (bulk != null) {
+      process.stdout.write(formatTable([
+        ['bulk provide', 'keys', 'virtual time (s)', 'lookups / key', 'deliveries', 'pooled exchanges', 'dials', 'undialable dials', 'keys provided', 'sample found'],
+        ['', String(bulk.keys), (bulk.durationMs / 1000).toFixed(1), (bulk.lookups / bulk.keys).toFixed(3), String(bulk.deliveries), String(bulk.batches), String(bulk.dials), String(bulk.undialableDials), String(bulk.provided), `${bulk.found}/${bulk.sampled}`]
+      ]) + '\n\n')
     }
     const peakRss = process.resourceUsage().maxRSS * 1024
     const traceHash = world.traceHash()
@@ -212,10 +230,11 @@ function main (): void {
     ]) + '\n')
     return {
       peerStack: stack,
-      config: { world: world.config, bootstrap: bootstrapMode, seedTables: options.seedTables, join: options.join, scenario, lookups: options.lookups, records: records?.options },
+      config: { world: world.config, bootstrap: bootstrapMode, seedTables: options.seedTables, join: options.join, scenario, lookups: options.lookups, records: records?.options, bulk: options.bulk },
       traceHash,
       summary: lookups?.summary,
       records: records == null ? undefined : { summary: records.summary, ops: records.ops },
+      bulk,
       stats: s,
       virtualTimeMs: world.now,
       bootstrapVirtualMs: bootVirtual,
@@ -233,12 +252,12 @@ function main (): void {
     const stem = values.out.replace(/\.json$/, '')
     const where = `${base.world.nodes} nodes, ${Math.round((base.world.network?.undialable ?? 0.45) * 100)}% undialable`
     const label = (r: Record<string, unknown>): string => `stack ${r.peerStack === true ? 'on' : 'off'}`
-    if (scenario !== 'records') {
+    if (scenario === 'lookups' || scenario === 'all') {
       const series = runs.map(r => ({ label: `peer ${label(r)}`, values: (r.lookups as Array<{ latency: number }>).map(l => l.latency) }))
       writeFileSync(`${stem}.svg`, cdfSvg(`${where}: lookup latency CDF`, series))
       process.stderr.write(`wrote ${stem}.svg\n`)
     }
-    if (scenario !== 'lookups') {
+    if (scenario === 'records' || scenario === 'all') {
       const series = []
       for (const kind of ['provide', 'find-providers'] as const) {
         for (const r of runs) {

@@ -13,6 +13,7 @@
  */
 import { SeededRandom } from '../core/env.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
+import { BulkProvide } from './bulk.ts'
 import { hash32 } from './hash.ts'
 import { JoinBootstrap } from './join.ts'
 import { RecordOps, summarizeRecords } from './records.ts'
@@ -20,6 +21,7 @@ import { summarize } from './report.ts'
 import { RandomLookups } from './scenarios.ts'
 import { TableSeeder } from './seed-tables.ts'
 import { World } from './world.ts'
+import type { BulkOptions, BulkResult } from './bulk.ts'
 import type { WorldConfig } from './config.ts'
 import type { JoinOptions } from './join.ts'
 import type { RecordOpRecord, RecordOpsOptions, RecordSummary } from './records.ts'
@@ -42,6 +44,7 @@ export interface ExperimentOptions {
   join: Partial<JoinOptions>
   lookups: Partial<RandomLookupsOptions>
   records: Partial<RecordOpsOptions>
+  bulk: Partial<BulkOptions>
 }
 
 export interface ExperimentResult {
@@ -64,12 +67,13 @@ export interface RecordsResult {
 
 export interface PhaseProgress {
   /** Called now and then during long phases */
-  onProgress?(phase: 'bootstrap' | 'lookups' | 'records', done: number, total: number, world: World): void
+  onProgress?(phase: 'bootstrap' | 'lookups' | 'records' | 'bulk', done: number, total: number, world: World): void
 }
 
 const SALT_JOIN = 0x6a6f696e
 const SALT_LOOKUPS = 0x6c6f6f6b
 const SALT_RECORDS = 0x7265636f
+const SALT_BULK = 0x62756c6b
 
 /** Builds the world; with the seeded bootstrap, nodes get their tables as they are built */
 export function createWorld (options: Partial<ExperimentOptions>): World {
@@ -128,6 +132,20 @@ export function runRecords (world: World, options: Partial<ExperimentOptions>, p
     throw new Error('the records scenario ran out of events before every operation finished')
   }
   return { world, ops: scenario.ops, keys: scenario.keys, options: scenario.options, summary: summarizeRecords(scenario.ops), traceHash: world.traceHash() }
+}
+
+/** Runs the bulk-provide scenario (one publisher, many keys, then a sample sought) from the world's current time */
+export function runBulk (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): BulkResult {
+  const scenario = new BulkProvide(world, options.bulk ?? {}, new SeededRandom(hash32(world.config.seed, SALT_BULK)))
+  scenario.start()
+  world.run({
+    until: () => scenario.done,
+    onProgress: w => progress.onProgress?.('bulk', scenario.progress, scenario.options.keys, w)
+  })
+  if (!scenario.done) {
+    throw new Error('the bulk scenario ran out of events before it finished')
+  }
+  return scenario.report
 }
 
 export function runExperiment (options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {

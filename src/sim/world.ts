@@ -70,6 +70,7 @@ export type LookupFinished = Extract<CoreEffect, { type: 'lookup-finished' }>
 /** A record message sent outside lookups (a put's deliveries) */
 export type RecordMessage =
   | { kind: 'add-provider', key: Key, provider: number }
+  | { kind: 'add-providers', keys: readonly Key[], provider: number }
   | { kind: 'put-value', key: Key, seq: number }
 
 /** What a GET_PROVIDERS or GET_VALUE response carried besides closer peers */
@@ -276,7 +277,7 @@ export class World {
     if (lost) {
       this.stats.lostMessages++
     }
-    if (message.kind === 'add-provider') {
+    if (message.kind !== 'put-value') {
       // written and forgotten: the sender counts it delivered once it is sent
       this.queue.push(sendAt, { type: 'record-outcome', node: from, peer: to, outcome: { ok: true, dialed, undialable: false }, what: undefined, done })
       if (!lost) {
@@ -513,6 +514,12 @@ export class World {
     const remote = this.node(e.to)
     this.deliver(remote, { type: 'inbound-request', from: this.contacts[e.from] })
     const m = e.message
+    if (m.kind === 'add-providers') {
+      for (const key of m.keys) {
+        this.trace.add(remote.store.addProvider(key, m.provider) ? 1 : 0)
+      }
+      return
+    }
     const ok = m.kind === 'add-provider' ? remote.store.addProvider(m.key, m.provider) : remote.store.putValue(m.key, m.seq)
     this.trace.add(ok ? 1 : 0)
     if (m.kind === 'add-provider') {
