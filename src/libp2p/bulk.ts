@@ -3,19 +3,23 @@
  * one lookup per key.
  *
  * Keys are sorted by their position in the keyspace and taken a chunk at a
- * time. Walking a chunk, a key inside the current region (see
- * `src/core/publish/region.ts`) is placed on the k closest peers that region's
- * lookup found; a key outside it starts a new lookup, and so a new region.
- * Then every target peer gets all of its chunk's records, one ADD_PROVIDER
- * after another over the messenger's pooled stream, `concurrency` peers at
- * once. A peer that fails is abandoned for the chunk and each of its keys
- * goes to the next closest peer the region knows.
+ * time. A chunk is cut into `lookupConcurrency` contiguous slices walked at
+ * once, each with its own region (see `src/core/publish/region.ts`): a key
+ * inside the slice's current region is placed on the k closest peers that
+ * region's lookup found; a key outside it starts a new lookup, and so a new
+ * region. Then every target peer gets all of its chunk's records, one
+ * ADD_PROVIDER after another over the messenger's pooled stream,
+ * `concurrency` peers at once. A peer that fails is abandoned for the chunk
+ * and each key it did not take goes to that key's next spare (the core's
+ * `FanOut`, as single puts do), pass after pass until none is left.
  *
  * Bounds: memory holds one chunk (`chunkSize` keys, their targets, at most
- * k + `spares` deliveries each); at most `concurrency` peers are written to at
- * once; nothing is kept per key once its chunk is done.
+ * k + 4 spares each); at most `concurrency` peers are written to and
+ * `lookupConcurrency` lookups run at once; nothing is kept per key once its
+ * chunk is done.
  */
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { FanOut } from '../core/publish/fan-out.ts'
 import { RegionCache, sortByKey } from '../core/publish/region.ts'
 import { MessageType } from '../generated/dht.ts'
 import { RequestFailedError } from './errors.ts'
@@ -32,6 +36,13 @@ import type { CID } from 'multiformats/cid'
 export interface BulkProvideOptions extends AbortOptions {
   /** Peers written to at once (default 16) */
   concurrency?: number
+  /**
+   * Region lookups run at once (default 8): each chunk is cut into this
+   * many contiguous slices of the keyspace, each walked with its own region,
+   * so a large network's many regions are not looked up one after another.
+   * Costs at most this many lookups more per chunk than one walk.
+   */
+  lookupConcurrency?: number
   /** Called after each chunk and at the end */
   onBulkProgress?(progress: BulkProgress): void
   /** Called once per key (multihash bytes) that at least one peer took, when its chunk is done */
@@ -89,9 +100,8 @@ interface Item {
   mh: Uint8Array
   /** for value records: the value, sent with PUT_VALUE and echoed back */
   value?: Uint8Array
-  targets: PeerContact[]
-  /** farther known peers, for when a target fails */
-  backups: PeerContact[]
+  /** the k closest known peers first, then farther ones for when a target fails */
+  plan: FanOut<PeerContact>
   ok: number
 }
 
@@ -137,22 +147,40 @@ export class BulkProvider {
     sortByKey(all)
     const progress: BulkProgress = { keys: all.length, keysDone: 0, provided: 0, lookups: 0, messages: 0, peersReached: 0, failures: 0 }
     const reached = new Set<string>()
-    const region = new RegionCache<PeerContact>(this.init.k)
     const concurrency = options.concurrency ?? 16
+    const lookupConcurrency = options.lookupConcurrency ?? 8
+    if (!Number.isInteger(lookupConcurrency) || lookupConcurrency < 1) {
+      throw new RangeError(`lookupConcurrency must be a positive integer, got ${lookupConcurrency}`)
+    }
     for (let start = 0; start < all.length; start += this.chunkSize) {
       if (aborted(options.signal)) {
         throw new BulkAbortedError({ ...progress, peersReached: reached.size })
       }
-      const chunk: Item[] = []
-      for (const { key, mh, value } of all.slice(start, start + this.chunkSize)) {
-        await storeLocally({ mh })
-        if (!region.covers(key)) {
-          await this.lookup(key, mh, region, options)
-          progress.lookups++
+      const items = all.slice(start, start + this.chunkSize)
+      const slices = Math.min(lookupConcurrency, items.length)
+      // contiguous slices of the sorted chunk, each with its own region, walked at once
+      const placed = await Promise.all(Array.from({ length: slices }, async (_, i) => {
+        const slice = items.slice(Math.floor(i * items.length / slices), Math.floor((i + 1) * items.length / slices))
+        const region = new RegionCache<PeerContact>(this.init.k)
+        const out: Item[] = []
+        for (const { key, mh, value } of slice) {
+          if (aborted(options.signal)) {
+            break
+          }
+          await storeLocally({ mh })
+          if (!region.covers(key)) {
+            await this.lookup(key, mh, region, options)
+            progress.lookups++
+          }
+          const near = region.closest(key, this.init.k + SPARES)
+          out.push({ key, mh, value, plan: new FanOut(near.slice(0, this.init.k), near.slice(this.init.k), 1), ok: 0 })
         }
-        const near = region.closest(key, this.init.k + SPARES)
-        chunk.push({ key, mh, value, targets: near.slice(0, this.init.k), backups: near.slice(this.init.k), ok: 0 })
+        return out
+      }))
+      if (aborted(options.signal)) {
+        throw new BulkAbortedError({ ...progress, peersReached: reached.size })
       }
+      const chunk = placed.flat()
       await this.deliver(chunk, concurrency, progress, reached, options)
       for (const item of chunk) {
         if (item.ok > 0) {
@@ -182,28 +210,33 @@ export class BulkProvider {
     region.learn(key, step.value.closest.map(asContact), step.value.spares.map(asContact))
   }
 
-  /** Writes each peer its records, `concurrency` peers at a time, with one retry pass for failed keys */
+  /**
+   * Writes each peer its records, `concurrency` peers at a time; the keys a
+   * failed peer did not take go to each key's next spare (`FanOut`), in
+   * further passes until none is left.
+   */
   private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Set<string>, options: AbortOptions): Promise<void> {
     let work = new Map<string, { peer: PeerContact, items: Item[] }>()
+    const add = (to: Map<string, { peer: PeerContact, items: Item[] }>, peer: PeerContact, item: Item): void => {
+      const w = to.get(peer.id) ?? { peer, items: [] }
+      w.items.push(item)
+      to.set(peer.id, w)
+    }
     for (const item of chunk) {
-      for (const peer of item.targets) {
-        const w = work.get(peer.id) ?? { peer, items: [] }
-        w.items.push(item)
-        work.set(peer.id, w)
+      for (const peer of item.plan.start()) {
+        add(work, peer, item)
       }
     }
-    for (let pass = 0; pass < 2 && work.size > 0; pass++) {
+    while (work.size > 0 && !aborted(options.signal)) {
       const retry = new Map<string, { peer: PeerContact, items: Item[] }>()
       const queue = [...work.values()]
       const worker = async (): Promise<void> => {
         for (let w = queue.shift(); w != null; w = queue.shift()) {
-          const failed = await this.writeAll(w.peer, w.items, progress, reached, options)
-          for (const item of failed) {
-            const backup = pass === 0 ? item.backups.shift() : undefined
-            if (backup != null) {
-              const r = retry.get(backup.id) ?? { peer: backup, items: [] }
-              r.items.push(item)
-              retry.set(backup.id, r)
+          const failed = new Set(await this.writeAll(w.peer, w.items, progress, reached, options))
+          for (const item of w.items) {
+            const next = item.plan.result(w.peer, !failed.has(item), !aborted(options.signal))
+            if (next != null) {
+              add(retry, next, item)
             }
           }
         }

@@ -71,6 +71,18 @@ describe('libp2p/bulk: provideMany and putMany', function () {
     }
   })
 
+  it('walks a chunk in one slice or many with the same outcome, and refuses a lookup concurrency below one', async () => {
+    const provider = nodes[5]
+    const list = await cids('slices', 300)
+    const one = await provider.services.dht.provideMany(list, { lookupConcurrency: 1 })
+    const many = await provider.services.dht.provideMany(list, { lookupConcurrency: 16 })
+    expect(one).to.deep.include({ keys: 300, keysDone: 300, provided: 300 })
+    expect(many).to.deep.include({ keys: 300, keysDone: 300, provided: 300 })
+    // each slice starts its own region: at most one more lookup per extra slice, per chunk (250 + 50 keys)
+    expect(many.lookups).to.be.at.most(one.lookups + 2 * 15)
+    await expect(provider.services.dht.provideMany(list, { lookupConcurrency: 0 })).to.eventually.be.rejectedWith(RangeError)
+  })
+
   it('an aborted bulk provide says what was done, and that is what others find', async () => {
     const provider = nodes[8]
     const list = await cids('aborted', 1000)
