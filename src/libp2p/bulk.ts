@@ -3,8 +3,10 @@
  * one lookup per key.
  *
  * Keys are sorted by their position in the keyspace and taken a chunk at a
- * time. A chunk is cut into `lookupConcurrency` contiguous slices walked at
- * once, each with its own region (see `src/core/publish/region.ts`): a key
+ * time. The first key's lookup tells the region depth, so how many regions
+ * the chunk spans; a chunk that spans several is cut into up to
+ * `lookupConcurrency` contiguous slices walked at once (one per two regions),
+ * each with its own region (see `src/core/publish/region.ts`): a key
  * inside the slice's current region is placed on the k closest peers that
  * region's lookup found; a key outside it starts a new lookup, and so a new
  * region. Then every target peer gets all of its chunk's records, one
@@ -20,7 +22,7 @@
  */
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { FanOut } from '../core/publish/fan-out.ts'
-import { RegionCache, sortByKey } from '../core/publish/region.ts'
+import { RegionCache, regionsSpanned, sliceCount, sortByKey } from '../core/publish/region.ts'
 import { MessageType } from '../generated/dht.ts'
 import { RequestFailedError } from './errors.ts'
 import { kadKey, toContact, toPbPeer } from './peer-info.ts'
@@ -37,10 +39,12 @@ export interface BulkProvideOptions extends AbortOptions {
   /** Peers written to at once (default 16) */
   concurrency?: number
   /**
-   * Region lookups run at once (default 8): each chunk is cut into this
-   * many contiguous slices of the keyspace, each walked with its own region,
-   * so a large network's many regions are not looked up one after another.
-   * Costs at most this many lookups more per chunk than one walk.
+   * Region lookups run at once (default 8): a chunk whose keys span several
+   * regions is cut into up to this many contiguous slices of the keyspace
+   * (one per two regions), each walked with its own region, so a large
+   * network's many regions are not looked up one after another. A chunk of
+   * one or two regions is walked in one slice. Costs at most one lookup
+   * more per slice.
    */
   lookupConcurrency?: number
   /** Called after each chunk and at the end */
@@ -152,31 +156,38 @@ export class BulkProvider {
     if (!Number.isInteger(lookupConcurrency) || lookupConcurrency < 1) {
       throw new RangeError(`lookupConcurrency must be a positive integer, got ${lookupConcurrency}`)
     }
+    // the last region walked carries over to the next chunk, which starts where it ended
+    let region = new RegionCache<PeerContact>(this.init.k)
     for (let start = 0; start < all.length; start += this.chunkSize) {
       if (aborted(options.signal)) {
         throw new BulkAbortedError({ ...progress, peersReached: reached.size })
       }
       const items = all.slice(start, start + this.chunkSize)
-      const slices = Math.min(lookupConcurrency, items.length)
-      // contiguous slices of the sorted chunk, each with its own region, walked at once
-      const placed = await Promise.all(Array.from({ length: slices }, async (_, i) => {
+      // the first key's region tells how many regions the chunk spans, so how many slices are worth walking at once
+      if (!region.covers(items[0].key)) {
+        await this.lookup(items[0].key, items[0].mh, region, options)
+        progress.lookups++
+      }
+      const slices = sliceCount(regionsSpanned(items.map(i => i.key), region.regionDepth), lookupConcurrency)
+      const regions = Array.from({ length: slices }, (_, i) => i === 0 ? region : new RegionCache<PeerContact>(this.init.k))
+      const placed = await Promise.all(regions.map(async (sliceRegion, i) => {
         const slice = items.slice(Math.floor(i * items.length / slices), Math.floor((i + 1) * items.length / slices))
-        const region = new RegionCache<PeerContact>(this.init.k)
         const out: Item[] = []
         for (const { key, mh, value } of slice) {
           if (aborted(options.signal)) {
             break
           }
           await storeLocally({ mh })
-          if (!region.covers(key)) {
-            await this.lookup(key, mh, region, options)
+          if (!sliceRegion.covers(key)) {
+            await this.lookup(key, mh, sliceRegion, options)
             progress.lookups++
           }
-          const near = region.closest(key, this.init.k + SPARES)
+          const near = sliceRegion.closest(key, this.init.k + SPARES)
           out.push({ key, mh, value, plan: new FanOut(near.slice(0, this.init.k), near.slice(this.init.k), 1), ok: 0 })
         }
         return out
       }))
+      region = regions[regions.length - 1]
       if (aborted(options.signal)) {
         throw new BulkAbortedError({ ...progress, peersReached: reached.size })
       }

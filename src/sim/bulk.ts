@@ -4,9 +4,13 @@
  * region logic (`RegionCache`) and placement rules (`FanOut`):
  *
  * 1. keys are sorted in keyspace order and taken `chunkSize` at a time;
- * 2. walking a chunk, a key the current region covers is placed on the k
- * closest peers that region knows; any other key starts a FIND_NODE lookup
- * (one at a time) whose result becomes the next region;
+ * 2. the first key's lookup gives the region depth, so the regions the chunk
+ * spans; the chunk is cut into that many halved, at most
+ * `lookupConcurrency`, contiguous slices walked at once (as `provideMany`
+ * does, with the same core functions); walking a slice, a key its current
+ * region covers is placed on the k closest peers that region knows; any
+ * other key starts a FIND_NODE lookup whose result becomes the slice's next
+ * region;
  * 3. then each target peer gets all of its chunk's keys in one pooled
  * exchange (one message here, carrying the keys), `concurrency` peers at
  * once; when a peer fails, each of its keys goes to that key's next spare
@@ -22,7 +26,7 @@
  */
 import { compareBytes, KEY_BYTES } from '../core/key.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
-import { RegionCache } from '../core/publish/region.ts'
+import { RegionCache, regionsSpanned, sliceCount } from '../core/publish/region.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
 import { indexOf } from './world.ts'
@@ -51,10 +55,10 @@ export interface BulkOptions {
    */
   concurrency: number
   /**
-   * Lookups run at once: the chunk is cut into this many contiguous slices
-   * of the keyspace, each walked with its own region (at most this many
-   * lookups more than one walk would need). 1 is what `provideMany` does
-   * today.
+   * Lookups run at once: a chunk spanning several regions is cut into up to
+   * this many contiguous slices of the keyspace (one per two regions), each
+   * walked with its own region (at most one lookup more per slice). 1: one
+   * walk, one lookup after another.
    *
    * @default 8 (range 1..256)
    */
@@ -130,6 +134,10 @@ export class BulkProvide implements WorldListener {
   private plans = new Map<number, FanOut<Target>>()
   private slices: Slice[] = []
   private readonly lookups = new Map<number, Slice>()
+  /** the region the last slice ended in; the next chunk starts there */
+  private shared: RegionCache<Target>
+  /** the lookup for a chunk's first key, when its region was not known */
+  private probe: number | undefined
   private readonly queue: Array<{ peer: Target, keys: number[] }> = []
   private inFlight = 0
   private copies = 0
@@ -142,6 +150,7 @@ export class BulkProvide implements WorldListener {
     this.options = validateBulkOptions(options)
     this.random = random
     this.k = validateLookupConfig(world.config.coordinator.lookup).k
+    this.shared = new RegionCache<Target>(this.k, this.k + this.options.spares + 64)
     let publisher = random.int(world.size)
     while (!world.network.dialable(publisher) && world.network.dialableNodes > 0) {
       publisher = random.int(world.size)
@@ -174,7 +183,7 @@ export class BulkProvide implements WorldListener {
 
   onRequest (node: number, queryId: number | undefined, peer: number, dialed: boolean): void {
     // the bulk lookups' dials (the sampled finds are not part of the provide)
-    if (queryId === undefined || !this.lookups.has(queryId) || !dialed) {
+    if (queryId === undefined || (!this.lookups.has(queryId) && queryId !== this.probe) || !dialed) {
       return
     }
     this.result.dials++
@@ -191,12 +200,17 @@ export class BulkProvide implements WorldListener {
   }
 
   onLookupFinished (node: number, e: LookupFinished): void {
+    if (e.queryId === this.probe) {
+      this.probe = undefined
+      this.shared.learn(this.keys[this.next], e.closest.map(c => this.target(c)), e.spares.map(c => this.target(c)))
+      this.split()
+      return
+    }
     const slice = this.lookups.get(e.queryId)
     if (slice != null) {
       this.lookups.delete(e.queryId)
       slice.lookupQuery = undefined
-      const toTarget = (c: { id: string }): Target => this.world.contacts[indexOf(c as Target)]
-      slice.region.learn(this.keys[slice.next], e.closest.map(toTarget), e.spares.map(toTarget))
+      slice.region.learn(this.keys[slice.next], e.closest.map(c => this.target(c)), e.spares.map(c => this.target(c)))
       this.place(slice)
       return
     }
@@ -210,6 +224,10 @@ export class BulkProvide implements WorldListener {
     }
   }
 
+  private target (c: { id: string }): Target {
+    return this.world.contacts[indexOf(c as Target)]
+  }
+
   private nextChunk (): void {
     if (this.next >= this.keys.length) {
       this.finish()
@@ -217,13 +235,26 @@ export class BulkProvide implements WorldListener {
     }
     this.chunkEnd = Math.min(this.keys.length, this.next + this.options.chunkSize)
     this.plans = new Map()
+    if (this.shared.covers(this.keys[this.next])) {
+      this.split()
+      return
+    }
+    // the first key's lookup tells the region depth, so how many slices are worth walking at once
+    this.result.lookups++
+    this.probe = this.world.startLookup(this.publisher, this.keys[this.next])
+  }
+
+  /** Cuts the chunk into slices as provideMany does, and walks them at once */
+  private split (): void {
     const size = this.chunkEnd - this.next
-    const count = Math.min(this.options.lookupConcurrency, size)
+    const count = sliceCount(regionsSpanned(this.keys.slice(this.next, this.chunkEnd), this.shared.regionDepth), this.options.lookupConcurrency)
     this.slices = []
     for (let i = 0; i < count; i++) {
       const start = this.next + Math.floor(i * size / count)
       const end = this.next + Math.floor((i + 1) * size / count)
-      this.slices.push({ next: start, end, lookedUp: -1, region: new RegionCache<Target>(this.k, this.k + this.options.spares + 64) })
+      const region = i === 0 ? this.shared : new RegionCache<Target>(this.k, this.k + this.options.spares + 64)
+      // the first slice's first key was just looked up: place it even if the region is too small to cover it
+      this.slices.push({ next: start, end, lookedUp: i === 0 ? start : -1, region })
     }
     for (const slice of this.slices) {
       this.place(slice)
@@ -250,6 +281,7 @@ export class BulkProvide implements WorldListener {
     }
     if (this.slices.every(s => s.next >= s.end)) {
       this.next = this.chunkEnd
+      this.shared = this.slices[this.slices.length - 1].region
       this.deliverChunk()
     }
   }

@@ -43,7 +43,7 @@ const USAGE = `usage: cli.ts [options]
   --alpha N             requests in flight per lookup (default 3)
   --scenario lookups|records|all|bulk  random-key lookups, records (provide, findProviders, put, get), both in turn (default all), or a bulk provide
   --bulk-keys N         bulk scenario: keys one publisher provides at once (default 1000)
-  --lookup-concurrency N  bulk scenario: region lookups at once (default 8; provideMany runs 1)
+  --lookup-concurrency N  bulk scenario: region lookups at once (default 8, as provideMany)
   --no-refresh          no bucket refresh (long runs: every built node refreshes each 10 virtual minutes)
   --provides N          records scenario: provider records to announce (default 200)
   --puts N              records scenario: values to put (default 100)

@@ -29,7 +29,7 @@ describe('sim/bulk', () => {
     expect(run(options).hash).to.equal(r.hash)
   })
 
-  it('one lookup at a time (as provideMany today) needs no more lookups but takes longer than eight at once', () => {
+  it('one lookup at a time needs no more lookups but takes longer than eight at once', () => {
     // no bucket refresh: one lookup at a time spans many virtual minutes, and refreshing every built node is slow to simulate
     const base = { world: { nodes: 2000, seed: 4, peerStack: true, coordinator: { refresh: false }, network: { undialable: 0.45 } } }
     const one = run({ ...base, bulk: { keys: 300, sample: 0, lookupConcurrency: 1 } })

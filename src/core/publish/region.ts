@@ -85,3 +85,29 @@ export function sortByKey<T extends { key: Key }> (items: T[]): T[] {
     return 0
   })
 }
+
+/**
+ * How many regions of depth `depth` the sorted `keys` fall into: one more
+ * each time a key shares fewer than `depth` leading bits with the key before
+ * it. Regions of a converged network have about the same depth near each
+ * other, so one lookup's depth estimates how many lookups a walk will need.
+ */
+export function regionsSpanned (keys: readonly Key[], depth: number): number {
+  let regions = keys.length > 0 ? 1 : 0
+  for (let i = 1; i < keys.length; i++) {
+    if (commonPrefixLength(keys[i], keys[i - 1]) < depth) {
+      regions++
+    }
+  }
+  return regions
+}
+
+/**
+ * Slices to cut a walk into so its lookups run in parallel: none beyond one
+ * while the keys span few regions (each slice boundary can cost a lookup,
+ * so slicing a walk of one or two regions only adds lookups), then one per
+ * two regions, at most `max`.
+ */
+export function sliceCount (regions: number, max: number): number {
+  return Math.max(1, Math.min(max, Math.floor(regions / 2)))
+}

@@ -1,7 +1,7 @@
 import { expect } from 'aegir/chai'
 import { SeededRandom } from '../../../src/core/env.ts'
 import { KEY_BYTES, commonPrefixLength } from '../../../src/core/key.ts'
-import { RegionCache, sortByKey } from '../../../src/core/publish/region.ts'
+import { RegionCache, regionsSpanned, sliceCount, sortByKey } from '../../../src/core/publish/region.ts'
 import { bruteForceClosest, ids, randomContacts } from '../fixtures/keys.ts'
 import type { Key } from '../../../src/core/key.ts'
 
@@ -75,5 +75,26 @@ describe('core/publish/region', () => {
   it('sorts by keyspace position', () => {
     const items = [{ key: new Uint8Array([3, 0]) }, { key: new Uint8Array([1, 9]) }, { key: new Uint8Array([1, 2]) }]
     expect(sortByKey(items).map(i => [...i.key])).to.deep.equal([[1, 2], [1, 9], [3, 0]])
+  })
+})
+
+describe('core/publish/region slices', () => {
+  const key = (first: number): Uint8Array => { const k = new Uint8Array(32); k[0] = first; return k }
+
+  it('counts the regions sorted keys fall into at a depth', () => {
+    const keys = [key(0b00000000), key(0b00000001), key(0b01000000), key(0b10000000), key(0b11000000)]
+    expect(regionsSpanned(keys, 0)).to.equal(1)
+    expect(regionsSpanned(keys, 1)).to.equal(2)
+    expect(regionsSpanned(keys, 2)).to.equal(4)
+    expect(regionsSpanned(keys, 8)).to.equal(5)
+    expect(regionsSpanned([], 4)).to.equal(0)
+  })
+
+  it('slices only walks that span several regions, one slice per two, up to the bound', () => {
+    expect(sliceCount(0, 8)).to.equal(1)
+    expect(sliceCount(3, 8)).to.equal(1)
+    expect(sliceCount(4, 8)).to.equal(2)
+    expect(sliceCount(500, 8)).to.equal(8)
+    expect(sliceCount(500, 1)).to.equal(1)
   })
 })
