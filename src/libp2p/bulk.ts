@@ -169,7 +169,8 @@ export class BulkProvider {
         progress.lookups++
       }
       const slices = sliceCount(regionsSpanned(items.map(i => i.key), region.regionDepth), lookupConcurrency)
-      const regions = Array.from({ length: slices }, (_, i) => i === 0 ? region : new RegionCache<PeerContact>(this.init.k))
+      const current = region
+      const regions = Array.from({ length: slices }, (_, i) => i === 0 ? current : new RegionCache<PeerContact>(this.init.k))
       const placed = await Promise.all(regions.map(async (sliceRegion, i) => {
         const slice = items.slice(Math.floor(i * items.length / slices), Math.floor((i + 1) * items.length / slices))
         const out: Item[] = []

@@ -56,46 +56,44 @@ const USAGE = `usage: cli.ts [options]
 
 const num = (v: string | undefined): number | undefined => v === undefined ? undefined : Number(v)
 
-function main (): void {
-  const { values } = parseArgs({
-    options: {
-      nodes: { type: 'string' },
-      seed: { type: 'string' },
-      lookups: { type: 'string' },
-      interval: { type: 'string' },
-      initiators: { type: 'string' },
-      publishers: { type: 'string' },
-      undialable: { type: 'string' },
-      'dial-timeout': { type: 'string' },
-      loss: { type: 'string' },
-      churn: { type: 'string' },
-      'session-median': { type: 'string' },
-      'rtt-median': { type: 'string' },
-      'rtt-p95': { type: 'string' },
-      bootstrap: { type: 'string' },
-      'clean-tables': { type: 'boolean' },
-      'join-duration': { type: 'string' },
-      eager: { type: 'boolean' },
-      k: { type: 'string' },
-      alpha: { type: 'string' },
-      stack: { type: 'string' },
-      scenario: { type: 'string' },
-      'bulk-keys': { type: 'string' },
-      'lookup-concurrency': { type: 'string' },
-      'no-refresh': { type: 'boolean' },
-      provides: { type: 'string' },
-      puts: { type: 'string' },
-      'publish-interval': { type: 'string' },
-      'find-after': { type: 'string' },
-      out: { type: 'string' },
-      quiet: { type: 'boolean' },
-      help: { type: 'boolean' }
-    }
-  })
-  if (values.help === true) {
-    process.stdout.write(USAGE + '\n')
-    return
-  }
+const OPTIONS = {
+  nodes: { type: 'string' },
+  seed: { type: 'string' },
+  lookups: { type: 'string' },
+  interval: { type: 'string' },
+  initiators: { type: 'string' },
+  publishers: { type: 'string' },
+  undialable: { type: 'string' },
+  'dial-timeout': { type: 'string' },
+  loss: { type: 'string' },
+  churn: { type: 'string' },
+  'session-median': { type: 'string' },
+  'rtt-median': { type: 'string' },
+  'rtt-p95': { type: 'string' },
+  bootstrap: { type: 'string' },
+  'clean-tables': { type: 'boolean' },
+  'join-duration': { type: 'string' },
+  eager: { type: 'boolean' },
+  k: { type: 'string' },
+  alpha: { type: 'string' },
+  stack: { type: 'string' },
+  scenario: { type: 'string' },
+  'bulk-keys': { type: 'string' },
+  'lookup-concurrency': { type: 'string' },
+  'no-refresh': { type: 'boolean' },
+  provides: { type: 'string' },
+  puts: { type: 'string' },
+  'publish-interval': { type: 'string' },
+  'find-after': { type: 'string' },
+  out: { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean' }
+} as const
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values']
+
+/** The experiment the flags describe, with the modes checked */
+function experimentOptions (values: Values): { base: ExperimentOptions, bootstrapMode: 'seed' | 'join', stackMode: 'on' | 'off' | 'both', scenario: 'lookups' | 'records' | 'all' | 'bulk' } {
   const bootstrapMode = values.bootstrap ?? 'seed'
   if (bootstrapMode !== 'seed' && bootstrapMode !== 'join') {
     throw new RangeError(`--bootstrap must be seed or join, got ${bootstrapMode}`)
@@ -151,6 +149,16 @@ function main (): void {
       initiators: values.initiators as 'any' | 'dialable' | undefined
     }
   }
+  return { base, bootstrapMode, stackMode, scenario }
+}
+
+function main (): void {
+  const { values } = parseArgs({ options: OPTIONS })
+  if (values.help === true) {
+    process.stdout.write(USAGE + '\n')
+    return
+  }
+  const { base, bootstrapMode, stackMode, scenario } = experimentOptions(values)
 
   const quiet = values.quiet === true
   const t0 = performance.now()

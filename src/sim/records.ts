@@ -31,6 +31,7 @@ import { KEY_BYTES } from '../core/key.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { Initiators } from './initiators.ts'
 import { distribution } from './report.ts'
 import { formatTable } from './report.ts'
 import { indexOf } from './world.ts'
@@ -209,7 +210,7 @@ export class RecordOps implements WorldListener {
   private readonly k: number
   private readonly running = new Map<number, Running>()
   private readonly published: Published[] = []
-  private readonly publisherNodes: number[] = []
+  private readonly initiators: Initiators
   private publications = 0
   private settled = 0
   private retrievals = 0
@@ -220,9 +221,7 @@ export class RecordOps implements WorldListener {
     this.k = validateLookupConfig(world.config.coordinator.lookup).k
     this.options = validateRecordOpsOptions(options, this.k)
     this.random = random
-    if (this.options.initiators === 'dialable' && world.network.dialableNodes === 0) {
-      throw new RangeError('no dialable node can publish')
-    }
+    this.initiators = new Initiators(world, random, this.options.initiators, this.options.publishers)
   }
 
   /** Operations to run in all: a publication and a retrieval per record */
@@ -309,7 +308,7 @@ export class RecordOps implements WorldListener {
     // interleave the two kinds evenly
     const isPut = Math.floor((index + 1) * this.options.puts / total) > Math.floor(index * this.options.puts / total)
     const kind = isPut ? 'put' : 'provide'
-    const node = this.pickPublisher(index)
+    const node = this.initiators.publisher(index)
     const key = this.random.fill(new Uint8Array(KEY_BYTES))
     const published: Published = { key, kind, publisher: node, seq: 1 + this.random.int(1000), holders: [] }
     this.published.push(published)
@@ -372,9 +371,9 @@ export class RecordOps implements WorldListener {
     const index = this.retrievals++
     const p = this.published[index]
     const kind = p.kind === 'provide' ? 'find-providers' : 'get'
-    let node = this.pickAny()
+    let node = this.initiators.any()
     while (node === p.publisher && this.world.size > 1) {
-      node = this.pickAny()
+      node = this.initiators.any()
     }
     const op = this.newOp(kind, index, node)
     op.holdersOnline = p.holders.filter(h => this.world.network.online(h, this.world.now)).length
@@ -415,25 +414,6 @@ export class RecordOps implements WorldListener {
 
   private newOp (kind: RecordOpKind, record: number, node: number): RecordOpRecord {
     return { kind, record, node, nodeDialable: this.world.network.dialable(node), startedAt: this.world.now, latency: 0, lookupLatency: 0, copies: 0, success: false, requests: 0, dials: 0, undialableDials: 0 }
-  }
-
-  private pickPublisher (index: number): number {
-    if (this.options.publishers === 0) {
-      return this.pickAny()
-    }
-    while (this.publisherNodes.length < this.options.publishers) {
-      this.publisherNodes.push(this.pickAny())
-    }
-    return this.publisherNodes[index % this.options.publishers]
-  }
-
-  private pickAny (): number {
-    for (;;) {
-      const i = this.random.int(this.world.size)
-      if (this.options.initiators === 'any' || this.world.network.dialable(i)) {
-        return i
-      }
-    }
   }
 }
 

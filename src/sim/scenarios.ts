@@ -17,6 +17,7 @@
 import { KEY_BYTES } from '../core/key.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { Initiators } from './initiators.ts'
 import { closestDialable } from './truth.ts'
 import type { LookupRecord } from './report.ts'
 import type { LookupFinished, World, WorldListener } from './world.ts'
@@ -80,16 +81,14 @@ export class RandomLookups implements WorldListener {
   private readonly k: number
   private readonly running = new Map<number, Running>()
   private started = 0
-  private readonly publisherNodes: number[] = []
+  private readonly initiators: Initiators
 
   constructor (world: World, options: Partial<RandomLookupsOptions>, random: Random) {
     this.world = world
     this.options = validateRandomLookupsOptions(options)
     this.random = random
     this.k = validateLookupConfig(world.config.coordinator.lookup).k
-    if (this.options.initiators === 'dialable' && world.network.dialableNodes === 0) {
-      throw new RangeError('no dialable node can start a lookup')
-    }
+    this.initiators = new Initiators(world, random, this.options.initiators, this.options.publishers)
   }
 
   get done (): boolean {
@@ -147,32 +146,13 @@ export class RandomLookups implements WorldListener {
   }
 
   private step (): void {
-    const node = this.pickNode()
+    const node = this.initiators.publisher(this.started)
     const target = this.random.fill(new Uint8Array(KEY_BYTES))
     const queryId = this.world.startLookup(node, target)
     this.running.set(queryId, { node, target, startedAt: this.world.now, dials: 0, undialableDials: 0 })
     this.started++
     if (this.started < this.options.lookups) {
       this.world.at(this.world.now + this.options.interval, 'lookup', () => { this.step() })
-    }
-  }
-
-  private pickNode (): number {
-    if (this.options.publishers > 0) {
-      while (this.publisherNodes.length < this.options.publishers) {
-        this.publisherNodes.push(this.pickAny())
-      }
-      return this.publisherNodes[this.started % this.options.publishers]
-    }
-    return this.pickAny()
-  }
-
-  private pickAny (): number {
-    for (;;) {
-      const i = this.random.int(this.world.size)
-      if (this.options.initiators === 'any' || this.world.network.dialable(i)) {
-        return i
-      }
     }
   }
 }
