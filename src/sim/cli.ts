@@ -33,6 +33,7 @@ const USAGE = `usage: cli.ts [options]
   --loss P              probability a message is lost (default 0)
   --churn P             share of dialable nodes that go offline and come back (default 0)
   --session-median MS   median session and absence of a churning node (default 1800000)
+  --depart-rate R       share of nodes that leave for good per virtual hour, exponentially (default 0)
   --rtt-median MS       median round-trip time (default 100)
   --rtt-p95 MS          95th percentile round-trip time (default 300)
   --bootstrap seed|join seeded tables (fast, default) or nodes joining with real lookups (slow)
@@ -68,6 +69,7 @@ const OPTIONS = {
   loss: { type: 'string' },
   churn: { type: 'string' },
   'session-median': { type: 'string' },
+  'depart-rate': { type: 'string' },
   'rtt-median': { type: 'string' },
   'rtt-p95': { type: 'string' },
   bootstrap: { type: 'string' },
@@ -118,6 +120,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
         loss: num(values.loss),
         churn: num(values.churn),
         sessionMedian: num(values['session-median']),
+        departRate: num(values['depart-rate']),
         rttMedian: num(values['rtt-median']),
         rttP95: num(values['rtt-p95'])
       },

@@ -107,6 +107,15 @@ export interface NetworkConfig {
    * @default 1800000 (30 minutes; range 1000..86400000)
    */
   sessionMedian: Millis
+  /**
+   * Rate at which dialable nodes leave for good, per virtual hour: node i
+   * leaves at an exponentially distributed time (hash-derived, fixed per
+   * node) and never comes back, taking its records with it; until then it
+   * churns (or not) as above. Nobody joins in their place.
+   *
+   * @default 0 (range 0..100)
+   */
+  departRate: number
 }
 
 export function defaultNetworkConfig (): NetworkConfig {
@@ -122,7 +131,8 @@ export function defaultNetworkConfig (): NetworkConfig {
     requestTimeout: 10_000,
     maxConnections: 300,
     churn: 0,
-    sessionMedian: 30 * 60_000
+    sessionMedian: 30 * 60_000,
+    departRate: 0
   }
 }
 
@@ -140,6 +150,7 @@ export function validateNetworkConfig (partial: Partial<NetworkConfig> = {}): Ne
   checkRange('network.maxConnections', c.maxConnections, 1, 100_000)
   checkRange('network.churn', c.churn, 0, 1, false)
   checkRange('network.sessionMedian', c.sessionMedian, 1000, 86_400_000, false)
+  checkRange('network.departRate', c.departRate, 0, 100, false)
   return c
 }
 

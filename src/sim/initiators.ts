@@ -1,6 +1,7 @@
 /**
- * Who starts a scenario's operations: a random node (any, or only dialable
- * ones), or a fixed set of publishers in turn, drawn once on first use.
+ * Who starts a scenario's operations: a random node online at the time
+ * (any, or only dialable ones), or a fixed set of publishers in turn, drawn
+ * once on first use.
  * Draws come from the scenario's own random stream. Bounds: at most
  * `publishers` nodes kept.
  */
@@ -38,13 +39,20 @@ export class Initiators {
     return this.chosen[index % this.publishers]
   }
 
-  /** A random node, dialable if the mode says so */
+  /**
+   * A random node online now (a node that left for good or is away does
+   * not start anything), dialable if the mode says so. After `size` draws
+   * without one, the last draw (a network nearly all gone still runs).
+   */
   any (): number {
-    for (;;) {
-      const i = this.random.int(this.world.size)
-      if (this.mode === 'any' || this.world.network.dialable(i)) {
+    const now = this.world.now
+    let i = 0
+    for (let tries = 0; tries < this.world.size; tries++) {
+      i = this.random.int(this.world.size)
+      if ((this.mode === 'any' || this.world.network.dialable(i)) && this.world.network.online(i, now)) {
         return i
       }
     }
+    return i
   }
 }

@@ -66,8 +66,22 @@ export class Network {
     return this.dialableFlags[i] === 1
   }
 
-  /** Whether node `i` is online at virtual time `t` (always, without churn) */
+  /** When node `i` leaves for good (Infinity without departures) */
+  departsAt (i: number): Millis {
+    const rate = this.config.departRate
+    if (rate === 0) {
+      return Infinity
+    }
+    // exponential with `rate` per hour; u in (0, 1]
+    const u = 1 - unitFloat(hash32(this.seed, i, 0x64657061))
+    return -Math.log(u) / rate * 3_600_000
+  }
+
+  /** Whether node `i` is online at virtual time `t` (always, without churn or departures) */
   online (i: number, t: Millis): boolean {
+    if (t >= this.departsAt(i)) {
+      return false
+    }
     const churn = this.config.churn
     if (churn === 0 || unitFloat(hash32(this.seed, i, 0x63687572, 0)) >= churn) {
       return true

@@ -178,6 +178,10 @@ export interface RecordOpSummary {
   requests: Distribution
   dials: Distribution
   undialableDials: Distribution
+  /** Retrievals: holders online when the search started */
+  holdersOnline?: Distribution
+  /** Retrievals that started with no holder online */
+  noHolderOnline?: number
 }
 
 export type RecordSummary = Partial<Record<RecordOpKind, RecordOpSummary>>
@@ -435,7 +439,9 @@ export function summarizeRecords (ops: readonly RecordOpRecord[]): RecordSummary
       copies: distribution(of.map(o => o.copies)),
       requests: distribution(of.map(o => o.requests)),
       dials: distribution(of.map(o => o.dials)),
-      undialableDials: distribution(of.map(o => o.undialableDials))
+      undialableDials: distribution(of.map(o => o.undialableDials)),
+      holdersOnline: publication ? undefined : distribution(of.map(o => o.holdersOnline ?? 0)),
+      noHolderOnline: publication ? undefined : of.filter(o => o.holdersOnline === 0).length
     }
   }
   return out
@@ -446,7 +452,7 @@ const one = (v: number): string => v.toFixed(1)
 
 /** A text table: one row per operation kind */
 export function formatRecordSummary (s: RecordSummary): string {
-  const rows: string[][] = [['operation', 'ops', 'success', 'p50 ms', 'p95 ms', 'p99 ms', 'lookup p50', 'all done p50', 'copies', 'requests', 'dials', 'undialable dials']]
+  const rows: string[][] = [['operation', 'ops', 'success', 'p50 ms', 'p95 ms', 'p99 ms', 'lookup p50', 'all done p50', 'copies', 'requests', 'dials', 'undialable dials', 'holders online']]
   for (const [kind, k] of Object.entries(s) as Array<[RecordOpKind, RecordOpSummary]>) {
     rows.push([
       kind,
@@ -460,8 +466,9 @@ export function formatRecordSummary (s: RecordSummary): string {
       one(k.copies.mean),
       one(k.requests.mean),
       one(k.dials.mean),
-      one(k.undialableDials.mean)
+      one(k.undialableDials.mean),
+      k.holdersOnline == null ? '-' : `${one(k.holdersOnline.mean)} (none: ${k.noHolderOnline ?? 0})`
     ])
   }
-  return formatTable(rows) + '\n(copies, requests, dials: means per operation; latency in virtual ms)'
+  return formatTable(rows) + '\n(copies, requests, dials, holders online: means per operation; latency in virtual ms; holders online: of the peers that took the record, those online when the retrieval started)'
 }

@@ -69,4 +69,22 @@ describe('sim/network', () => {
     const still = new Network(validateNetworkConfig({ undialable: 0 }), 10, 3, new SeededRandom(1))
     expect(Array.from({ length: 10 }, (_, i) => still.online(i, 12345)).every(Boolean)).to.equal(true)
   })
+
+  it('departed nodes never come back, and the share gone after t hours is about 1 - e^(-rate t)', () => {
+    const net = make({ departRate: 0.5 }, 4000)
+    const hour = 3_600_000
+    let gone = 0
+    for (let i = 0; i < 4000; i++) {
+      const at = net.departsAt(i)
+      expect(at).to.be.above(0)
+      if (at <= 2 * hour) {
+        gone++
+        expect(net.online(i, at)).to.equal(false)
+        expect(net.online(i, at + 10 * hour)).to.equal(false)
+      }
+    }
+    expect(gone / 4000).to.be.closeTo(1 - Math.exp(-1), 0.03)
+    expect(make().departsAt(7)).to.equal(Infinity)
+    expect(() => make({ departRate: -1 })).to.throw(InvalidConfigError)
+  })
 })

@@ -95,6 +95,34 @@ describe('sim/records', () => {
   })
 })
 
+describe('sim/records, departures', () => {
+  it('as holders leave for good fewer records are findable, never one whose holders are all gone', () => {
+    const options = (departRate: number): Partial<ExperimentOptions> => ({
+      world: { nodes: 1500, seed: 12, peerStack: true, coordinator: { refresh: false }, network: { undialable: 0.3, departRate } },
+      records: { provides: 60, puts: 0, publishers: 4, findAfter: 6 * 3_600_000 }
+    })
+    const finds = (r: ReturnType<typeof run>): typeof r.ops => r.ops.filter(o => o.kind === 'find-providers')
+    const mild = run(options(0.05))
+    const harsh = run(options(0.6))
+    const rate = (r: ReturnType<typeof run>): number => finds(r).filter(o => o.success).length / 60
+    expect(rate(mild)).to.equal(1)
+    expect(rate(harsh)).to.be.below(rate(mild))
+    // a find needs a holder that is still there: a peer that took the record, or the publisher itself when others can reach it
+    const publishers = new Map(harsh.ops.filter(o => o.kind === 'provide').map(o => [o.record, o.node]))
+    const world = harsh.world
+    let orphansFound = 0
+    for (const o of finds(harsh)) {
+      const publisher = publishers.get(o.record) as number
+      const publisherThere = world.network.dialable(publisher) && world.network.online(publisher, o.startedAt)
+      if (o.success && o.holdersOnline === 0 && !publisherThere) {
+        orphansFound++
+      }
+    }
+    expect(orphansFound).to.equal(0)
+    expect(finds(harsh).some(o => o.holdersOnline === 0)).to.equal(true)
+  })
+})
+
 describe('sim/store', () => {
   it('keeps the higher sequence number of a value', () => {
     const s = new RecordStore()
