@@ -1,8 +1,13 @@
 import { expect } from 'aegir/chai'
+import { SeededRandom } from '../../src/core/env.ts'
 import { validateLookupConfig } from '../../src/core/query/config.ts'
+import { InvalidConfigError } from '../../src/core/routing-table/config.ts'
 import { createWorld, runRecords } from '../../src/sim/experiment.ts'
+import { Initiators } from '../../src/sim/initiators.ts'
+import { validateRecordOpsOptions } from '../../src/sim/records.ts'
 import { RecordStore } from '../../src/sim/store.ts'
 import { closestDialable } from '../../src/sim/truth.ts'
+import { World } from '../../src/sim/world.ts'
 import type { ExperimentOptions } from '../../src/sim/experiment.ts'
 
 const perfect = { undialable: 0, loss: 0 }
@@ -147,5 +152,27 @@ describe('sim/store', () => {
     }
     expect(s.providersOf(key(1))).to.deep.equal([3, 4, 5])
     expect(s.providersOf(key(3))).to.deep.equal([])
+  })
+})
+
+describe('sim/records options and initiators', () => {
+  it('refuses options out of range with a typed error, and a run with nothing to publish', () => {
+    expect(() => validateRecordOpsOptions({ provides: 0, puts: 0 }, 20)).to.throw(RangeError)
+    expect(() => validateRecordOpsOptions({ putQuorum: 0 }, 20)).to.throw(InvalidConfigError)
+    expect(() => validateRecordOpsOptions({ findAfter: -1 }, 20)).to.throw(InvalidConfigError)
+    expect(() => validateRecordOpsOptions({ initiators: 'some' as 'any' }, 20)).to.throw(RangeError)
+    expect(validateRecordOpsOptions({}, 20)).to.include({ putQuorum: 10, getQuorum: 16, putGrace: 200 })
+  })
+
+  it('draws initiators among nodes online at the time, and publishers in turn', () => {
+    const world = new World({ nodes: 500, seed: 5, network: { undialable: 0.5, churn: 1, sessionMedian: 60_000 } })
+    const initiators = new Initiators(world, new SeededRandom(1), 'dialable', 3)
+    for (let i = 0; i < 100; i++) {
+      const n = initiators.any()
+      expect(world.network.dialable(n) && world.network.online(n, world.now)).to.equal(true)
+    }
+    const first = [0, 1, 2].map(i => initiators.publisher(i))
+    expect([3, 4, 5].map(i => initiators.publisher(i))).to.deep.equal(first)
+    expect(() => new Initiators(new World({ nodes: 10, network: { undialable: 1 } }), new SeededRandom(1), 'dialable', 0)).to.throw(RangeError)
   })
 })
