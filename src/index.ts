@@ -26,6 +26,7 @@ import type { RepublishScheduleConfig } from './core/maintenance/schedule.ts'
 import type { PeerStackConfig } from './core/peer-stack/index.ts'
 import type { LookupConfig } from './core/query/config.ts'
 import type { RoutingTableConfig } from './core/routing-table/config.ts'
+import type { ProvideBatchingInit } from './libp2p/batcher.ts'
 import type { InboundHandlerInit } from './libp2p/handler.ts'
 import type { MessengerInit } from './libp2p/messenger.ts'
 import type { PeerInfoMapper } from './libp2p/peer-info.ts'
@@ -159,6 +160,16 @@ export interface PriorityDHTInit {
    */
   bulk?: { chunkSize?: number }
   /**
+   * Transparent batching of `libp2p.contentRouting.provide` calls: calls
+   * arriving within `window` ms go out together through the bulk path (one
+   * lookup per keyspace region, one exchange per peer); each call still
+   * resolves when its record reached a peer and rejects when none took it.
+   * `dht.provide()` (the event generator) is never batched. Off unless set.
+   *
+   * @default undefined (off); when set: { window: 50, maxKeys: 1024, maxPending: 10000 }
+   */
+  provideBatching?: ProvideBatchingInit
+  /**
    * Treat every peer alike, as classic Kademlia does: no hedging, no back-off,
    * no value ordering, fixed timeouts. Observations are still recorded. For
    * comparisons (the benchmark and simulator use it), not for production.
@@ -199,6 +210,8 @@ export type { Validators, Selectors, ValidateFn, SelectFn } from './records/vali
 export { NoPeersError, PutFailedError } from './libp2p/errors.ts'
 export { BulkAbortedError } from './libp2p/bulk.ts'
 export type { BulkProgress, BulkProvideOptions } from './libp2p/bulk.ts'
+export { ServiceStoppedError } from './libp2p/batcher.ts'
+export type { ProvideBatchingInit, ProvideBatchStats } from './libp2p/batcher.ts'
 export type { DHTMode, PeerValueInfo } from './libp2p/service.ts'
 export type { Category, PeerStackConfig, Observation } from './core/peer-stack/index.ts'
 export { VALUE_TAG } from './libp2p/peer-values.ts'

@@ -13,6 +13,7 @@ import { SeededRandom } from '../core/env.ts'
 import { PeerStack } from '../core/peer-stack/index.ts'
 import { ProviderStore } from '../records/provider-store.ts'
 import { ValueStore } from '../records/value-store.ts'
+import { ProvideBatcher } from './batcher.ts'
 import { BulkProvider } from './bulk.ts'
 import { ContentOperations } from './content.ts'
 import { Driver } from './driver.ts'
@@ -24,6 +25,7 @@ import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './p
 import { PeerValues } from './peer-values.ts'
 import { Republisher } from './republisher.ts'
 import { Rpc } from './rpc.ts'
+import type { ProvideBatchStats } from './batcher.ts'
 import type { BulkProgress, BulkProvideOptions } from './bulk.ts'
 import type { QueryEvent } from './events.ts'
 import type { NewPeer } from './identify.ts'
@@ -71,6 +73,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly content: ContentOperations
   private readonly republisher: Republisher
   private readonly bulk: BulkProvider
+  private readonly batcher: ProvideBatcher | undefined
   private readonly providers: ProviderStore
   private readonly values: ValueStore
   private readonly mapper: PeerInfoMapper
@@ -166,6 +169,13 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
         return done
       }
     }, init.reprovide)
+    this.batcher = init.provideBatching == null
+      ? undefined
+      : new ProvideBatcher({
+        ...init.provideBatching,
+        provideMany: async (cids, onDelivered) => this.provideMany(cids, { onDelivered }),
+        provideOne: async (cid, options) => { await drain(this.provide(cid, options)) }
+      })
     this.bulk = new BulkProvider({
       driver: this.driver,
       messenger: this.messenger,
@@ -203,7 +213,9 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
 
   get [contentRoutingSymbol] (): ContentRouting {
     return {
-      provide: async (cid, options) => { await drain(this.provide(cid, options)) },
+      provide: async (cid, options) => {
+        await (this.batcher == null ? drain(this.provide(cid, options)) : this.batcher.provide(cid, options))
+      },
       cancelReprovide: async (cid) => { await this.cancelReprovide(cid) },
       findProviders: (cid, options) => this.providerInfos(cid, options),
       put: async (key, value, options) => { await drain(this.put(key, value, options)) },
@@ -224,6 +236,11 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   get routingTable (): { size: number, peers(): string[] } {
     const rt = this.coordinator.routingTable
     return { size: rt.size, peers: () => [...rt.contacts()].map(c => c.id) }
+  }
+
+  /** What transparent provide batching has done (undefined when it is off) */
+  get provideBatching (): ProvideBatchStats | undefined {
+    return this.batcher == null ? undefined : { ...this.batcher.stats }
   }
 
   /** What the priority peer stack thinks of `peer` */
@@ -248,6 +265,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       return
     }
     this.running = true
+    this.batcher?.start()
     await this.peerValues.start()
     await start(this.messenger)
     if (this.mode === 'server') {
@@ -276,6 +294,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       clearTimeout(timer)
     }
     this.pendingChecks.clear()
+    this.batcher?.stop()
     await this.republisher.stop()
     this.driver.stop()
     await stop(this.identify, this.handler, this.messenger)

@@ -164,3 +164,30 @@ function compareKad (a: CID, b: CID): number {
 function kad (cid: CID): Uint8Array {
   return kadKey(cid.multihash.bytes)
 }
+
+describe('libp2p/bulk: transparent batching of contentRouting.provide', function () {
+  this.timeout(300_000)
+  let nodes: OurNode[] = []
+
+  before(async () => {
+    nodes = await startNetwork(14, { kBucketSize: K, provideBatching: { window: 50 } })
+  })
+
+  after(async () => {
+    await stopAll(nodes)
+  })
+
+  it('300 single provides at once go out in a few batches with far fewer lookups, each resolves, and others find them', async () => {
+    const provider = nodes[2]
+    const list = await cids('batched', 300)
+    await Promise.all(list.map(async cid => provider.contentRouting.provide(cid)))
+    const stats = provider.services.dht.provideBatching
+    expect(stats?.keys).to.equal(300)
+    expect(stats?.batches).to.be.at.most(3)
+    expect(stats?.lookups).to.be.below(300 / 10)
+    const random = new SeededRandom(7)
+    for (const cid of sample(list, 30, random)) {
+      expect(await finds(nodes[9], cid, provider), cid.toString()).to.equal(true)
+    }
+  })
+})
