@@ -9,7 +9,7 @@ import type { SeededRandom } from '../src/core/env.ts'
 import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
 
-export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'kad-dht'
+export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'priority-dht-batched' | 'kad-dht'
 
 export interface BenchNetwork {
   impl: Implementation
@@ -27,6 +27,7 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
     switch (impl) {
       case 'kad-dht': return createTheirNode({ kBucketSize: k })
       case 'priority-dht-neutral': return createOurNode({ kBucketSize: k, neutral: true })
+      case 'priority-dht-batched': return createOurNode({ kBucketSize: k, provideBatching: { window: 50 } })
       default: return createOurNode({ kBucketSize: k })
     }
   }))
