@@ -67,7 +67,7 @@ export interface RecordsResult {
 
 export interface PhaseProgress {
   /** Called now and then during long phases */
-  onProgress?(phase: 'bootstrap' | 'lookups' | 'records' | 'bulk', done: number, total: number, world: World): void
+  onProgress?(phase: Phase, done: number, total: number, world: World): void
 }
 
 const SALT_JOIN = 0x6a6f696e
@@ -105,17 +105,27 @@ export function bootstrap (world: World, options: Partial<ExperimentOptions>, pr
   }
 }
 
-/** Runs the random-lookups scenario from the world's current time */
-export function runLookups (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {
-  const scenario = new RandomLookups(world, options.lookups ?? {}, new SeededRandom(hash32(world.config.seed, SALT_LOOKUPS)))
+type Phase = 'bootstrap' | 'lookups' | 'records' | 'bulk'
+
+/**
+ * Starts a scenario and runs the world until it is done; throws when the
+ * events run out first. `counts` says how far it is, for progress.
+ */
+function drive (world: World, phase: Phase, scenario: { done: boolean, start(): void }, counts: () => [number, number], progress: PhaseProgress): void {
   scenario.start()
   world.run({
     until: () => scenario.done,
-    onProgress: w => progress.onProgress?.('lookups', scenario.finished, scenario.options.lookups, w)
+    onProgress: w => progress.onProgress?.(phase, ...counts(), w)
   })
   if (!scenario.done) {
-    throw new Error('the scenario ran out of events before every lookup finished')
+    throw new Error(`the ${phase} scenario ran out of events before it finished`)
   }
+}
+
+/** Runs the random-lookups scenario from the world's current time */
+export function runLookups (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): ExperimentResult {
+  const scenario = new RandomLookups(world, options.lookups ?? {}, new SeededRandom(hash32(world.config.seed, SALT_LOOKUPS)))
+  drive(world, 'lookups', scenario, () => [scenario.finished, scenario.options.lookups], progress)
   const k = validateLookupConfig(world.config.coordinator.lookup).k
   return { world, records: scenario.records, summary: summarize(scenario.records, k), traceHash: world.traceHash() }
 }
@@ -123,28 +133,14 @@ export function runLookups (world: World, options: Partial<ExperimentOptions>, p
 /** Runs the records scenario (publish, then retrieve) from the world's current time */
 export function runRecords (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): RecordsResult {
   const scenario = new RecordOps(world, options.records ?? {}, new SeededRandom(hash32(world.config.seed, SALT_RECORDS)))
-  scenario.start()
-  world.run({
-    until: () => scenario.done,
-    onProgress: w => progress.onProgress?.('records', scenario.finishedOps, scenario.total, w)
-  })
-  if (!scenario.done) {
-    throw new Error('the records scenario ran out of events before every operation finished')
-  }
+  drive(world, 'records', scenario, () => [scenario.finishedOps, scenario.total], progress)
   return { world, ops: scenario.ops, keys: scenario.keys, options: scenario.options, summary: summarizeRecords(scenario.ops), traceHash: world.traceHash() }
 }
 
 /** Runs the bulk-provide scenario (one publisher, many keys, then a sample sought) from the world's current time */
 export function runBulk (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): BulkResult {
   const scenario = new BulkProvide(world, options.bulk ?? {}, new SeededRandom(hash32(world.config.seed, SALT_BULK)))
-  scenario.start()
-  world.run({
-    until: () => scenario.done,
-    onProgress: w => progress.onProgress?.('bulk', scenario.progress, scenario.options.keys, w)
-  })
-  if (!scenario.done) {
-    throw new Error('the bulk scenario ran out of events before it finished')
-  }
+  drive(world, 'bulk', scenario, () => [scenario.progress, scenario.options.keys], progress)
   return scenario.report
 }
 
