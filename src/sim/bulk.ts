@@ -164,7 +164,7 @@ export class BulkProvide implements WorldListener {
     return this.phase === 'done'
   }
 
-  /** Keys whose deliveries have all ended */
+  /** Keys placed so far (their chunk looked up and handed to delivery) */
   get progress (): number {
     return this.next
   }
