@@ -14,7 +14,8 @@ export interface Contact {
  * How good a peer has been to us. The routing table and the lookups consult it
  * when they choose whom to keep, whom to evict and whom to ask first. The
  * priority peer stack implements it; {@link NEUTRAL_QUALITY} treats every peer
- * alike, as classic Kademlia does.
+ * alike, as classic Kademlia does: every identified server is admitted and
+ * every entry may be named in answers.
  */
 export interface PeerQuality {
   /** A value in [0, 1]; 0.5 means "no evidence either way" */
@@ -26,10 +27,27 @@ export interface PeerQuality {
    * it as slow and asks the next candidate; `Infinity` never hedges.
    */
   hedgeDelay(id: string, now: Millis): Millis
+  /**
+   * Whether we have opened a connection to the peer ourselves: the proof
+   * that others can dial it too. A connection it opened to us proves nothing
+   * (a peer behind a NAT can dial out and still announce the DHT protocol).
+   */
+  reached(id: string, now: Millis): boolean
+  /** How the peer stands when we consider naming it to others (see {@link Standing}) */
+  standing(id: string, now: Millis): Standing
 }
+
+/**
+ * - `verified`: we reached it and it answered a request of ours recently;
+ * - `unverified`: nothing recent either way;
+ * - `failed`: in back-off, or our last contact with it failed.
+ */
+export type Standing = 'verified' | 'unverified' | 'failed'
 
 export const NEUTRAL_QUALITY: PeerQuality = {
   value: () => 0.5,
   backedOff: () => false,
-  hedgeDelay: () => Infinity
+  hedgeDelay: () => Infinity,
+  reached: () => true,
+  standing: () => 'unverified'
 }

@@ -5,9 +5,12 @@
  * Entry point: `handle(event, now)`; `nextDeadline()` says when to deliver the
  * next `tick`.
  * Events accepted:
- * - `peer-identified { peer, protocols }`: identify finished for `peer`. Peers
- * listing one of our DHT protocols enter the routing table; others that were
- * in it are removed (they stopped serving the DHT).
+ * - `peer-identified { peer, protocols, dialled }`: identify finished for
+ * `peer` on a connection we opened (`dialled`) or it opened. Peers listing
+ * one of our DHT protocols enter the routing table if we have reached them
+ * ourselves (`dialled`, or `quality.reached`), else they wait as unproven
+ * replacements and get a `verify` request (see table.ts, "Admission");
+ * others that were in it are removed (they stopped serving the DHT).
  * - `inbound-request { from }`: `from` sent us a request (refreshes it if known;
  * a client is never added just for asking).
  * - `peer-disconnected { id }`: our last connection to `id` closed; a table
@@ -19,7 +22,9 @@
  * - `tick`: the deadline from `nextDeadline()` has passed: stale buckets are
  * refreshed and lookup requests past their hedge delay are marked slow.
  * Effects emitted:
- * - `send-request { requestId, queryId, peer, request }`: ask `peer`.
+ * - `send-request { requestId, queryId, peer, request, fresh }`: ask `peer`;
+ * with `fresh` (a verify) over a connection the driver opens for it, never
+ * one the peer opened.
  * - `lookup-finished { queryId, closest, spares, reason }` (internal refresh
  * lookups have negative ids and the driver may ignore their completion).
  * - `peer-added`, `peer-removed`: routing table changes.
@@ -52,7 +57,7 @@ export type RequestKind =
   | { kind: 'ping' }
 
 export type CoreEvent =
-  | { type: 'peer-identified', peer: Contact, protocols: readonly string[] }
+  | { type: 'peer-identified', peer: Contact, protocols: readonly string[], dialled?: boolean }
   | { type: 'inbound-request', from: Contact }
   | { type: 'peer-disconnected', id: string }
   | { type: 'start-lookup', queryId: number, target: Key, request: RequestKind, seeds?: readonly Contact[], config?: Partial<LookupConfig> }
@@ -62,7 +67,7 @@ export type CoreEvent =
   | { type: 'tick' }
 
 export type CoreEffect =
-  | { type: 'send-request', requestId: number, queryId: number | undefined, peer: Contact, request: RequestKind }
+  | { type: 'send-request', requestId: number, queryId: number | undefined, peer: Contact, request: RequestKind, fresh?: boolean }
   | { type: 'lookup-finished', queryId: number, closest: Contact[], spares: Contact[], reason: FinishReason | 'overloaded', requests: number }
   | { type: 'peer-added', peer: Contact }
   | { type: 'peer-removed', peer: Contact }
@@ -98,6 +103,8 @@ interface Pending {
   peer: Contact
   queryId: number | undefined
   ping: boolean
+  /** a verify: proves an unproven replacement */
+  verify?: boolean
   /** when a lookup request counts as slow; undefined once it has, or for pings */
   hedgeAt?: Millis
 }
@@ -147,7 +154,7 @@ export class Coordinator {
         }
         const server = event.protocols.some(p => this.config.protocols.includes(p))
         return this.fromTable(server
-          ? this.routingTable.observe(event.peer, now)
+          ? this.routingTable.observe(event.peer, now, event.dialled === true || this.quality.reached(event.peer.id, now))
           : this.routingTable.remove(event.peer.id, now))
       }
       case 'inbound-request':
@@ -180,10 +187,12 @@ export class Coordinator {
       return []
     }
     this.pending.delete(requestId)
-    // it answered a DHT request: it is a live server
-    const effects = this.fromTable(p.ping
-      ? this.routingTable.pingResult(p.peer.id, true, now)
-      : this.routingTable.observe(p.peer, now))
+    // it answered a DHT request: it is a live server (an entry only if we reached it)
+    const effects = this.fromTable(p.verify === true
+      ? this.routingTable.verifyResult(p.peer.id, true, now)
+      : p.ping
+        ? this.routingTable.pingResult(p.peer.id, true, now)
+        : this.routingTable.observe(p.peer, now, this.quality.reached(p.peer.id, now)))
     const l = p.queryId == null ? undefined : this.lookups.get(p.queryId)
     if (l != null && p.queryId != null) {
       effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'response', peer: p.peer.id, closer }, now), now))
@@ -200,7 +209,10 @@ export class Coordinator {
     // our own abort or a local bound says nothing about the peer
     const local = reason === 'aborted' || reason === 'overloaded'
     let effects: CoreEffect[] = []
-    if (p.ping) {
+    if (p.verify === true) {
+      // our own abort says nothing: the peer stays an unproven replacement
+      effects = local ? this.fromTable(this.routingTable.cancelCheck(p.peer.id)) : this.fromTable(this.routingTable.verifyResult(p.peer.id, false, now))
+    } else if (p.ping) {
       effects = this.fromTable(this.routingTable.pingResult(p.peer.id, local, now))
     } else if (reason === 'protocol-unsupported') {
       effects = this.fromTable(this.routingTable.remove(p.peer.id, now))
@@ -216,14 +228,33 @@ export class Coordinator {
 
   /**
    * The answer to an inbound FIND_NODE (and the closer peers of GET_VALUE and
-   * GET_PROVIDERS): our k closest entries to `key`, never the requester itself.
+   * GET_PROVIDERS): up to k of our entries near `key`, never the requester.
+   * Curated (seed 003 item 2: prefer peers with an active line): of our 2k
+   * entries nearest to `key`, the `verified` ones (we reached them and they
+   * answered us within the stack's active window) come first, `unverified`
+   * ones only fill up to k, and `failed` ones (in back-off, or their last
+   * contact failed) are never named, even if that leaves fewer than k. The
+   * answer is sorted by distance. Cost: one table walk of 2k entries and no
+   * dials. With {@link NEUTRAL_QUALITY} every entry is unverified: the
+   * classic k closest.
    */
   closerPeers (key: Key, requester: string, now: Millis): Contact[] {
-    // peers in back-off failed us lately: leave them out while others remain
-    // (seed 003: prefer peers with a live line when answering a seek)
     const near = this.routingTable.closest(key, 2 * this.k, c => c.id === requester)
-    const good = near.filter(c => !this.quality.backedOff(c.id, now))
-    return (good.length > 0 ? good : near).slice(0, this.k)
+    const verified: Contact[] = []
+    const unverified: Contact[] = []
+    for (const c of near) {
+      const standing = this.quality.standing(c.id, now)
+      if (standing === 'verified') {
+        verified.push(c)
+      } else if (standing === 'unverified') {
+        unverified.push(c)
+      }
+    }
+    if (verified.length >= this.k) {
+      return verified.slice(0, this.k)
+    }
+    const chosen = new Set([...verified, ...unverified.slice(0, this.k - verified.length)])
+    return near.filter(c => chosen.has(c))
   }
 
   /** The replication parameter k (bucket size, lookup result size) */
@@ -295,6 +326,12 @@ export class Coordinator {
           const requestId = this.nextRequestId++
           this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true })
           out.push({ type: 'send-request', requestId, queryId: undefined, peer: e.peer, request: { kind: 'ping' } })
+          break
+        }
+        case 'verify': {
+          const requestId = this.nextRequestId++
+          this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true, verify: true })
+          out.push({ type: 'send-request', requestId, queryId: undefined, peer: e.peer, request: { kind: 'ping' }, fresh: true })
           break
         }
         default:

@@ -209,6 +209,7 @@ export class Driver {
         dialTimeout: this.init.timeouts?.dial(peer.id),
         timeout: this.init.timeouts?.request(peer.id),
         useful: isUseful,
+        ownConnection: e.fresh === true,
         onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
         onSend: () => { push({ type: EventTypes.SEND_QUERY, name: 'SEND_QUERY', to: peer.peerId, messageName: message.type, messageType: message.type, path: SINGLE_PATH }) }
       })

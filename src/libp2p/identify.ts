@@ -5,7 +5,9 @@
  *
  * Sources: the `peer:identify` event (after every identify and identify push),
  * and at start the peers that were already connected (their protocols read
- * from the peer store).
+ * from the peer store). Each says whether the connection was one we opened
+ * (`dialled`): only such a peer has shown that it can be dialled, which the
+ * routing table requires of its entries.
  */
 import type { ComponentLogger, Libp2pEvents, Logger, PeerId, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -15,6 +17,8 @@ export interface NewPeer {
   peerId: PeerId
   protocols: readonly string[]
   addresses: readonly Multiaddr[]
+  /** identify ran on a connection we opened (the peer is dialable), as opposed to one it opened */
+  dialled: boolean
 }
 
 export type NewPeerHandler = (peer: NewPeer) => void
@@ -58,7 +62,8 @@ export class IdentifyListener implements Startable {
         if (!this.running) {
           return
         }
-        this.onNewPeer({ peerId, protocols: peer.protocols, addresses: peer.addresses.map(a => a.multiaddr) })
+        const dialled = this.components.connectionManager.getConnections(peerId).some(c => c.direction === 'outbound')
+        this.onNewPeer({ peerId, protocols: peer.protocols, addresses: peer.addresses.map(a => a.multiaddr), dialled })
       } catch (err) {
         this.log.trace('no peer store entry for connected peer %p - %e', peerId, err)
       }
@@ -71,9 +76,9 @@ export class IdentifyListener implements Startable {
   }
 
   private onIdentify (evt: CustomEvent<Libp2pEvents['peer:identify']['detail']>): void {
-    const { peerId, protocols, listenAddrs } = evt.detail
+    const { peerId, protocols, listenAddrs, connection } = evt.detail
     try {
-      this.onNewPeer({ peerId, protocols, addresses: listenAddrs })
+      this.onNewPeer({ peerId, protocols, addresses: listenAddrs, dialled: connection?.direction === 'outbound' })
     } catch (err) {
       this.log.error('new-peer handler failed for %p - %e', peerId, err)
     }

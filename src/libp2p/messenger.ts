@@ -122,6 +122,12 @@ export interface RequestOptions {
    * did.
    */
   useful?(response: Message): boolean
+  /**
+   * Send over a connection we opened, dialling a new one (even while the
+   * peer has connections of its own to us) if there is none: the request
+   * then proves the peer can be dialled. Used for the routing table's verify.
+   */
+  ownConnection?: boolean
   /** Called before a new connection is dialled (not when one exists) */
   onDial?(): void
   /** Called just before the message is written */
@@ -314,7 +320,7 @@ export class Messenger implements Startable {
 
   /** Runs while holding a slot: pick or open a stream, write, read, park */
   private async exchange (peer: PeerId, state: PeerState, messageType: MessageType, bytes: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
-    let entry = this.takeIdle(state)
+    let entry = options.ownConnection === true ? undefined : this.takeIdle(state)
     let reused = entry != null
     if (entry == null) {
       const connection = await this.connect(peer, ctx, options)
@@ -361,8 +367,9 @@ export class Messenger implements Startable {
   }
 
   private async connect (peer: PeerId, ctx: Ctx, options: RequestOptions): Promise<Connection> {
+    const own = options.ownConnection === true
     const existing = this.components.connectionManager.getConnections(peer)
-      .find(c => c.status === 'open' && c.limits == null)
+      .find(c => c.status === 'open' && c.limits == null && (!own || c.direction === 'outbound'))
     if (existing != null) {
       return existing
     }
@@ -371,7 +378,7 @@ export class Messenger implements Startable {
     this.arm(ctx, options.dialTimeout ?? this.config.dialTimeout)
     const start = Date.now()
     try {
-      const connection = await this.components.connectionManager.openConnection(peer, { signal: ctx.controller.signal })
+      const connection = await this.components.connectionManager.openConnection(peer, { signal: ctx.controller.signal, force: own })
       this.report({ type: 'dial', peer, ok: true, durationMs: Date.now() - start })
       return connection
     } catch (err: any) {

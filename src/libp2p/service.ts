@@ -549,7 +549,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     const speaksDht = peer.protocols.includes(this.protocol)
     // a DHT server we could never tell anyone how to reach is of no use in the table
     const protocols = mapped.multiaddrs.length > 0 || !speaksDht ? peer.protocols : []
-    this.driver.handle({ type: 'peer-identified', peer: toContact(peer.peerId), protocols })
+    this.driver.handle({ type: 'peer-identified', peer: toContact(peer.peerId), protocols, dialled: peer.dialled })
   }
 
   private onTableChange (change: 'added' | 'removed', peer: PeerContact): void {

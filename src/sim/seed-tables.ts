@@ -19,6 +19,16 @@
  * servers). Without it tables hold dialable peers only (a network where
  * identify keeps clients out, as in `join.ts`).
  *
+ * Classic nodes (no peer stack) take every drawn peer as identified, as
+ * they would over a connection either side opened: that is how undialable
+ * peers get into real tables (a NAT'd peer dials out and identify lists the
+ * DHT protocol). A priority-dht node admits only peers it reached itself
+ * (table.ts, "Admission"); the state its table converges to under that
+ * rule is the same draw with the undialable peers left out (their verify
+ * dial can never succeed) and each dialable one identified over a
+ * connection it opened (`dialled`). Its peer stack starts with no history:
+ * it has never exchanged a request with any of them.
+ *
  * Cost: O(log N) binary searches and at most `k + replacements` draws per
  * bucket for each node built (plus the key index, built once). Memory:
  * nothing beyond the key index.
@@ -64,6 +74,7 @@ export class TableSeeder {
     const self = node.contact.key
     const table = node.coordinator.routingTable
     const want = table.config.k + table.config.replacements
+    const adopter = node.stack != null
     let lo = 0
     let hi = this.index.size
     let count = 0
@@ -81,7 +92,11 @@ export class TableSeeder {
         lo = mid
       }
       for (const i of this.sample(bucketLo, bucketHi, want, random)) {
-        const effects = node.coordinator.handle({ type: 'peer-identified', peer: this.world.contacts[i], protocols: KAD_PROTOCOLS }, 0)
+        const dialable = this.world.network.dialable(i)
+        if (adopter && !dialable) {
+          continue
+        }
+        const effects = node.coordinator.handle({ type: 'peer-identified', peer: this.world.contacts[i], protocols: KAD_PROTOCOLS, dialled: adopter ? true : undefined }, 0)
         for (const e of effects) {
           if (e.type !== 'peer-added' && e.type !== 'peer-removed') {
             throw new Error(`seeding a table produced an unexpected ${e.type} effect`)

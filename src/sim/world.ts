@@ -300,10 +300,10 @@ export class World {
     this.openSide(a, b, readyAt)
     this.openSide(b, a, readyAt)
     if (this.network.dialable(b)) {
-      this.deliverAt(a, { type: 'peer-identified', peer: this.contacts[b], protocols: KAD_PROTOCOLS }, readyAt)
+      this.deliverAt(a, { type: 'peer-identified', peer: this.contacts[b], protocols: KAD_PROTOCOLS, dialled: true }, readyAt)
     }
     if (this.network.dialable(a)) {
-      this.deliverAt(b, { type: 'peer-identified', peer: this.contacts[a], protocols: KAD_PROTOCOLS }, readyAt)
+      this.deliverAt(b, { type: 'peer-identified', peer: this.contacts[a], protocols: KAD_PROTOCOLS, dialled: false }, readyAt)
     }
   }
 
@@ -396,7 +396,7 @@ export class World {
   private apply (n: SimNode, e: CoreEffect): void {
     switch (e.type) {
       case 'send-request':
-        this.send(n, e.requestId, e.queryId, indexOf(e.peer), e.request)
+        this.send(n, e.requestId, e.queryId, indexOf(e.peer), e.request, e.fresh === true)
         break
       case 'lookup-finished':
         this.trace.add(e.queryId)
@@ -421,7 +421,7 @@ export class World {
     }
   }
 
-  private send (n: SimNode, requestId: number, queryId: number | undefined, peer: number, request: RequestKind): void {
+  private send (n: SimNode, requestId: number, queryId: number | undefined, peer: number, request: RequestKind, fresh = false): void {
     const a = n.index
     this.stats.requests++
     if (request.kind === 'ping') {
@@ -432,7 +432,7 @@ export class World {
     const opened = this.open(n, peer, (reason, at, what) => {
       this.listener.onRequest?.(a, queryId, peer, true)
       this.deliverAt(a, { type: 'request-failed', requestId, reason }, at, { peer: this.contacts[peer].id, what })
-    })
+    }, fresh)
     if (opened == null) {
       return
     }
@@ -482,8 +482,10 @@ export class World {
    * leave and whether it needed a dial. Undefined when the peer is offline
    * (the dial is refused, an open connection reset) or undialable (the dial
    * times out), after calling `fail` with when the sender learns it.
+   * `fresh` (a verify) dials even when a connection is open, as the adapter
+   * does, since the open one may be one the peer opened.
    */
-  private open (n: SimNode, peer: number, fail: (reason: 'dial-refused' | 'dial-timeout', at: Millis, what: Observation, dialed: boolean, undialable: boolean) => void): { sendAt: Millis, dialed: boolean } | undefined {
+  private open (n: SimNode, peer: number, fail: (reason: 'dial-refused' | 'dial-timeout', at: Millis, what: Observation, dialed: boolean, undialable: boolean) => void, fresh = false): { sendAt: Millis, dialed: boolean } | undefined {
     const a = n.index
     if (!this.network.online(peer, this.clock)) {
       // gone for now: a dial is refused, an open connection is reset
@@ -492,7 +494,7 @@ export class World {
       fail('dial-refused', this.clock + this.network.rtt(a, peer), { type: 'dial-failed', reason: 'refused' }, true, false)
       return undefined
     }
-    const ready = n.connectedAt(peer)
+    const ready = fresh ? undefined : n.connectedAt(peer)
     if (ready !== undefined) {
       this.evicted(a, n.touch(peer, ready))
       return { sendAt: Math.max(this.clock, ready), dialed: false }

@@ -109,10 +109,12 @@ describe('core/coordinator', () => {
   })
 
   describe('with a peer quality', () => {
-    const quality = (backedOff: string[]): PeerQuality => ({
+    const quality = (backedOff: string[], verified: string[] = [], reached?: string[]): PeerQuality => ({
       value: () => 0.5,
       backedOff: id => backedOff.includes(id),
-      hedgeDelay: () => 250
+      hedgeDelay: () => 250,
+      reached: id => reached == null || reached.includes(id),
+      standing: id => backedOff.includes(id) ? 'failed' : verified.includes(id) ? 'verified' : 'unverified'
     })
     const withQuality = (q: PeerQuality): Coordinator =>
       new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0, q)
@@ -131,7 +133,7 @@ describe('core/coordinator', () => {
       expect(c.nextDeadline()).to.equal(1500)
     })
 
-    it('leaves peers in back-off out of FIND_NODE answers while others remain', () => {
+    it('never names a peer in back-off or whose last contact failed in an answer', () => {
       const c = withQuality(quality(['p1']))
       for (const p of [0x01, 0x02, 0x03]) {
         c.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
@@ -139,7 +141,61 @@ describe('core/coordinator', () => {
       expect(c.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p2', 'p3'])
       const onlyBad = withQuality(quality(['p1']))
       onlyBad.handle({ type: 'peer-identified', peer: tinyContact(0x01), protocols: [KAD] }, 0)
-      expect(onlyBad.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p1'])
+      expect(onlyBad.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal([])
+    })
+
+    it('names verified peers before nearer unverified ones, unverified only to fill up to k', () => {
+      // k = 2; 0x01 and 0x02 are nearest to key 0 but unverified, 0x40 and 0x80 verified
+      const c = withQuality(quality([], ['p64', 'p128']))
+      for (const p of [0x01, 0x02, 0x40, 0x80]) {
+        c.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
+      }
+      expect(c.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p64', 'p128'])
+      const one = withQuality(quality([], ['p128']))
+      for (const p of [0x01, 0x02, 0x40, 0x80]) {
+        one.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
+      }
+      // one verified, the nearest unverified fills the answer; sorted by distance
+      expect(one.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p1', 'p128'])
+      // the classic answer: the k nearest
+      const classic = new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0)
+      for (const p of [0x01, 0x02, 0x40, 0x80]) {
+        classic.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
+      }
+      expect(classic.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p1', 'p2'])
+    })
+
+    it('admits a server seen only over its own connections after a fresh-connection verify', () => {
+      const c = withQuality(quality([], [], []))
+      // identify over a connection the peer opened: not an entry, verified first
+      const out = c.handle({ type: 'peer-identified', peer: tinyContact(0x01), protocols: [KAD], dialled: false }, 0)
+      expect(c.routingTable.has('p1')).to.equal(false)
+      const verify = sends(out)
+      expect(verify.map(s => [s.peer.id, s.request.kind, s.fresh])).to.deep.equal([['p1', 'ping', true]])
+      expect(c.handle({ type: 'response', requestId: verify[0].requestId, closer: [] }, 10)).to.deep.include({ type: 'peer-added', peer: tinyContact(0x01) })
+      expect(c.routingTable.has('p1')).to.equal(true)
+      // one that fails its verify is dropped, never an entry, and a new identify tries again
+      const v2 = sends(c.handle({ type: 'peer-identified', peer: tinyContact(0x02), protocols: [KAD], dialled: false }, 20))
+      c.handle({ type: 'request-failed', requestId: v2[0].requestId, reason: 'dial-timeout' }, 25)
+      expect(c.routingTable.has('p2')).to.equal(false)
+      expect(c.routingTable.entry('p2')).to.equal(undefined)
+      // answering one of our requests over its own connection proves nothing either
+      const l = sends(c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(0), request: { kind: 'find-node', key: tinyKey(0) } }, 30))
+      expect(l.map(s => s.peer.id)).to.deep.equal(['p1'])
+      const ask3 = sends(c.handle({ type: 'response', requestId: l[0].requestId, closer: [tinyContact(0x03)] }, 31))
+      expect(ask3.map(s => [s.peer.id, s.fresh])).to.deep.equal([['p3', undefined]])
+      const after = sends(c.handle({ type: 'response', requestId: ask3[0].requestId, closer: [] }, 32))
+      expect(c.routingTable.has('p3')).to.equal(false)
+      expect(after.map(s => [s.peer.id, s.fresh])).to.deep.equal([['p3', true]])
+      // a server identified over a connection we opened is an entry at once
+      c.handle({ type: 'peer-identified', peer: tinyContact(0x04), protocols: [KAD], dialled: true }, 40)
+      expect(c.routingTable.has('p4')).to.equal(true)
+    })
+
+    it('a classic node (neutral quality) admits every identified server', () => {
+      const c = new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0)
+      expect(sends(c.handle({ type: 'peer-identified', peer: tinyContact(0x01), protocols: [KAD], dialled: false }, 0))).to.deep.equal([])
+      expect(c.routingTable.has('p1')).to.equal(true)
     })
   })
 })

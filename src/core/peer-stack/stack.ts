@@ -17,10 +17,10 @@
  * amortised. Proving slots: `maxProving`.
  */
 import { peerStackConfig } from './params.ts'
-import { applyObservation, categorize, computeScore, dialTimeoutOf, emptyStats, hedgeDelayOf, inBackoff, isPeerStats, requestTimeoutOf, smooth } from './score.ts'
+import { applyObservation, categorize, computeScore, dialTimeoutOf, emptyStats, hedgeDelayOf, inBackoff, isPeerStats, NEVER, requestTimeoutOf, smooth } from './score.ts'
 import type { Category, Observation, PeerStackConfig } from './params.ts'
 import type { GlobalEstimates, PeerStats } from './score.ts'
-import type { PeerQuality } from '../contact.ts'
+import type { PeerQuality, Standing } from '../contact.ts'
 import type { Millis } from '../env.ts'
 
 /** Tag given to a peer holding a proving slot */
@@ -78,6 +78,31 @@ export class PeerStack implements PeerQuality {
   backedOff (id: string, now: Millis): boolean {
     const stats = this.peers.get(id)
     return stats != null && inBackoff(stats, now)
+  }
+
+  reached (id: string, now: Millis): boolean {
+    void now
+    const stats = this.peers.get(id)
+    return stats != null && stats.sdial >= 0
+  }
+
+  /**
+   * Verified: reached by us and answered one of our requests within
+   * `activeWindow` (seed 003's "active line"); failed: in back-off or its last
+   * contact failed; unverified otherwise.
+   */
+  standing (id: string, now: Millis): Standing {
+    const stats = this.peers.get(id)
+    if (stats == null) {
+      return 'unverified'
+    }
+    if (stats.consecutiveFailures > 0 || inBackoff(stats, now)) {
+      return 'failed'
+    }
+    if (stats.sdial >= 0 && stats.lastSuccess !== NEVER && now - stats.lastSuccess <= this.config.activeWindow) {
+      return 'verified'
+    }
+    return 'unverified'
   }
 
   backoffUntil (id: string): Millis | undefined {

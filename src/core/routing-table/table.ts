@@ -3,13 +3,28 @@
  * key, each holding at most `k` entries plus a bounded list of replacements.
  *
  * Methods (all synchronous, time passed in):
- * - `observe(contact, now)`: a DHT server was seen alive (identify listed the
- * protocol, or it answered one of our requests).
+ * - `observe(contact, now, proven)`: a DHT server was seen alive (identify
+ * listed the protocol, or it answered one of our requests). `proven` says
+ * whether we reached it ourselves (see "Admission" below).
+ * - `verifyResult(id, ok, now)`: the outcome of a `verify` effect.
  * - `requestFailed(id, now)`, `pingResult(id, ok, now)`, `remove(id)`.
  * - `closest(target, n)`, `refreshTargets(now, random)`, `markRefreshed(key, now)`.
  *
  * Effects returned: `peer-added`, `peer-removed` (for peer store tags and
- * events) and `ping` (the driver sends a PING and reports `pingResult`).
+ * events), `ping` (the driver sends a PING and reports `pingResult`) and
+ * `verify` (the driver opens a connection of its own to the peer, even if one
+ * exists, sends a PING over it and reports `verifyResult`).
+ *
+ * Admission: only a peer we have reached ourselves becomes an entry. A DHT
+ * server seen only over connections it opened (it dialled us, then identify
+ * listed the protocol) may sit behind a NAT that nobody can dial through; it
+ * waits in the replacement list marked unproven, and is sent a `verify` when
+ * its bucket has room or a questionable entry to replace. A successful verify
+ * makes it proven (an entry if there is room, else a proven replacement); a
+ * failed one drops it. A peer that only ever dials us and cannot be dialled
+ * back therefore never enters a bucket and is never named in our answers; we
+ * still answer its requests. Replacements are promoted proven ones first; an
+ * unproven one is verified before it can take a freed place.
  *
  * Implementation notes:
  * - A newcomer to a full bucket never displaces a live entry directly. It waits
@@ -35,6 +50,7 @@ export type RoutingTableEffect =
   | { type: 'peer-added', peer: Contact }
   | { type: 'peer-removed', peer: Contact, reason: 'failed' | 'ping-failed' | 'removed' }
   | { type: 'ping', peer: Contact }
+  | { type: 'verify', peer: Contact }
 
 export interface EntrySnapshot {
   readonly id: string
@@ -44,6 +60,8 @@ export interface EntrySnapshot {
   readonly lastSeen: Millis
   readonly failures: number
   readonly replacement: boolean
+  /** an unproven replacement: seen only over connections it opened */
+  readonly unproven: boolean
 }
 
 interface Entry {
@@ -51,6 +69,8 @@ interface Entry {
   addedAt: Millis
   lastSeen: Millis
   failures: number
+  /** seen only over connections it opened (replacements only) */
+  unproven: boolean
 }
 
 interface Bucket {
@@ -126,8 +146,11 @@ export class RoutingTable {
     return Array.from(sizes, s => s ?? 0)
   }
 
-  /** A DHT server was seen alive */
-  observe (contact: Contact, now: Millis): RoutingTableEffect[] {
+  /**
+   * A DHT server was seen alive. `proven`: we reached it ourselves (an entry
+   * needs that); otherwise it can only wait as an unproven replacement.
+   */
+  observe (contact: Contact, now: Millis, proven = true): RoutingTableEffect[] {
     if (contact.key.length !== KEY_BYTES) {
       return []
     }
@@ -136,26 +159,60 @@ export class RoutingTable {
       return [] // ourselves
     }
     const at = this.index.get(contact.id)
+    const bucket = this.bucket(cpl)
     if (at != null) {
       const e = this.find(contact.id)
-      if (e != null) {
-        e.lastSeen = now
-        e.failures = 0
+      if (e == null) {
+        return []
       }
+      e.lastSeen = now
+      e.failures = 0
+      if (!at.replacement || !e.unproven) {
+        return []
+      }
+      if (!proven) {
+        return this.verifyIfRoom(bucket, cpl, e, now)
+      }
+      // an unproven replacement just proved itself
+      e.unproven = false
+      this.pinging.delete(contact.id)
+      if (bucket.entries.length < this.config.k) {
+        bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
+        return this.admit(bucket, cpl, e)
+      }
+      return this.maybeEvict(bucket, cpl, now)
+    }
+
+    const entry: Entry = { contact, addedAt: now, lastSeen: now, failures: 0, unproven: !proven }
+    if (proven && bucket.entries.length < this.config.k) {
+      return this.admit(bucket, cpl, entry)
+    }
+    if (!this.addReplacement(bucket, cpl, entry, now)) {
       return []
     }
+    return proven ? this.maybeEvict(bucket, cpl, now) : this.verifyIfRoom(bucket, cpl, entry, now)
+  }
 
-    const bucket = this.bucket(cpl)
-    const entry: Entry = { contact, addedAt: now, lastSeen: now, failures: 0 }
-    if (bucket.entries.length < this.config.k) {
-      bucket.entries.push(entry)
-      this.index.set(contact.id, { cpl, replacement: false })
-      this.count++
-      return [{ type: 'peer-added', peer: contact }]
+  /**
+   * The outcome of a `verify` effect for `id`: a success proves it (see
+   * `observe`), a failure drops it.
+   */
+  verifyResult (id: string, ok: boolean, now: Millis): RoutingTableEffect[] {
+    if (!this.pinging.delete(id)) {
+      return []
     }
-
-    this.addReplacement(bucket, cpl, entry, now)
-    return this.maybeEvict(bucket, cpl, now)
+    const at = this.index.get(id)
+    const e = this.find(id)
+    if (at == null || e == null || !at.replacement) {
+      return []
+    }
+    if (ok) {
+      return this.observe(e.contact, now, true)
+    }
+    const bucket = this.buckets[at.cpl] as Bucket
+    bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
+    this.index.delete(id)
+    return []
   }
 
   /** A request to `id` failed */
@@ -216,6 +273,12 @@ export class RoutingTable {
     }
     this.pinging.add(id)
     return [{ type: 'ping', peer: e.contact }]
+  }
+
+  /** A ping or verify for `id` ended without an answer either way (our own abort) */
+  cancelCheck (id: string): RoutingTableEffect[] {
+    this.pinging.delete(id)
+    return []
   }
 
   /** Removes `id` (for example: it no longer speaks the DHT protocol) */
@@ -346,9 +409,10 @@ export class RoutingTable {
     return a.lastSeen - b.lastSeen
   }
 
-  private addReplacement (bucket: Bucket, cpl: number, entry: Entry, now: Millis): void {
+  /** Adds `entry` to the replacements; false when it is no better than anything waiting */
+  private addReplacement (bucket: Bucket, cpl: number, entry: Entry, now: Millis): boolean {
     if (this.config.replacements === 0) {
-      return
+      return false
     }
     if (bucket.replacements.length >= this.config.replacements) {
       let worst = bucket.replacements[0]
@@ -358,13 +422,40 @@ export class RoutingTable {
         }
       }
       if (this.worse(entry, worst, now) <= 0) {
-        return // the newcomer is no better than anything waiting
+        return false // the newcomer is no better than anything waiting
       }
       bucket.replacements.splice(bucket.replacements.indexOf(worst), 1)
       this.index.delete(worst.contact.id)
+      this.pinging.delete(worst.contact.id)
     }
     bucket.replacements.push(entry)
     this.index.set(entry.contact.id, { cpl, replacement: true })
+    return true
+  }
+
+  private admit (bucket: Bucket, cpl: number, e: Entry): RoutingTableEffect[] {
+    e.unproven = false
+    bucket.entries.push(e)
+    this.index.set(e.contact.id, { cpl, replacement: false })
+    this.count++
+    return [{ type: 'peer-added', peer: e.contact }]
+  }
+
+  /**
+   * Sends unproven replacement `e` a `verify` when proving it would let it
+   * in: its bucket has room or holds a questionable entry. Bounded by
+   * `maxPendingPings`.
+   */
+  private verifyIfRoom (bucket: Bucket, cpl: number, e: Entry, now: Millis): RoutingTableEffect[] {
+    void cpl
+    if (this.pinging.has(e.contact.id) || this.pinging.size >= this.config.maxPendingPings) {
+      return []
+    }
+    if (bucket.entries.length >= this.config.k && !bucket.entries.some(x => this.questionable(x, now))) {
+      return []
+    }
+    this.pinging.add(e.contact.id)
+    return [{ type: 'verify', peer: e.contact }]
   }
 
   private questionable (e: Entry, now: Millis): boolean {
@@ -399,23 +490,28 @@ export class RoutingTable {
     this.index.delete(e.contact.id)
     this.count--
     const effects: RoutingTableEffect[] = [{ type: 'peer-removed', peer: e.contact, reason }]
-    if (bucket.replacements.length > 0) {
-      let best = bucket.replacements[0]
-      for (const r of bucket.replacements) {
-        if (this.worse(r, best, now) > 0) {
-          best = r
+    let best: Entry | undefined
+    let bestUnproven: Entry | undefined
+    for (const r of bucket.replacements) {
+      if (r.unproven) {
+        if (!this.pinging.has(r.contact.id) && (bestUnproven == null || this.worse(r, bestUnproven, now) > 0)) {
+          bestUnproven = r
         }
+      } else if (best == null || this.worse(r, best, now) > 0) {
+        best = r
       }
+    }
+    if (best != null) {
       bucket.replacements.splice(bucket.replacements.indexOf(best), 1)
-      bucket.entries.push(best)
-      this.index.set(best.contact.id, { cpl, replacement: false })
-      this.count++
-      effects.push({ type: 'peer-added', peer: best.contact })
+      effects.push(...this.admit(bucket, cpl, best))
+    } else if (bestUnproven != null && this.pinging.size < this.config.maxPendingPings) {
+      this.pinging.add(bestUnproven.contact.id)
+      effects.push({ type: 'verify', peer: bestUnproven.contact })
     }
     return effects
   }
 }
 
 function snapshot (e: Entry, cpl: number, replacement: boolean): EntrySnapshot {
-  return { id: e.contact.id, key: e.contact.key, cpl, addedAt: e.addedAt, lastSeen: e.lastSeen, failures: e.failures, replacement }
+  return { id: e.contact.id, key: e.contact.key, cpl, addedAt: e.addedAt, lastSeen: e.lastSeen, failures: e.failures, replacement, unproven: e.unproven }
 }

@@ -101,6 +101,26 @@ describe('core/peer-stack', () => {
     expect(s.tryExplore('f', 10_005)).to.equal(true)
   })
 
+  it('a peer is reached only after a dial of ours, verified only after an answer within the active window, failed after a failure', () => {
+    const stack = new PeerStack({ activeWindow: 60_000 })
+    expect(stack.reached('a', 0)).to.equal(false)
+    expect(stack.standing('a', 0)).to.equal('unverified')
+    // an answer over a connection the peer opened: live, but not reached
+    stack.observe('a', { type: 'response', latency: 10, useful: true }, 0)
+    expect(stack.reached('a', 0)).to.equal(false)
+    expect(stack.standing('a', 0)).to.equal('unverified')
+    stack.observe('a', { type: 'dial-ok', duration: 30 }, 1)
+    stack.observe('a', { type: 'response', latency: 10, useful: true }, 2)
+    expect(stack.reached('a', 2)).to.equal(true)
+    expect(stack.standing('a', 2)).to.equal('verified')
+    expect(stack.standing('a', 60_003)).to.equal('unverified')
+    stack.observe('a', { type: 'request-failed', reason: 'timeout' }, 60_004)
+    // failed long after its back-off ended, until it answers again
+    expect(stack.standing('a', 10_000_000)).to.equal('failed')
+    stack.observe('a', { type: 'response', latency: 10, useful: true }, 10_000_001)
+    expect(stack.standing('a', 10_000_001)).to.equal('verified')
+  })
+
   it('tags active peers by value, proving ones lightly, unknown and bad ones not at all', () => {
     const s = new PeerStack()
     for (let i = 0; i < 10; i++) {

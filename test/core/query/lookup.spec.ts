@@ -94,7 +94,9 @@ describe('core/query/lookup', () => {
     const quality = (values: Record<string, number>, backedOff: string[] = []): PeerQuality => ({
       value: id => values[id] ?? 0.5,
       backedOff: id => backedOff.includes(id),
-      hedgeDelay: () => 100
+      hedgeDelay: () => 100,
+      reached: () => true,
+      standing: () => 'unverified'
     })
 
     it('asks the most valuable of the beta closest first, and the result is still by distance', () => {

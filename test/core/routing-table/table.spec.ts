@@ -89,7 +89,7 @@ describe('core/routing-table', () => {
 
   it('bounds the replacement list, dropping the least valuable', () => {
     const values: Record<string, number> = { p130: 0.9, p131: 0.1, p132: 0.5 }
-    const quality: PeerQuality = { value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity }
+    const quality: PeerQuality = { value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity, reached: () => true, standing: () => 'unverified' }
     const rt = new RoutingTable(SELF, { k: 1, replacements: 2 }, quality, 0)
     rt.observe(tinyContact(0x80), 0)
     rt.observe(tinyContact(0x82), 1)
@@ -101,7 +101,7 @@ describe('core/routing-table', () => {
 
   it('uses peer quality to choose whom to ping and whom to promote', () => {
     const values: Record<string, number> = { p128: 0.9, p129: 0.1, p130: 0.2, p131: 0.8 }
-    const quality: PeerQuality = { value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity }
+    const quality: PeerQuality = { value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity, reached: () => true, standing: () => 'unverified' }
     const rt = new RoutingTable(SELF, { k: 2, staleAfter: 1_000 }, quality, 0)
     rt.observe(tinyContact(0x80), 0)
     rt.observe(tinyContact(0x81), 500)
@@ -111,6 +111,52 @@ describe('core/routing-table', () => {
     // on eviction the more valuable replacement (0x83) wins over the older 0x82
     const effects = rt.pingResult('p129', false, 5_002)
     expect(effects[1]).to.deep.equal({ type: 'peer-added', peer: tinyContact(0x83) })
+  })
+
+  describe('admission', () => {
+    it('keeps a server we have not reached as an unproven replacement and verifies it while its bucket has room', () => {
+      const rt = new RoutingTable(SELF, { k: 2 }, NEUTRAL_QUALITY, 0)
+      expect(rt.observe(tinyContact(0x80), 0, false)).to.deep.equal([{ type: 'verify', peer: tinyContact(0x80) }])
+      expect(rt.has('p128')).to.equal(false)
+      expect(rt.entry('p128')).to.include({ replacement: true, unproven: true })
+      // seen again while the verify runs: no second one
+      expect(rt.observe(tinyContact(0x80), 1, false)).to.deep.equal([])
+      expect(rt.verifyResult('p128', true, 2)).to.deep.equal([{ type: 'peer-added', peer: tinyContact(0x80) }])
+      expect(rt.has('p128')).to.equal(true)
+      // a failed verify drops the candidate
+      rt.observe(tinyContact(0x81), 3, false)
+      expect(rt.verifyResult('p129', false, 4)).to.deep.equal([])
+      expect(rt.entry('p129')).to.equal(undefined)
+    })
+
+    it('sends no verify while the bucket is full of good entries, and promotes proven replacements first', () => {
+      const rt = new RoutingTable(SELF, { k: 1, maxFailures: 1 }, NEUTRAL_QUALITY, 0)
+      rt.observe(tinyContact(0x80), 0)
+      expect(rt.observe(tinyContact(0x81), 1, false)).to.deep.equal([])
+      rt.observe(tinyContact(0x82), 2) // proven, waits
+      const out = rt.requestFailed('p128', 3)
+      expect(out).to.deep.equal([
+        { type: 'peer-removed', peer: tinyContact(0x80), reason: 'failed' },
+        { type: 'peer-added', peer: tinyContact(0x82) }
+      ])
+      // with only unproven replacements left, a freed place goes to a verify first
+      expect(rt.requestFailed('p130', 4)).to.deep.equal([
+        { type: 'peer-removed', peer: tinyContact(0x82), reason: 'failed' },
+        { type: 'verify', peer: tinyContact(0x81) }
+      ])
+      expect(rt.size).to.equal(0)
+      expect(rt.verifyResult('p129', true, 5)).to.deep.equal([{ type: 'peer-added', peer: tinyContact(0x81) }])
+    })
+
+    it('an unproven replacement that we then reach becomes an entry without a verify', () => {
+      const rt = new RoutingTable(SELF, { k: 2, maxPendingPings: 1 }, NEUTRAL_QUALITY, 0)
+      expect(rt.observe(tinyContact(0x40), 0, false)).to.have.length(1) // takes the one ping slot
+      expect(rt.observe(tinyContact(0x80), 0, false)).to.deep.equal([]) // no ping budget: just waits
+      expect(rt.observe(tinyContact(0x80), 1, true)).to.deep.equal([{ type: 'peer-added', peer: tinyContact(0x80) }])
+      // the late verify answer for it changes nothing
+      expect(rt.verifyResult('p128', false, 2)).to.deep.equal([])
+      expect(rt.has('p128')).to.equal(true)
+    })
   })
 
   it('bounds pings in flight', () => {
