@@ -20,7 +20,8 @@
  * - `response { requestId, closer }`, `request-failed { requestId, reason }`:
  * the outcome of a `send-request` effect, exactly one per request.
  * - `tick`: the deadline from `nextDeadline()` has passed: stale buckets are
- * refreshed and lookup requests past their hedge delay are marked slow.
+ * refreshed, lookup requests past their hedge delay are marked slow, and
+ * slow ones past a second hedge delay overdue (see lookup.ts).
  * Effects emitted:
  * - `send-request { requestId, queryId, peer, request, fresh }`: ask `peer`;
  * with `fresh` (a verify) over a connection the driver opens for it, never
@@ -103,10 +104,14 @@ interface Pending {
   peer: Contact
   queryId: number | undefined
   ping: boolean
+  /** when the request left */
+  sentAt: Millis
   /** a verify: proves an unproven replacement */
   verify?: boolean
   /** when a lookup request counts as slow; undefined once it has, or for pings */
   hedgeAt?: Millis
+  /** when a slow request stops holding up its lookup's convergence */
+  overdueAt?: Millis
 }
 
 /** Peers that answered beyond the k closest, kept so a failed put can move on */
@@ -188,11 +193,15 @@ export class Coordinator {
     }
     this.pending.delete(requestId)
     // it answered a DHT request: it is a live server (an entry only if we reached it)
-    const effects = this.fromTable(p.verify === true
-      ? this.routingTable.verifyResult(p.peer.id, true, now)
-      : p.ping
-        ? this.routingTable.pingResult(p.peer.id, true, now)
-        : this.routingTable.observe(p.peer, now, this.quality.reached(p.peer.id, now)))
+    let outcome
+    if (p.verify === true) {
+      outcome = this.routingTable.verifyResult(p.peer.id, true, now)
+    } else if (p.ping) {
+      outcome = this.routingTable.pingResult(p.peer.id, true, now)
+    } else {
+      outcome = this.routingTable.observe(p.peer, now, this.quality.reached(p.peer.id, now))
+    }
+    const effects = this.fromTable(outcome)
     const l = p.queryId == null ? undefined : this.lookups.get(p.queryId)
     if (l != null && p.queryId != null) {
       effects.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'response', peer: p.peer.id, closer }, now), now))
@@ -269,6 +278,9 @@ export class Coordinator {
       if (p.hedgeAt != null && p.hedgeAt < next) {
         next = p.hedgeAt
       }
+      if (p.overdueAt != null && p.overdueAt < next) {
+        next = p.overdueAt
+      }
     }
     return next === Infinity ? undefined : next
   }
@@ -297,7 +309,7 @@ export class Coordinator {
         case 'request': {
           const requestId = this.nextRequestId++
           const hedge = this.quality.hedgeDelay(e.peer.id, now)
-          this.pending.set(requestId, { peer: e.peer, queryId, ping: false, hedgeAt: Number.isFinite(hedge) ? now + Math.max(0, hedge) : undefined })
+          this.pending.set(requestId, { peer: e.peer, queryId, ping: false, sentAt: now, hedgeAt: Number.isFinite(hedge) ? now + Math.max(0, hedge) : undefined })
           out.push({ type: 'send-request', requestId, queryId, peer: e.peer, request: l?.request ?? { kind: 'find-node', key: new Uint8Array(0) } })
           break
         }
@@ -324,13 +336,13 @@ export class Coordinator {
           break
         case 'ping': {
           const requestId = this.nextRequestId++
-          this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true })
+          this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true, sentAt: 0 })
           out.push({ type: 'send-request', requestId, queryId: undefined, peer: e.peer, request: { kind: 'ping' } })
           break
         }
         case 'verify': {
           const requestId = this.nextRequestId++
-          this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true, verify: true })
+          this.pending.set(requestId, { peer: e.peer, queryId: undefined, ping: true, sentAt: 0, verify: true })
           out.push({ type: 'send-request', requestId, queryId: undefined, peer: e.peer, request: { kind: 'ping' }, fresh: true })
           break
         }
@@ -355,15 +367,31 @@ export class Coordinator {
     return out
   }
 
-  /** Marks lookup requests past their hedge delay as slow */
+  /**
+   * Marks lookup requests past their hedge delay as slow, and slow ones past
+   * a second hedge delay as overdue
+   */
   private hedge (now: Millis): CoreEffect[] {
     const out: CoreEffect[] = []
-    const due = [...this.pending.values()].filter(p => p.hedgeAt != null && p.hedgeAt <= now)
-    for (const p of due) {
-      p.hedgeAt = undefined
+    const due: Array<[Pending, 'slow' | 'overdue']> = []
+    for (const p of this.pending.values()) {
+      if (p.hedgeAt != null && p.hedgeAt <= now) {
+        due.push([p, 'slow'])
+      } else if (p.overdueAt != null && p.overdueAt <= now) {
+        due.push([p, 'overdue'])
+      }
+    }
+    for (const [p, type] of due) {
+      if (type === 'slow') {
+        const delay = (p.hedgeAt as Millis) - p.sentAt
+        p.hedgeAt = undefined
+        p.overdueAt = now + delay
+      } else {
+        p.overdueAt = undefined
+      }
       const l = p.queryId == null ? undefined : this.lookups.get(p.queryId)
       if (l != null && p.queryId != null) {
-        out.push(...this.fromLookup(p.queryId, l.lookup.handle({ type: 'slow', peer: p.peer.id }, now), now))
+        out.push(...this.fromLookup(p.queryId, l.lookup.handle({ type, peer: p.peer.id }, now), now))
       }
     }
     return out

@@ -15,11 +15,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
+import { validateLookupConfig } from '../core/query/config.ts'
 import { bootstrap, createWorld, runBulk, runLookups, runRecords } from './experiment.ts'
-import { formatRecordSummary } from './records.ts'
-import { formatSummary, formatTable } from './report.ts'
+import { formatRecordSummary, summarizeRecords } from './records.ts'
+import { formatSummary, formatTable, summarize } from './report.ts'
 import { cdfSvg } from './svg.ts'
 import type { ExperimentOptions } from './experiment.ts'
+import type { RecordOpRecord } from './records.ts'
+import type { LookupRecord } from './report.ts'
+import type { World } from './world.ts'
 
 const USAGE = `usage: cli.ts [options]
   --nodes N             nodes in the network (default 1000)
@@ -50,6 +54,7 @@ const USAGE = `usage: cli.ts [options]
   --puts N              records scenario: values to put (default 100)
   --publish-interval MS virtual ms between two publications (default 500)
   --find-after MS       virtual ms between the last publication and the first retrieval (default 0)
+  --adoption P          with the stack on: share of nodes running priority-dht, the rest classic (default 1); adopters and classic nodes reported apart
   --stack on|off|both   peer stack on, off (every peer equal), or both in turn on the same seed (default both)
   --out FILE            write the JSON results here, and latency CDFs (stack off and on) as FILE.svg (lookups) and FILE.records.svg
   --quiet               no progress on stderr
@@ -76,6 +81,7 @@ const OPTIONS = {
   'clean-tables': { type: 'boolean' },
   'join-duration': { type: 'string' },
   eager: { type: 'boolean' },
+  adoption: { type: 'string' },
   k: { type: 'string' },
   alpha: { type: 'string' },
   stack: { type: 'string' },
@@ -114,6 +120,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       nodes: num(values.nodes) ?? 1000,
       seed: num(values.seed) ?? 1,
       eager: values.eager ?? false,
+      adoption: num(values.adoption),
       network: {
         undialable: num(values.undialable),
         dialTimeout: num(values['dial-timeout']),
@@ -209,6 +216,9 @@ function main (): void {
     if (records != null) {
       process.stdout.write(formatRecordSummary(records.summary) + '\n\n')
     }
+    if (stack && world.config.adoption > 0 && world.config.adoption < 1) {
+      printByAdoption(world, lookups?.records, records?.ops)
+    }
     const bulk = scenario === 'bulk' ? runBulk(world, options, progress) : undefined
     const tDone = performance.now()
     if (bulk != null) {
@@ -278,6 +288,20 @@ function main (): void {
       }
       writeFileSync(`${stem}.records.svg`, cdfSvg(`${where}: provide and findProviders latency CDF`, series))
       process.stderr.write(`wrote ${stem}.records.svg\n`)
+    }
+  }
+}
+
+/** With mixed adoption: the lookup and operation tables for adopters and classic nodes apart */
+function printByAdoption (world: World, lookups: readonly LookupRecord[] | undefined, ops: readonly RecordOpRecord[] | undefined): void {
+  const k = validateLookupConfig(world.config.coordinator.lookup).k
+  for (const adopter of [true, false]) {
+    const who = adopter ? 'adopters (priority-dht)' : 'classic nodes'
+    if (lookups != null) {
+      process.stdout.write(`-- lookups from ${who} --\n` + formatSummary(summarize(lookups.filter(r => r.adopter === adopter), k)) + '\n\n')
+    }
+    if (ops != null) {
+      process.stdout.write(`-- operations from ${who} --\n` + formatRecordSummary(summarizeRecords(ops.filter(o => o.adopter === adopter))) + '\n\n')
     }
   }
 }

@@ -199,6 +199,16 @@ export interface WorldConfig {
    */
   peerStack: boolean
   /**
+   * With `peerStack`, the share of nodes that run priority-dht (peer stack,
+   * admission that proves dialability, curated answers); the others are
+   * classic nodes (every peer equal, every identified server admitted,
+   * unfiltered answers), as `@libp2p/kad-dht` and go-libp2p-kad-dht behave.
+   * Which nodes adopt is hash-derived from the seed and the node index.
+   *
+   * @default 1 (range 0..1)
+   */
+  adoption: number
+  /**
    * Tuning of each node's stack. `maxPeers` defaults to 2000 here to keep a
    * million nodes in memory.
    *
@@ -208,7 +218,7 @@ export interface WorldConfig {
 }
 
 export function defaultWorldConfig (): WorldConfig {
-  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, peerStackConfig: { maxPeers: 2000 } }
+  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, adoption: 1, peerStackConfig: { maxPeers: 2000 } }
 }
 
 export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldConfig & { network: NetworkConfig } {
@@ -216,5 +226,6 @@ export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldC
   checkRange('nodes', c.nodes, 2, 10_000_000)
   checkRange('seed', c.seed, 0, 4294967295)
   checkRange('maxQueued', c.maxQueued, 1000, 100_000_000)
+  checkRange('adoption', c.adoption, 0, 1, false)
   return { ...c, network: validateNetworkConfig(c.network) }
 }

@@ -148,6 +148,8 @@ export interface RecordOpRecord {
   record: number
   node: number
   nodeDialable: boolean
+  /** Whether the node runs priority-dht */
+  adopter: boolean
   startedAt: Millis
   /** Virtual ms until the operation reported (see the file comment) */
   latency: Millis
@@ -417,7 +419,7 @@ export class RecordOps implements WorldListener {
   }
 
   private newOp (kind: RecordOpKind, record: number, node: number): RecordOpRecord {
-    return { kind, record, node, nodeDialable: this.world.network.dialable(node), startedAt: this.world.now, latency: 0, lookupLatency: 0, copies: 0, success: false, requests: 0, dials: 0, undialableDials: 0 }
+    return { kind, record, node, nodeDialable: this.world.network.dialable(node), adopter: this.world.adopter(node), startedAt: this.world.now, latency: 0, lookupLatency: 0, copies: 0, success: false, requests: 0, dials: 0, undialableDials: 0 }
   }
 }
 

@@ -9,6 +9,8 @@ export interface LookupRecord {
   node: number
   /** Whether the node that looked is dialable itself */
   nodeDialable: boolean
+  /** Whether the node that looked runs priority-dht */
+  adopter: boolean
   startedAt: number
   /** Virtual ms from start to `lookup-finished` */
   latency: number

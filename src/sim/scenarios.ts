@@ -134,6 +134,7 @@ export class RandomLookups implements WorldListener {
       queryId: e.queryId,
       node: r.node,
       nodeDialable: this.world.network.dialable(r.node),
+      adopter: this.world.adopter(r.node),
       startedAt: r.startedAt,
       latency: this.world.now - r.startedAt,
       reason: e.reason,

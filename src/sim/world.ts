@@ -200,6 +200,14 @@ export class World {
     return this.trace.digest()
   }
 
+  /** Whether node `i` runs priority-dht (see `WorldConfig.adoption`) */
+  adopter (i: number): boolean {
+    if (!this.config.peerStack) {
+      return false
+    }
+    return this.config.adoption >= 1 || hash32(this.config.seed, i, 0x61646f70) / 4294967296 < this.config.adoption
+  }
+
   /** Whether node `i` has been built */
   built (i: number): boolean {
     return this.nodes[i] != null
@@ -221,7 +229,7 @@ export class World {
     let n = this.nodes[i]
     if (n == null) {
       const nodeRandom = new SeededRandom(hash32(this.config.seed, i, 0x6e6f6465))
-      n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections, this.config.peerStack ? new PeerStack(this.config.peerStackConfig) : undefined)
+      n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections, this.adopter(i) ? new PeerStack(this.config.peerStackConfig) : undefined)
       this.nodes[i] = n
       this.stats.nodesBuilt++
       this.onBuild?.(n, nodeRandom.fork())

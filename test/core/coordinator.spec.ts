@@ -114,7 +114,12 @@ describe('core/coordinator', () => {
       backedOff: id => backedOff.includes(id),
       hedgeDelay: () => 250,
       reached: id => reached == null || reached.includes(id),
-      standing: id => backedOff.includes(id) ? 'failed' : verified.includes(id) ? 'verified' : 'unverified'
+      standing: id => {
+        if (backedOff.includes(id)) {
+          return 'failed'
+        }
+        return verified.includes(id) ? 'verified' : 'unverified'
+      }
     })
     const withQuality = (q: PeerQuality): Coordinator =>
       new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0, q)

@@ -53,8 +53,8 @@ describe('sim/scenarios', () => {
     expect(percentile([1, 2, 3, 4], 99)).to.equal(4)
     expect(percentile([], 50)).to.equal(0)
     const s = summarize([
-      { queryId: 1, node: 0, nodeDialable: true, startedAt: 0, latency: 100, reason: 'converged', requests: 3, dials: 2, undialableDials: 1, found: 2, success: true },
-      { queryId: 2, node: 1, nodeDialable: false, startedAt: 0, latency: 300, reason: 'exhausted', requests: 5, dials: 5, undialableDials: 0, found: 1, success: false }
+      { queryId: 1, node: 0, nodeDialable: true, adopter: false, startedAt: 0, latency: 100, reason: 'converged', requests: 3, dials: 2, undialableDials: 1, found: 2, success: true },
+      { queryId: 2, node: 1, nodeDialable: false, adopter: false, startedAt: 0, latency: 300, reason: 'exhausted', requests: 5, dials: 5, undialableDials: 0, found: 1, success: false }
     ], 2)
     expect(s).to.deep.include({ lookups: 2, successRate: 0.5, recall: 0.75, reasons: { converged: 1, exhausted: 1 } })
     expect(s.latencyMs).to.deep.equal({ mean: 200, p50: 100, p95: 300, p99: 300, max: 300 })

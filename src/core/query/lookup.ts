@@ -8,9 +8,12 @@
  * - `failure { peer, reason }`: the request to `peer` failed (dial failure,
  * timeout, bad response). Failed peers are never asked again in this lookup.
  * - `slow { peer }`: the request to `peer` has run past its hedge delay. It
- * stops holding an α slot and stops holding up convergence (at most
- * `maxSlow` at once; beyond that the event is ignored); a late answer still
- * counts.
+ * stops holding an α slot (at most `maxSlow` at once; beyond that the event
+ * is ignored) but still holds up convergence: a peer among the closest that
+ * is merely slow must not be left out of the result.
+ * - `overdue { peer }`: a slow request has run on for another hedge delay:
+ * it stops holding up convergence too (a dead peer costs at most two hedge
+ * delays); a late answer still counts.
  * - `stop`: the caller has what it needs (found the peer, enough values).
  * Effects emitted:
  * - `request { peer }`: ask `peer` (FIND_NODE, GET_VALUE or GET_PROVIDERS: the
@@ -51,6 +54,7 @@ export type LookupEvent =
   | { type: 'response', peer: string, closer: readonly Contact[] }
   | { type: 'failure', peer: string, reason: FailureReason }
   | { type: 'slow', peer: string }
+  | { type: 'overdue', peer: string }
   | { type: 'stop' }
 
 export type FinishReason = 'converged' | 'exhausted' | 'stopped' | 'request-limit'
@@ -59,8 +63,11 @@ export type LookupEffect =
   | { type: 'request', peer: Contact }
   | { type: 'finished', closest: Contact[], reason: FinishReason }
 
-/** `slow`: in flight past its hedge delay; `skipped`: in back-off, left aside */
-type State = 'waiting' | 'in-flight' | 'slow' | 'responded' | 'failed' | 'skipped'
+/**
+ * `slow`: in flight past its hedge delay (no α slot); `overdue`: past two
+ * (no longer awaited for convergence); `skipped`: in back-off, left aside
+ */
+type State = 'waiting' | 'in-flight' | 'slow' | 'overdue' | 'responded' | 'failed' | 'skipped'
 
 interface Candidate {
   contact: Contact
@@ -155,6 +162,14 @@ export class Lookup {
         this.slow++
         break
       }
+      case 'overdue': {
+        const c = this.byId.get(event.peer)
+        if (c?.state !== 'slow') {
+          return []
+        }
+        c.state = 'overdue'
+        break
+      }
       case 'stop':
         return this.finish('stopped')
       default:
@@ -169,7 +184,7 @@ export class Lookup {
       this.inFlight--
       return true
     }
-    if (c.state === 'slow') {
+    if (c.state === 'slow' || c.state === 'overdue') {
       this.slow--
       return true
     }
@@ -232,14 +247,18 @@ export class Lookup {
     // forget the farthest idle candidates beyond the bound
     for (let i = this.candidates.length - 1; this.candidates.length > this.config.maxCandidates && i >= 0; i--) {
       const far = this.candidates[i]
-      if (far.state !== 'in-flight' && far.state !== 'slow') {
+      if (far.state !== 'in-flight' && far.state !== 'slow' && far.state !== 'overdue') {
         this.candidates.splice(i, 1)
         this.byId.delete(far.contact.id)
       }
     }
   }
 
-  /** The `beta` closest live candidates: how many, whether all answered, who waits */
+  /**
+   * The `beta` closest live candidates (slow ones do not count, so the window
+   * reaches past them): how many, whether all answered (a slow one inside
+   * the window counts as unanswered), who waits
+   */
   private window (now: Millis): { live: number, allAnswered: boolean, waiting: Candidate[] } {
     const waiting: Candidate[] = []
     let live = 0
@@ -252,7 +271,12 @@ export class Lookup {
         c.state = 'skipped'
         this.skipped++
       }
-      if (c.state === 'failed' || c.state === 'slow' || c.state === 'skipped') {
+      if (c.state === 'slow') {
+        // awaited, but the window reaches past it so the next one is asked
+        allAnswered = false
+        continue
+      }
+      if (c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped') {
         continue
       }
       live++

@@ -143,13 +143,15 @@ describe('core/query/lookup', () => {
       expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p2'])
     })
 
-    it('converges without a slow peer that never answers', () => {
+    it('a slow peer among the closest holds up convergence until it is overdue', () => {
       const seeds = [0x01, 0x02, 0x03].map(tinyContact)
       const l = new Lookup(tinyKey(0), 'me', seeds, { k: 2, alpha: 1 })
       l.handle({ type: 'start' }, 0)
       l.handle({ type: 'slow', peer: 'p1' }, 100)
       l.handle({ type: 'response', peer: 'p2', closer: [] }, 110)
-      const end = l.handle({ type: 'response', peer: 'p3', closer: [] }, 120)
+      // p2 and p3 answered, but p1 may still: no result without it yet
+      expect(l.handle({ type: 'response', peer: 'p3', closer: [] }, 120)).to.deep.equal([])
+      const end = l.handle({ type: 'overdue', peer: 'p1' }, 200)
       expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
       expect(ids((end[0] as any).closest)).to.deep.equal(['p2', 'p3'])
       expect(l.stats()).to.deep.include({ slow: 1, inFlight: 0 })
