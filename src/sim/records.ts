@@ -29,6 +29,7 @@
  */
 import { KEY_BYTES } from '../core/key.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
+import { likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
 import { Initiators } from './initiators.ts'
@@ -157,6 +158,8 @@ export interface RecordOpRecord {
   lookupLatency: Millis
   /** Publications: virtual ms until the last delivery ended */
   complete?: Millis
+  /** Publications: deliveries made before the lookup finished (optimistic placement) */
+  early?: number
   /** Publications: peers that took the record; retrievals: responders that had it */
   copies: number
   success: boolean
@@ -193,6 +196,8 @@ interface Running {
   key: Key
   queryId?: number
   plan?: FanOut<{ id: string, index: number }>
+  /** publications by adopters: the network size their table estimates, for early deliveries */
+  networkSize?: number
   quorumAt?: Millis
   lookupDone?: Millis
   /** retrievals: distinct responders that held the record, and the best value seen */
@@ -269,6 +274,19 @@ export class RecordOps implements WorldListener {
     }
   }
 
+  /** Optimistic placement: a publication by an adopter delivers at once to a peer that answered and is likely among the k closest */
+  onResponse (node: number, queryId: number, peer: number): void {
+    const r = this.running.get(queryId)
+    if (r?.plan == null || r.networkSize == null) {
+      return
+    }
+    const contact = this.world.contacts[peer]
+    const target = { id: contact.id, index: peer }
+    if (likelyAmongClosest(r.key, contact.key, r.networkSize, this.k) && r.plan.early(target)) {
+      this.deliver(r, target)
+    }
+  }
+
   onFound (node: number, found: Found): void {
     const r = this.running.get(found.queryId)
     if (r?.responders == null) {
@@ -298,13 +316,16 @@ export class RecordOps implements WorldListener {
       return
     }
     const toTarget = (c: { id: string }): { id: string, index: number } => ({ id: c.id, index: indexOf(c as Parameters<typeof indexOf>[0]) })
-    if (e.closest.length === 0) {
-      this.finishPublication(r)
-      return
+    if (r.plan == null) {
+      r.plan = new FanOut(e.closest.map(toTarget), e.spares.map(toTarget), this.options.putQuorum)
+    } else {
+      r.plan.plan(e.closest.map(toTarget), e.spares.map(toTarget))
     }
-    r.plan = new FanOut(e.closest.map(toTarget), e.spares.map(toTarget), this.options.putQuorum)
     for (const peer of r.plan.start()) {
       this.deliver(r, peer)
+    }
+    if (r.plan.settled) {
+      this.finishPublication(r)
     }
   }
 
@@ -326,7 +347,13 @@ export class RecordOps implements WorldListener {
     }
     const op = this.newOp(kind, index, node)
     const queryId = this.world.startLookup(node, key)
-    this.running.set(queryId, { op, key, queryId })
+    const running: Running = { op, key, queryId }
+    if (this.world.adopter(node)) {
+      // priority-dht places optimistically (optimistic.ts); classic nodes wait for the lookup
+      running.plan = FanOut.optimistic(this.options.putQuorum)
+      running.networkSize = this.world.node(node).coordinator.routingTable.sizeEstimate()
+    }
+    this.running.set(queryId, running)
     if (this.publications < total) {
       this.world.at(this.world.now + this.options.interval, 'publish', () => { this.publishNext() })
     }
@@ -363,6 +390,7 @@ export class RecordOps implements WorldListener {
     const now = this.world.now
     const op = r.op
     op.copies = r.plan?.stored ?? 0
+    op.early = r.plan?.earlyCount ?? 0
     op.success = op.copies > 0
     op.complete = now - op.startedAt
     op.latency = r.quorumAt === undefined ? now - op.startedAt : Math.min(now, r.quorumAt + this.options.putGrace) - op.startedAt

@@ -58,7 +58,7 @@ import type { Observation } from '../core/peer-stack/index.ts'
 export const KAD_PROTOCOLS: readonly string[] = ['/ipfs/kad/1.0.0']
 
 export type SimEvent =
-  | { type: 'core', node: number, event: CoreEvent, observation?: { peer: string, what: Observation }, found?: Found }
+  | { type: 'core', node: number, event: CoreEvent, observation?: { peer: string, what: Observation }, found?: Found, responded?: { queryId: number, peer: number } }
   | { type: 'arrive', from: number, to: number, requestId: number, queryId: number | undefined, request: RequestKind, sentAt: Millis }
   | { type: 'record', from: number, to: number, message: RecordMessage, sentAt: Millis, done: RecordDone }
   | { type: 'record-outcome', node: number, peer: number, outcome: RecordOutcome, what: Observation | undefined, done: RecordDone }
@@ -104,6 +104,8 @@ export interface WorldListener {
   onRequest?(node: number, queryId: number | undefined, peer: number, dialed: boolean): void
   /** A lookup finished on `node` */
   onLookupFinished?(node: number, effect: LookupFinished): void
+  /** `peer` answered a request of lookup `queryId` on `node` (after its coordinator saw it) */
+  onResponse?(node: number, queryId: number, peer: number): void
   /** A GET_PROVIDERS or GET_VALUE response reached `node` (after its coordinator saw it) */
   onFound?(node: number, found: Found): void
 }
@@ -354,6 +356,9 @@ export class World {
           this.listener.onFound?.(e.node, e.found)
         }
         this.deliver(this.node(e.node), e.event)
+        if (e.responded != null) {
+          this.listener.onResponse?.(e.node, e.responded.queryId, e.responded.peer)
+        }
         break
       case 'record':
         this.trace.add(e.from)
@@ -469,7 +474,7 @@ export class World {
     const at = this.clock + this.network.oneWay(e.to, e.from)
     const found = this.recordsFor(remote, e)
     const useful = closer.length > 0 || (found != null && (found.providers.length > 0 || found.value !== undefined))
-    this.queue.push(at, { type: 'core', node: e.from, event: { type: 'response', requestId: e.requestId, closer }, observation: { peer: this.contacts[e.to].id, what: { type: 'response', latency: at - e.sentAt, useful } }, found })
+    this.queue.push(at, { type: 'core', node: e.from, event: { type: 'response', requestId: e.requestId, closer }, observation: { peer: this.contacts[e.to].id, what: { type: 'response', latency: at - e.sentAt, useful } }, found, responded: e.queryId === undefined ? undefined : { queryId: e.queryId, peer: e.to } })
   }
 
   /** The records a GET_PROVIDERS or GET_VALUE response carries (undefined for other requests) */

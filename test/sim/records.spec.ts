@@ -59,6 +59,27 @@ describe('sim/records', () => {
     expect(held).to.deep.equal(expected)
   })
 
+  it('optimistic placement delivers before the lookup ends and still leaves every record on the true k closest', () => {
+    // a static network with little latency spread: no request runs overdue, so every lookup is exact
+    const world = createWorld({ world: { nodes: 3000, seed: 5, peerStack: true, network: { ...perfect, rttMedian: 100, rttP95: 120 } } })
+    const r = runRecords(world, { records: { provides: 20, puts: 0, publishers: 1 } })
+    const publisher = r.ops[0].node
+    const k = validateLookupConfig({}).k
+    const provides = r.ops.filter(o => o.kind === 'provide')
+    expect(provides).to.have.length(20)
+    let early = 0
+    r.keys.forEach((key, n) => {
+      for (const i of closestDialable(world, key, k, publisher)) {
+        expect(world.node(i).records?.providersOf(key) ?? [], `record ${n} on node ${i}`).to.include(publisher)
+      }
+      early += provides[n].early ?? 0
+    })
+    // most copies went out while the lookup was still running, and success came before it ended
+    expect(early).to.be.above(provides.length * k / 2)
+    const faster = provides.filter(o => o.latency < o.lookupLatency).length
+    expect(faster).to.be.above(provides.length / 2)
+  })
+
   it('with the peer stack on, provide latency at 45% undialable is lower than with every peer equal, on the same seed', () => {
     const options = (peerStack: boolean): Partial<ExperimentOptions> => ({
       world: { nodes: 2000, seed: 6, peerStack, network: { undialable: 0.45 } },
@@ -90,7 +111,8 @@ describe('sim/records', () => {
     const finds = (r: ReturnType<typeof run>): typeof r.ops => r.ops.filter(o => o.kind === 'find-providers')
     const still = run(options(0))
     expect(finds(still)).to.have.length(60)
-    expect(finds(still).every(o => o.success && o.holdersOnline === k)).to.equal(true)
+    // optimistic placement may leave a copy or two beyond the k closest
+    expect(finds(still).every(o => o.success && (o.holdersOnline ?? 0) >= k)).to.equal(true)
     const churned = run(options(0.95))
     const online = finds(churned).map(o => o.holdersOnline ?? 0)
     expect(Math.max(...online)).to.be.below(k)

@@ -10,16 +10,28 @@
  * (`src/libp2p/content.ts`) and the simulator (`src/sim/records.ts`) run the
  * same placement rules.
  *
- * Bounds: at most `closest.length` deliveries in flight at once, and at most
- * `closest.length + spares.length` attempts in all.
+ * Optimistic placement (`FanOut.optimistic(quorum)`, see optimistic.ts):
+ * before the lookup has finished, `early(peer)` admits deliveries to peers
+ * that answered and are already very likely among the k closest; they count
+ * towards the quorum like any other. When the lookup finishes, `plan(closest,
+ * spares)` sets the true targets and `start()` returns those not tried yet,
+ * so the record still lands on the k closest the lookup found.
+ *
+ * Bounds: at most `closest.length` deliveries in flight at once (plus at most
+ * `maxEarly` early ones), and at most `closest.length + spares.length +
+ * maxEarly` attempts in all.
  */
 import type { Contact } from '../contact.ts'
 
 export class FanOut<C extends Pick<Contact, 'id'> = Contact> {
-  readonly quorum: number
-  private readonly closest: readonly C[]
-  private readonly spares: C[]
+  quorum: number
+  private closest: readonly C[]
+  private spares: C[]
   private readonly inFlight = new Set<string>()
+  /** early deliveries (optimistic placement), by peer id */
+  private readonly tried = new Set<string>()
+  private maxEarly: number
+  private planned: boolean
   private storedCount = 0
   private failedCount = 0
   private started = false
@@ -36,11 +48,59 @@ export class FanOut<C extends Pick<Contact, 'id'> = Contact> {
     this.closest = closest
     this.spares = spares.filter(s => !closest.some(c => c.id === s.id))
     this.quorum = Math.min(quorum, closest.length)
+    this.maxEarly = 0
+    this.planned = true
   }
 
-  /** The first deliveries: every one of the closest (once) */
+  /**
+   * A fan-out whose targets are not known yet: `early()` deliveries until
+   * `plan()` (at most `maxEarly` of them, default 2 x quorum).
+   */
+  static optimistic<C extends Pick<Contact, 'id'>> (quorum: number, maxEarly = 2 * quorum): FanOut<C> {
+    const f = new FanOut<C>([], [], quorum)
+    f.quorum = quorum
+    f.maxEarly = maxEarly
+    f.planned = false
+    return f
+  }
+
+  /**
+   * Before `plan()`: whether to deliver to `peer` now. True at most once per
+   * peer and `maxEarly` times in all; the delivery is then in flight and its
+   * outcome goes to `result()` as usual.
+   */
+  early (peer: C): boolean {
+    if (this.planned || this.tried.has(peer.id) || this.tried.size >= this.maxEarly) {
+      return false
+    }
+    this.tried.add(peer.id)
+    this.inFlight.add(peer.id)
+    return true
+  }
+
+  /** Early deliveries made */
+  get earlyCount (): number {
+    return this.tried.size
+  }
+
+  /**
+   * The lookup finished: `closest` and `spares` as for the constructor.
+   * Peers already tried early are not tried again; the quorum is capped at
+   * the targets known (closest plus early).
+   */
+  plan (closest: readonly C[], spares: readonly C[]): void {
+    if (this.planned) {
+      return
+    }
+    this.planned = true
+    this.closest = closest.filter(c => !this.tried.has(c.id))
+    this.spares = spares.filter(s => !this.tried.has(s.id) && !closest.some(c => c.id === s.id))
+    this.quorum = Math.min(this.quorum, closest.length + [...this.tried].filter(id => !closest.some(c => c.id === id)).length)
+  }
+
+  /** The first deliveries: every one of the closest not tried early (once, after `plan()`) */
   start (): C[] {
-    if (this.started) {
+    if (this.started || !this.planned) {
       return []
     }
     this.started = true
@@ -83,7 +143,7 @@ export class FanOut<C extends Pick<Contact, 'id'> = Contact> {
 
   /** Enough peers hold the record to report success */
   get quorumReached (): boolean {
-    return this.started && this.storedCount >= this.quorum && this.quorum > 0
+    return (this.started || this.tried.size > 0) && this.storedCount >= this.quorum && this.quorum > 0
   }
 
   /** Every attempt has ended and no spare is being tried */

@@ -340,6 +340,24 @@ export class RoutingTable {
     return out
   }
 
+  /**
+   * How many DHT servers the network has, as seen from this table: with c
+   * the first bucket holding fewer than k entries, the entries of buckets c
+   * and deeper are every peer sharing c leading bits with us (if the table
+   * is complete there), which is 2^-c of the keyspace. 0 for an empty table.
+   */
+  sizeEstimate (): number {
+    let c = 0
+    while (c < KEY_BITS && (this.buckets[c]?.entries.length ?? 0) >= this.config.k) {
+      c++
+    }
+    let known = 1 // ourselves
+    for (let i = c; i <= KEY_BITS; i++) {
+      known += this.buckets[i]?.entries.length ?? 0
+    }
+    return this.count === 0 ? 0 : known * Math.pow(2, c)
+  }
+
   /** A lookup for `target` ran: the bucket it falls in counts as refreshed */
   markRefreshed (target: Key, now: Millis): void {
     const cpl = commonPrefixLength(this.self, target)

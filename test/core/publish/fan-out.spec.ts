@@ -78,4 +78,34 @@ describe('core/publish/fan-out', () => {
       expect(tried.size).to.be.at.most(k + s)
     }))
   })
+
+  describe('optimistic', () => {
+    it('counts early deliveries towards the quorum and does not repeat them once the targets are known', () => {
+      const plan = FanOut.optimistic<{ id: string }>(2, 3)
+      expect(plan.start()).to.deep.equal([]) // nothing planned yet
+      expect(plan.early({ id: 'c1' })).to.equal(true)
+      expect(plan.early({ id: 'c1' })).to.equal(false)
+      expect(plan.early({ id: 'x' })).to.equal(true)
+      expect(plan.result({ id: 'c1' }, true)).to.equal(undefined)
+      expect(plan.quorumReached).to.equal(false)
+      expect(plan.result({ id: 'x' }, true)).to.equal(undefined)
+      expect(plan.quorumReached).to.equal(true)
+      expect(plan.settled).to.equal(false) // the lookup has not finished
+      plan.plan(peers('c', 3), peers('s', 1))
+      expect(plan.early({ id: 'c2' })).to.equal(false) // planned: no more early ones
+      expect(plan.start().map(p => p.id)).to.deep.equal(['c0', 'c2'])
+      expect(plan.earlyCount).to.equal(2)
+    })
+
+    it('bounds early deliveries, and failed early ones leave the true closest to the plan', () => {
+      const plan = FanOut.optimistic<{ id: string }>(1, 2)
+      expect(['a', 'b', 'c'].map(id => plan.early({ id }))).to.deep.equal([true, true, false])
+      expect(plan.result({ id: 'a' }, false)).to.equal(undefined)
+      plan.plan([{ id: 'a' }, { id: 'd' }], [])
+      expect(plan.start().map(p => p.id)).to.deep.equal(['d'])
+      expect(plan.result({ id: 'b' }, true)).to.equal(undefined)
+      expect(plan.result({ id: 'd' }, true)).to.equal(undefined)
+      expect(plan).to.include({ settled: true, quorumReached: true, stored: 2, failed: 1 })
+    })
+  })
 })

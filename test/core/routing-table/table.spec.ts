@@ -113,6 +113,18 @@ describe('core/routing-table', () => {
     expect(effects[1]).to.deep.equal({ type: 'peer-added', peer: tinyContact(0x83) })
   })
 
+  it('estimates the network size from the first bucket that is not full', () => {
+    for (const n of [500, 5000, 50000]) {
+      const rt = new RoutingTable(SELF, { k: 20 }, NEUTRAL_QUALITY, 0)
+      for (const c of randomContacts(n, n)) {
+        rt.observe(c, 0)
+      }
+      const estimate = rt.sizeEstimate()
+      expect(estimate, `n = ${n}`).to.be.within(n / 2, n * 2)
+    }
+    expect(new RoutingTable(SELF, {}, NEUTRAL_QUALITY, 0).sizeEstimate()).to.equal(0)
+  })
+
   describe('admission', () => {
     it('keeps a server we have not reached as an unproven replacement and verifies it while its bucket has room', () => {
       const rt = new RoutingTable(SELF, { k: 2 }, NEUTRAL_QUALITY, 0)
