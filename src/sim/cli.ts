@@ -216,9 +216,7 @@ function main (): void {
     if (records != null) {
       process.stdout.write(formatRecordSummary(records.summary) + '\n\n')
     }
-    if (stack && world.config.adoption > 0 && world.config.adoption < 1) {
-      printByAdoption(world, lookups?.records, records?.ops)
-    }
+    printByAdoption(world, lookups?.records, records?.ops)
     const bulk = scenario === 'bulk' ? runBulk(world, options, progress) : undefined
     const tDone = performance.now()
     if (bulk != null) {
@@ -294,6 +292,9 @@ function main (): void {
 
 /** With mixed adoption: the lookup and operation tables for adopters and classic nodes apart */
 function printByAdoption (world: World, lookups: readonly LookupRecord[] | undefined, ops: readonly RecordOpRecord[] | undefined): void {
+  if (!world.config.peerStack || world.config.adoption <= 0 || world.config.adoption >= 1) {
+    return
+  }
   const k = validateLookupConfig(world.config.coordinator.lookup).k
   for (const adopter of [true, false]) {
     const who = adopter ? 'adopters (priority-dht)' : 'classic nodes'

@@ -2,6 +2,7 @@ import { expect } from 'aegir/chai'
 import { Coordinator } from '../../src/core/coordinator.ts'
 import { SeededRandom } from '../../src/core/env.ts'
 import { commonPrefixLength } from '../../src/core/key.ts'
+import { PeerStack } from '../../src/core/peer-stack/index.ts'
 import { tinyContact, tinyKey } from './fixtures/keys.ts'
 import type { PeerQuality } from '../../src/core/contact.ts'
 import type { CoreEffect } from '../../src/core/coordinator.ts'
@@ -201,6 +202,71 @@ describe('core/coordinator', () => {
       const c = new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0)
       expect(sends(c.handle({ type: 'peer-identified', peer: tinyContact(0x01), protocols: [KAD], dialled: false }, 0))).to.deep.equal([])
       expect(c.routingTable.has('p1')).to.equal(true)
+    })
+  })
+
+  describe('cold start: peers known as good that stopped answering', () => {
+    // A fake clock and driver: live peers answer after 40 ms; tarpits (known
+    // good until now) accept the dial and never answer, so each request to
+    // them fails only at the dial timeout the driver applies.
+    const run = (quality: PeerQuality | undefined, dialTimeout: (id: string) => number): { finishedAt: number, closest: string[] } => {
+      const c = new Coordinator(self, { refresh: false, routingTable: { k: 4 }, lookup: { k: 4, alpha: 3 } }, new SeededRandom(7), 0, quality)
+      const all = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08]
+      for (const p of all) {
+        c.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD], dialled: true }, 0)
+      }
+      const tarpits = new Set(['p1', 'p2'])
+      const start = 600_000
+      const queue: Array<{ at: number, event: Parameters<Coordinator['handle']>[0] }> = []
+      const out: { result?: { finishedAt: number, closest: string[] } } = {}
+      const apply = (effects: CoreEffect[], now: number): void => {
+        for (const e of effects) {
+          if (e.type === 'send-request') {
+            queue.push(tarpits.has(e.peer.id)
+              ? { at: now + dialTimeout(e.peer.id), event: { type: 'request-failed', requestId: e.requestId, reason: 'dial-timeout' } }
+              : { at: now + 40, event: { type: 'response', requestId: e.requestId, closer: [] } })
+          } else if (e.type === 'lookup-finished' && e.queryId === 1) {
+            out.result = { finishedAt: now - start, closest: e.closest.map(x => x.id) }
+          }
+        }
+      }
+      apply(c.handle({ type: 'start-lookup', queryId: 1, target: tinyKey(0), request: { kind: 'find-node', key: tinyKey(0) } }, start), start)
+      for (let steps = 0; out.result == null && steps < 1000; steps++) {
+        queue.sort((a, b) => a.at - b.at)
+        const deadline = c.nextDeadline() ?? Infinity
+        const next = queue[0]
+        if (next != null && next.at <= deadline) {
+          queue.shift()
+          apply(c.handle(next.event, next.at), next.at)
+        } else if (Number.isFinite(deadline)) {
+          apply(c.handle({ type: 'tick' }, deadline), deadline)
+        } else {
+          break
+        }
+      }
+      if (out.result == null) {
+        throw new Error('lookup never finished')
+      }
+      return out.result
+    }
+
+    it('the next lookup does not wait a dial timeout on peers that just stopped answering', () => {
+      const stack = new PeerStack()
+      for (const p of [1, 2, 3, 4, 5, 6, 7, 8]) {
+        // every peer was dialled (30 ms) and answered (10 ms) many times
+        for (let t = 0; t < 10; t++) {
+          stack.observe(`p${p}`, { type: 'dial-ok', duration: 30 }, t * 1000)
+          stack.observe(`p${p}`, { type: 'response', latency: 10, useful: true }, t * 1000 + 1)
+        }
+      }
+      const withStack = run(stack, id => stack.dialTimeout(id, 600_000))
+      expect(withStack.closest).to.deep.equal(['p3', 'p4', 'p5', 'p6'])
+      // done well before a dial to either tarpit would have failed
+      expect(withStack.finishedAt).to.be.below(stack.dialTimeout('p1', 600_000))
+      // every peer equal (no stack): the lookup waits for the dial timeouts
+      const classic = run(undefined, () => 5000)
+      expect(classic.closest).to.deep.equal(['p3', 'p4', 'p5', 'p6'])
+      expect(classic.finishedAt).to.be.at.least(5000)
     })
   })
 })
