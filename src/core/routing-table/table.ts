@@ -84,7 +84,8 @@ export class RoutingTable {
   private readonly quality: PeerQuality
   private readonly buckets: Array<Bucket | undefined>
   private readonly lastRefreshed: Float64Array
-  private readonly index = new Map<string, { cpl: number, replacement: boolean }>()
+  /** id -> 2 * cpl + (1 if a replacement): a small integer, no object per entry */
+  private readonly index = new Map<string, number>()
   private readonly pinging = new Set<string>()
   private count = 0
 
@@ -102,13 +103,13 @@ export class RoutingTable {
   }
 
   has (id: string): boolean {
-    const at = this.index.get(id)
+    const at = this.locate(id)
     return at != null && !at.replacement
   }
 
   /** A copy of the entry (or replacement) for `id` */
   entry (id: string): EntrySnapshot | undefined {
-    const at = this.index.get(id)
+    const at = this.locate(id)
     if (at == null) {
       return undefined
     }
@@ -158,7 +159,7 @@ export class RoutingTable {
     if (cpl === KEY_BITS) {
       return [] // ourselves
     }
-    const at = this.index.get(contact.id)
+    const at = this.locate(contact.id)
     const bucket = this.bucket(cpl)
     if (at != null) {
       const e = this.find(contact.id)
@@ -201,7 +202,7 @@ export class RoutingTable {
     if (!this.pinging.delete(id)) {
       return []
     }
-    const at = this.index.get(id)
+    const at = this.locate(id)
     const e = this.find(id)
     if (at == null || e == null || !at.replacement) {
       return []
@@ -217,7 +218,7 @@ export class RoutingTable {
 
   /** A request to `id` failed */
   requestFailed (id: string, now: Millis): RoutingTableEffect[] {
-    const at = this.index.get(id)
+    const at = this.locate(id)
     const e = this.find(id)
     if (at == null || e == null) {
       return []
@@ -242,7 +243,7 @@ export class RoutingTable {
     if (!this.pinging.delete(id)) {
       return []
     }
-    const at = this.index.get(id)
+    const at = this.locate(id)
     const e = this.find(id)
     if (at == null || e == null || at.replacement) {
       return []
@@ -266,7 +267,7 @@ export class RoutingTable {
    * are; the answer goes to `pingResult` as usual.
    */
   check (id: string): RoutingTableEffect[] {
-    const at = this.index.get(id)
+    const at = this.locate(id)
     const e = this.find(id)
     if (at == null || e == null || at.replacement || this.pinging.has(id) || this.pinging.size >= this.config.maxPendingPings) {
       return []
@@ -283,7 +284,7 @@ export class RoutingTable {
 
   /** Removes `id` (for example: it no longer speaks the DHT protocol) */
   remove (id: string, now: Millis): RoutingTableEffect[] {
-    const at = this.index.get(id)
+    const at = this.locate(id)
     const e = this.find(id)
     if (at == null || e == null) {
       return []
@@ -399,6 +400,11 @@ export class RoutingTable {
     return Math.min(deepest, this.config.maxRefreshCpl)
   }
 
+  private locate (id: string): { cpl: number, replacement: boolean } | undefined {
+    const code = this.index.get(id)
+    return code === undefined ? undefined : { cpl: code >> 1, replacement: (code & 1) === 1 }
+  }
+
   private bucket (cpl: number): Bucket {
     let b = this.buckets[cpl]
     if (b == null) {
@@ -409,7 +415,7 @@ export class RoutingTable {
   }
 
   private find (id: string): Entry | undefined {
-    const at = this.index.get(id)
+    const at = this.locate(id)
     if (at == null) {
       return undefined
     }
@@ -447,14 +453,14 @@ export class RoutingTable {
       this.pinging.delete(worst.contact.id)
     }
     bucket.replacements.push(entry)
-    this.index.set(entry.contact.id, { cpl, replacement: true })
+    this.index.set(entry.contact.id, 2 * cpl + 1)
     return true
   }
 
   private admit (bucket: Bucket, cpl: number, e: Entry): RoutingTableEffect[] {
     e.unproven = false
     bucket.entries.push(e)
-    this.index.set(e.contact.id, { cpl, replacement: false })
+    this.index.set(e.contact.id, 2 * cpl)
     this.count++
     return [{ type: 'peer-added', peer: e.contact }]
   }
