@@ -8,6 +8,12 @@ import type { Key } from './key.ts'
 export interface Contact {
   readonly id: string
   readonly key: Key
+  /**
+   * The address group the routing table's diversity rule counts (an IPv4 /16,
+   * an IPv6 /32); undefined: not limited (no public address known, or a
+   * simulated node)
+   */
+  readonly group?: string
 }
 
 /**

@@ -53,6 +53,20 @@ export interface RoutingTableConfig {
    * @default 15 (range 0..255)
    */
   maxRefreshCpl: number
+  /**
+   * Entries of one address group (`Contact.group`: an IPv4 /16 or IPv6 /32
+   * in the libp2p adapter) allowed per bucket, as go-libp2p-kad-dht's
+   * diversity filter.
+   *
+   * @default 2 (range 1..256)
+   */
+  maxPerGroupPerBucket: number
+  /**
+   * Entries of one address group allowed in the whole table.
+   *
+   * @default 3 (range 1..100000)
+   */
+  maxPerGroupPerTable: number
 }
 
 export function defaultRoutingTableConfig (): RoutingTableConfig {
@@ -63,7 +77,9 @@ export function defaultRoutingTableConfig (): RoutingTableConfig {
     maxFailures: 2,
     refreshInterval: 10 * 60_000,
     staleAfter: 15 * 60_000,
-    maxRefreshCpl: 15
+    maxRefreshCpl: 15,
+    maxPerGroupPerBucket: 2,
+    maxPerGroupPerTable: 3
   }
 }
 
@@ -88,6 +104,8 @@ export function validateRoutingTableConfig (partial: Partial<RoutingTableConfig>
   checkRange('routingTable.refreshInterval', c.refreshInterval, 1000, 86_400_000)
   checkRange('routingTable.staleAfter', c.staleAfter, 1000, 86_400_000)
   checkRange('routingTable.maxRefreshCpl', c.maxRefreshCpl, 0, 255)
+  checkRange('routingTable.maxPerGroupPerBucket', c.maxPerGroupPerBucket, 1, 256)
+  checkRange('routingTable.maxPerGroupPerTable', c.maxPerGroupPerTable, 1, 100_000)
   return c
 }
 

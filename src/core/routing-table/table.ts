@@ -26,6 +26,11 @@
  * still answer its requests. Replacements are promoted proven ones first; an
  * unproven one is verified before it can take a freed place.
  *
+ * Diversity (Sybil resistance, `diversity.ts`): at most
+ * `maxPerGroupPerBucket` entries of one address group per bucket and
+ * `maxPerGroupPerTable` in the table; contacts without a group are not
+ * limited.
+ *
  * Implementation notes:
  * - A newcomer to a full bucket never displaces a live entry directly. It waits
  * in the replacement list; if some entry is *questionable* (it failed a
@@ -41,6 +46,7 @@
  */
 import { commonPrefixLength, compareDistance, keyWithPrefixLength, KEY_BITS, KEY_BYTES } from '../key.ts'
 import { validateRoutingTableConfig } from './config.ts'
+import { Diversity } from './diversity.ts'
 import type { RoutingTableConfig } from './config.ts'
 import type { Contact, PeerQuality } from '../contact.ts'
 import type { Millis, Random } from '../env.ts'
@@ -87,6 +93,7 @@ export class RoutingTable {
   /** id -> 2 * cpl + (1 if a replacement): a small integer, no object per entry */
   private readonly index = new Map<string, number>()
   private readonly pinging = new Set<string>()
+  private readonly diversity: Diversity
   private count = 0
 
   constructor (self: Key, config: Partial<RoutingTableConfig>, quality: PeerQuality, now: Millis) {
@@ -95,6 +102,7 @@ export class RoutingTable {
     this.quality = quality
     this.buckets = new Array(KEY_BITS + 1)
     this.lastRefreshed = new Float64Array(KEY_BITS + 1).fill(now)
+    this.diversity = new Diversity(this.config.maxPerGroupPerBucket, this.config.maxPerGroupPerTable)
   }
 
   /** Number of entries (replacements not counted) */
@@ -177,15 +185,15 @@ export class RoutingTable {
       // an unproven replacement just proved itself
       e.unproven = false
       this.pinging.delete(contact.id)
-      if (bucket.entries.length < this.config.k) {
-        bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
+      if (bucket.entries.length < this.config.k && this.diversity.allows(contact.group, cpl)) {
+        this.dropReplacement(bucket, cpl, e)
         return this.admit(bucket, cpl, e)
       }
       return this.maybeEvict(bucket, cpl, now)
     }
 
     const entry: Entry = { contact, addedAt: now, lastSeen: now, failures: 0, unproven: !proven }
-    if (proven && bucket.entries.length < this.config.k) {
+    if (proven && bucket.entries.length < this.config.k && this.diversity.allows(contact.group, cpl)) {
       return this.admit(bucket, cpl, entry)
     }
     if (!this.addReplacement(bucket, cpl, entry, now)) {
@@ -210,9 +218,7 @@ export class RoutingTable {
     if (ok) {
       return this.observe(e.contact, now, true)
     }
-    const bucket = this.buckets[at.cpl] as Bucket
-    bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
-    this.index.delete(id)
+    this.dropReplacement(this.buckets[at.cpl] as Bucket, at.cpl, e)
     return []
   }
 
@@ -227,8 +233,7 @@ export class RoutingTable {
     const bucket = this.buckets[at.cpl] as Bucket
     if (at.replacement) {
       if (e.failures >= this.config.maxFailures) {
-        bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
-        this.index.delete(id)
+        this.dropReplacement(bucket, at.cpl, e)
       }
       return []
     }
@@ -291,8 +296,7 @@ export class RoutingTable {
     }
     const bucket = this.buckets[at.cpl] as Bucket
     if (at.replacement) {
-      bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
-      this.index.delete(id)
+      this.dropReplacement(bucket, at.cpl, e)
       return []
     }
     this.pinging.delete(id)
@@ -435,7 +439,7 @@ export class RoutingTable {
 
   /** Adds `entry` to the replacements; false when it is no better than anything waiting */
   private addReplacement (bucket: Bucket, cpl: number, entry: Entry, now: Millis): boolean {
-    if (this.config.replacements === 0) {
+    if (this.config.replacements === 0 || !this.diversity.allowsReplacement(entry.contact.group, cpl)) {
       return false
     }
     if (bucket.replacements.length >= this.config.replacements) {
@@ -448,19 +452,26 @@ export class RoutingTable {
       if (this.worse(entry, worst, now) <= 0) {
         return false // the newcomer is no better than anything waiting
       }
-      bucket.replacements.splice(bucket.replacements.indexOf(worst), 1)
-      this.index.delete(worst.contact.id)
+      this.dropReplacement(bucket, cpl, worst)
       this.pinging.delete(worst.contact.id)
     }
     bucket.replacements.push(entry)
     this.index.set(entry.contact.id, 2 * cpl + 1)
+    this.diversity.added(entry.contact.group, cpl, true)
     return true
+  }
+
+  private dropReplacement (bucket: Bucket, cpl: number, e: Entry): void {
+    bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
+    this.index.delete(e.contact.id)
+    this.diversity.removed(e.contact.group, cpl, true)
   }
 
   private admit (bucket: Bucket, cpl: number, e: Entry): RoutingTableEffect[] {
     e.unproven = false
     bucket.entries.push(e)
     this.index.set(e.contact.id, 2 * cpl)
+    this.diversity.added(e.contact.group, cpl, false)
     this.count++
     return [{ type: 'peer-added', peer: e.contact }]
   }
@@ -512,6 +523,7 @@ export class RoutingTable {
   private evict (bucket: Bucket, cpl: number, e: Entry, reason: 'failed' | 'ping-failed' | 'removed', now: Millis): RoutingTableEffect[] {
     bucket.entries.splice(bucket.entries.indexOf(e), 1)
     this.index.delete(e.contact.id)
+    this.diversity.removed(e.contact.group, cpl, false)
     this.count--
     const effects: RoutingTableEffect[] = [{ type: 'peer-removed', peer: e.contact, reason }]
     let best: Entry | undefined
@@ -521,12 +533,12 @@ export class RoutingTable {
         if (!this.pinging.has(r.contact.id) && (bestUnproven == null || this.worse(r, bestUnproven, now) > 0)) {
           bestUnproven = r
         }
-      } else if (best == null || this.worse(r, best, now) > 0) {
+      } else if (this.diversity.allows(r.contact.group, cpl) && (best == null || this.worse(r, best, now) > 0)) {
         best = r
       }
     }
     if (best != null) {
-      bucket.replacements.splice(bucket.replacements.indexOf(best), 1)
+      this.dropReplacement(bucket, cpl, best)
       effects.push(...this.admit(bucket, cpl, best))
     } else if (bestUnproven != null && this.pinging.size < this.config.maxPendingPings) {
       this.pinging.add(bestUnproven.contact.id)

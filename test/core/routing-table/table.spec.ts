@@ -125,6 +125,56 @@ describe('core/routing-table', () => {
     expect(new RoutingTable(SELF, {}, NEUTRAL_QUALITY, 0).sizeEstimate()).to.equal(0)
   })
 
+  describe('diversity', () => {
+    it('lets 200 ids from one address group take at most the configured slots, and honest peers still get in', () => {
+      const rt = new RoutingTable(SELF, { k: 20 }, NEUTRAL_QUALITY, 0)
+      const sybils = randomContacts(200, 11, 's').map(c => ({ ...c, group: '203.0' }))
+      for (const c of sybils) {
+        rt.observe(c, 0)
+      }
+      const entries = rt.snapshots().filter(e => !e.replacement)
+      expect(entries.filter(e => e.id.startsWith('s'))).to.have.length(3)
+      // per bucket: at most 2, replacements too
+      const perBucket = new Map<string, number>()
+      for (const e of rt.snapshots()) {
+        const key = `${e.cpl}/${String(e.replacement)}`
+        perBucket.set(key, (perBucket.get(key) ?? 0) + 1)
+      }
+      expect(Math.max(...perBucket.values())).to.be.at.most(2)
+      // honest peers from other groups (or none) are admitted as usual
+      const honest = randomContacts(100, 12, 'h').map((c, i) => ({ ...c, group: i % 2 === 0 ? undefined : `10.${i}` }))
+      for (const c of honest) {
+        rt.observe(c, 1)
+      }
+      const brute = rt.snapshots().filter(e => !e.replacement && e.id.startsWith('h')).length
+      expect(brute).to.be.above(40)
+      expect(rt.snapshots().filter(e => !e.replacement && e.id.startsWith('s'))).to.have.length(3)
+    })
+
+    it('frees a group slot when its entry leaves, and promotes only replacements whose group has room', () => {
+      const rt = new RoutingTable(SELF, { k: 2, maxPerGroupPerBucket: 1, maxPerGroupPerTable: 1 }, NEUTRAL_QUALITY, 0)
+      const a = { ...tinyContact(0x80), group: 'g' }
+      const b = { ...tinyContact(0x81), group: 'g' }
+      rt.observe(a, 0)
+      rt.observe(b, 0)
+      expect(rt.has('p128')).to.equal(true)
+      expect(rt.has('p129')).to.equal(false)
+      expect(rt.entry('p129')?.replacement).to.equal(true)
+      // a third of the group never even waits: one replacement per group per bucket
+      rt.observe({ ...tinyContact(0x82), group: 'g' }, 0)
+      expect(rt.entry('p130')).to.equal(undefined)
+      // a leaves: its slot goes to b, whose group has room again
+      expect(rt.remove('p128', 1)).to.deep.equal([
+        { type: 'peer-removed', peer: a, reason: 'removed' },
+        { type: 'peer-added', peer: b }
+      ])
+    })
+
+    it('refuses diversity limits out of range', () => {
+      expect(() => new RoutingTable(SELF, { maxPerGroupPerBucket: 0 }, NEUTRAL_QUALITY, 0)).to.throw(InvalidConfigError)
+    })
+  })
+
   describe('admission', () => {
     it('keeps a server we have not reached as an unproven replacement and verifies it while its bucket has room', () => {
       const rt = new RoutingTable(SELF, { k: 2 }, NEUTRAL_QUALITY, 0)
