@@ -11,7 +11,8 @@
  * single calls costs about one lookup per keyspace region. Either way they
  * yield a FINAL_PEER event per target before the deliveries' PEER_RESPONSE
  * (or QUERY_ERROR) events; a delivery that fails marks its peer as failed in
- * every cached region.
+ * every cached region. When no target nor spare of a cached placement took
+ * the record, the call looks its key up and delivers once more.
  */
 import { NotFoundError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -67,6 +68,8 @@ export interface ContentInit {
 interface Targets {
   closest: PeerInfo[]
   spares: PeerInfo[]
+  /** placed from a cached region, without a lookup */
+  cached?: boolean
 }
 
 /** Spares taken from a cached region beyond its k closest (as many as a lookup returns) */
@@ -105,9 +108,8 @@ export class ContentOperations {
   async * provide (cid: CID, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const key = cid.multihash.bytes
     await this.init.providers.addProvider(key, this.components.peerId, Date.now(), options)
-    const targets = yield * this.closest(key, options)
     const message = { type: MessageType.ADD_PROVIDER, key, providerPeers: [toPbPeer(this.selfInfo())] }
-    yield * this.fanOut(targets, async peer => {
+    yield * this.deliver(key, async peer => {
       await this.init.messenger.write(peer.id, message, options)
       return true
     }, MessageType.ADD_PROVIDER, options)
@@ -160,13 +162,12 @@ export class ContentOperations {
   async * put (key: Uint8Array, value: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const received = new Date()
     await this.init.values.put(key, value, received.getTime(), options) // throws InvalidRecordError
-    const targets = yield * this.closest(key, options)
     const message = {
       type: MessageType.PUT_VALUE,
       key: key as Uint8Array<ArrayBuffer>,
       record: { key: key as Uint8Array<ArrayBuffer>, value: value as Uint8Array<ArrayBuffer>, timeReceived: received.toISOString() }
     }
-    const stored = yield * this.fanOut(targets, async peer => {
+    const { stored, targets } = yield * this.deliver(key, async peer => {
       const response = await this.init.messenger.request(peer.id, message, options)
       // a server echoes the record it stored
       return response.record?.value != null && uint8ArrayEquals(response.record.value, value)
@@ -174,6 +175,21 @@ export class ContentOperations {
     if (stored === 0) {
       throw new PutFailedError(`none of the ${targets.closest.length} closest peers (nor ${targets.spares.length} spares) stored the record`)
     }
+  }
+
+  /**
+   * Finds the targets for `key` and delivers to them; when targets from a
+   * cached region all failed (none took the record), looks the key up and
+   * delivers once more (those that failed are marked failed by then).
+   */
+  private async * deliver (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
+    let targets = yield * this.closest(key, options, false)
+    let stored = yield * this.fanOut(targets, send, messageType, options)
+    if (stored === 0 && targets.cached === true) {
+      targets = yield * this.closest(key, options, true)
+      stored = yield * this.fanOut(targets, send, messageType, options)
+    }
+    return { stored, targets }
   }
 
   /**
@@ -233,15 +249,17 @@ export class ContentOperations {
 
   /**
    * Where a record for `key` goes: from a fresh cached region (waiting for
-   * a lookup of the region in flight if there is one), else from a FIND_NODE
-   * lookup of our own (which the region cache learns from, through the
+   * a lookup of the region in flight if there is one) unless `lookup` is
+   * set, else from a FIND_NODE lookup of our own (which the region cache learns from, through the
    * driver). Yields the lookup's events, then a FINAL_PEER per target.
    */
-  private async * closest (key: Uint8Array, options: AbortOptions): AsyncGenerator<QueryEvent, Targets> {
+  private async * closest (key: Uint8Array, options: AbortOptions, lookup: boolean): AsyncGenerator<QueryEvent, Targets> {
     const target = kadKey(key)
     const regions = this.init.regions
     let targets: Targets | undefined
-    if (regions != null) {
+    if (regions != null && lookup) {
+      regions.missed()
+    } else if (regions != null) {
       targets = regions.place(target, SPARES)
       const wait = targets == null ? regions.inFlightNear(target) : undefined
       if (wait != null) {
@@ -253,6 +271,8 @@ export class ContentOperations {
       }
       if (targets == null) {
         regions.missed()
+      } else {
+        targets.cached = true
       }
     }
     if (targets == null) {

@@ -25,7 +25,10 @@
  * delivery to it failed since the region was learned. A region with fewer
  * than k good peers left places nothing: the caller looks up again.
  * - `failed(id)`: a delivery to `id` failed; it is no longer good in any
- * region (the put itself moves on to a spare, as `FanOut` does).
+ * region (the put itself moves on to a spare, as `FanOut` does). When every
+ * target and spare of a cached placement failed, the put looks its key up
+ * and delivers once more (`content.ts`), so a region whose peers all left
+ * costs one lookup, not the record.
  * - `inFlightNear(key)` / `begin(target)`: single flight. A region's depth is
  * only known once its lookup has finished, so a caller whose key shares at
  * least the *expected* depth with the target of a lookup in flight waits
@@ -50,7 +53,7 @@
  * moves it to the back; learning a new prefix beyond the bound evicts the
  * least recently used); at most `maxInFlight` lookups are registered for
  * others to wait for (beyond it a lookup runs unregistered, nobody waits for
- * it). Finding a region scans the regions: O(maxRegions) per call. Callers
+ * it); a region's failed peers are among its own. Finding a region scans the regions: O(maxRegions) per call. Callers
  * waiting for an in-flight lookup hold no lookup slot; each waits at most once.
  */
 import { commonPrefixLength } from '../core/key.ts'
@@ -101,7 +104,7 @@ export interface RegionCacheStats {
   hits: number
   /** provides and puts placed after waiting for another call's lookup of their region */
   joined: number
-  /** provides and puts that ran their own lookup */
+  /** provides and puts that ran their own lookup (also: a second one after every target of a cached region failed) */
   misses: number
   /** of the misses: a covering region was there but stale */
   stale: number
@@ -123,7 +126,9 @@ interface InfoContact extends PeerContact {
 interface Region {
   cache: RegionCache<InfoContact>
   learnedAt: number
-  /** peers a delivery failed to since the region was learned */
+  /** the region's peers (closest and spares) */
+  members: Set<string>
+  /** those a delivery failed to since the region was learned (a subset of `members`) */
   failed: Set<string>
 }
 
@@ -186,7 +191,8 @@ export class RegionStore {
     }
     const asContact = (info: PeerInfo): InfoContact => ({ ...toContact(info.id), info })
     const cache = new RegionCache<InfoContact>(this.k)
-    cache.learn(target, closest.map(asContact), spares.map(asContact))
+    const known = [...closest, ...spares].map(asContact)
+    cache.learn(target, known.slice(0, closest.length), known.slice(closest.length))
     const prefix = prefixOf(target, cache.regionDepth)
     this.regions.delete(prefix)
     if (this.regions.size >= this.config.maxRegions) {
@@ -196,7 +202,7 @@ export class RegionStore {
         this.counts.evicted++
       }
     }
-    this.regions.set(prefix, { cache, learnedAt: this.now(), failed: new Set() })
+    this.regions.set(prefix, { cache, learnedAt: this.now(), members: new Set(known.map(c => c.id)), failed: new Set() })
     this.counts.learned++
   }
 
@@ -261,6 +267,7 @@ export class RegionStore {
     } else if (this.lastMiss === 'too-few-good') {
       this.counts.tooFewGood++
     }
+    this.lastMiss = 'none'
   }
 
   /** The caller was placed after waiting for another call's lookup (its `place` counted a hit: move it here) */
@@ -272,7 +279,9 @@ export class RegionStore {
   /** A delivery to `id` failed: it is not good in any region any more */
   failed (id: string): void {
     for (const region of this.regions.values()) {
-      region.failed.add(id)
+      if (region.members.has(id)) {
+        region.failed.add(id)
+      }
     }
   }
 
