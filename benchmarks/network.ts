@@ -9,7 +9,7 @@ import type { SeededRandom } from '../src/core/env.ts'
 import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
 
-export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'priority-dht-batched' | 'kad-dht'
+export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'priority-dht-batched' | 'priority-dht-single' | 'kad-dht'
 
 export interface BenchNetwork {
   impl: Implementation

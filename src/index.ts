@@ -31,6 +31,7 @@ import type { InboundHandlerInit } from './libp2p/handler.ts'
 import type { MessengerInit } from './libp2p/messenger.ts'
 import type { PeerInfoMapper } from './libp2p/peer-info.ts'
 import type { PeerValuesInit } from './libp2p/peer-values.ts'
+import type { RegionCacheInit } from './libp2p/regions.ts'
 import type { RepublisherInit } from './libp2p/republisher.ts'
 import type { ProviderStoreInit } from './records/provider-store.ts'
 import type { Selectors, Validators } from './records/validation.ts'
@@ -170,6 +171,18 @@ export interface PriorityDHTInit {
    */
   provideBatching?: ProvideBatchingInit
   /**
+   * Reuse of recent lookups by single `provide` and `put` calls (and
+   * `contentRouting.provide`/`put`): every FIND_NODE lookup that converged
+   * leaves its keyspace region (the keys whose k closest it found) in a
+   * bounded cache; a later provide or put of a key in a fresh region, with at
+   * least k of its peers not in back-off and not failed since, goes straight
+   * to them; one whose region is being looked up by another call waits for
+   * that lookup. `false` turns it off (one lookup per call).
+   *
+   * @default { freshFor: 300000, maxRegions: 256, maxInFlight: 64, joinMargin: 1 }
+   */
+  regionCache?: RegionCacheInit | false
+  /**
    * Treat every peer alike, as classic Kademlia does: no hedging, no back-off,
    * no value ordering, fixed timeouts. Observations are still recorded. For
    * comparisons (the benchmark and simulator use it), not for production.
@@ -212,6 +225,7 @@ export { BulkAbortedError } from './libp2p/bulk.ts'
 export type { BulkProgress, BulkProvideOptions } from './libp2p/bulk.ts'
 export { ServiceStoppedError } from './libp2p/batcher.ts'
 export type { ProvideBatchingInit, ProvideBatchStats } from './libp2p/batcher.ts'
+export type { RegionCacheInit, RegionCacheStats } from './libp2p/regions.ts'
 export type { DHTMode, PeerValueInfo } from './libp2p/service.ts'
 export type { Category, PeerStackConfig, Observation } from './core/peer-stack/index.ts'
 export { VALUE_TAG } from './libp2p/peer-values.ts'

@@ -4,6 +4,15 @@
  * fan-out to the closest peers through the {@link Messenger}. Events have the
  * `@libp2p/kad-dht` shapes, so the daemon and existing applications read them
  * unchanged.
+ *
+ * `provide` and `put` first ask the {@link RegionStore} (`regions.ts`) for a
+ * fresh region covering their key, or wait for a lookup of it in flight,
+ * and run their own lookup only when neither places the record: a burst of
+ * single calls costs about one lookup per keyspace region. Either way they
+ * yield a FINAL_PEER event per target before the deliveries' PEER_RESPONSE
+ * (or QUERY_ERROR) events; a delivery that fails marks its peer as failed in
+ * every cached region. When no target nor spare of a cached placement took
+ * the record, the call looks its key up and delivers once more.
  */
 import { NotFoundError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -19,6 +28,7 @@ import type { Driver } from './driver.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
 import type { PeerInfoMapper } from './peer-info.ts'
+import type { RegionStore } from './regions.ts'
 import type { ProviderStore } from '../records/provider-store.ts'
 import type { ValueStore } from '../records/value-store.ts'
 import type { AbortOptions, Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
@@ -48,6 +58,8 @@ export interface ContentInit {
   maxBackgroundPuts: number
   /** Milliseconds a put waits for the remaining deliveries once the quorum has the record */
   putGrace: number
+  /** Recently looked-up regions provide and put reuse (none: every put runs its own lookup) */
+  regions?: RegionStore
   /** A peer sent us a record that failed validation */
   onInvalid?(peer: PeerId): void
 }
@@ -56,7 +68,12 @@ export interface ContentInit {
 interface Targets {
   closest: PeerInfo[]
   spares: PeerInfo[]
+  /** placed from a cached region, without a lookup */
+  cached?: boolean
 }
+
+/** Spares taken from a cached region beyond its k closest (as many as a lookup returns) */
+const SPARES = 10
 
 /** A delivery target as the fan-out plan tracks it */
 interface Target {
@@ -91,9 +108,8 @@ export class ContentOperations {
   async * provide (cid: CID, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const key = cid.multihash.bytes
     await this.init.providers.addProvider(key, this.components.peerId, Date.now(), options)
-    const targets = yield * this.closest(key, options)
     const message = { type: MessageType.ADD_PROVIDER, key, providerPeers: [toPbPeer(this.selfInfo())] }
-    yield * this.fanOut(targets, async peer => {
+    yield * this.deliver(key, async peer => {
       await this.init.messenger.write(peer.id, message, options)
       return true
     }, MessageType.ADD_PROVIDER, options)
@@ -146,13 +162,12 @@ export class ContentOperations {
   async * put (key: Uint8Array, value: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const received = new Date()
     await this.init.values.put(key, value, received.getTime(), options) // throws InvalidRecordError
-    const targets = yield * this.closest(key, options)
     const message = {
       type: MessageType.PUT_VALUE,
       key: key as Uint8Array<ArrayBuffer>,
       record: { key: key as Uint8Array<ArrayBuffer>, value: value as Uint8Array<ArrayBuffer>, timeReceived: received.toISOString() }
     }
-    const stored = yield * this.fanOut(targets, async peer => {
+    const { stored, targets } = yield * this.deliver(key, async peer => {
       const response = await this.init.messenger.request(peer.id, message, options)
       // a server echoes the record it stored
       return response.record?.value != null && uint8ArrayEquals(response.record.value, value)
@@ -160,6 +175,21 @@ export class ContentOperations {
     if (stored === 0) {
       throw new PutFailedError(`none of the ${targets.closest.length} closest peers (nor ${targets.spares.length} spares) stored the record`)
     }
+  }
+
+  /**
+   * Finds the targets for `key` and delivers to them; when targets from a
+   * cached region all failed (none took the record), looks the key up and
+   * delivers once more (those that failed are marked failed by then).
+   */
+  private async * deliver (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
+    let targets = yield * this.closest(key, options, false)
+    let stored = yield * this.fanOut(targets, send, messageType, options)
+    if (stored === 0 && targets.cached === true) {
+      targets = yield * this.closest(key, options, true)
+      stored = yield * this.fanOut(targets, send, messageType, options)
+    }
+    return { stored, targets }
   }
 
   /**
@@ -217,18 +247,56 @@ export class ContentOperations {
     }
   }
 
-  /** Runs a FIND_NODE lookup for `key`: the closest peers that answered, and spares beyond them */
-  private async * closest (key: Uint8Array, options: AbortOptions): AsyncGenerator<QueryEvent, Targets> {
-    const lookup = this.init.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal })
-    let step = await lookup.next()
-    while (step.done !== true) {
-      yield step.value
-      step = await lookup.next()
+  /**
+   * Where a record for `key` goes: from a fresh cached region (waiting for
+   * a lookup of the region in flight if there is one) unless `lookup` is
+   * set, else from a FIND_NODE lookup of our own (which the region cache learns from, through the
+   * driver). Yields the lookup's events, then a FINAL_PEER per target.
+   */
+  private async * closest (key: Uint8Array, options: AbortOptions, lookup: boolean): AsyncGenerator<QueryEvent, Targets> {
+    const target = kadKey(key)
+    const regions = this.init.regions
+    let targets: Targets | undefined
+    if (regions != null && lookup) {
+      regions.missed()
+    } else if (regions != null) {
+      targets = regions.place(target, SPARES)
+      const wait = targets == null ? regions.inFlightNear(target) : undefined
+      if (wait != null) {
+        await abortable(wait, options.signal)
+        targets = regions.place(target, SPARES)
+        if (targets != null) {
+          regions.joined()
+        }
+      }
+      if (targets == null) {
+        regions.missed()
+      } else {
+        targets.cached = true
+      }
     }
-    if (step.value.closest.length === 0) {
+    if (targets == null) {
+      const end = regions?.begin(target)
+      try {
+        const lookup = this.init.driver.lookup(target, { kind: 'find-node', key }, { signal: options.signal })
+        let step = await lookup.next()
+        while (step.done !== true) {
+          yield step.value
+          step = await lookup.next()
+        }
+        targets = { closest: step.value.closest, spares: step.value.spares }
+      } finally {
+        end?.()
+      }
+    }
+    if (targets.closest.length === 0) {
       throw new NoPeersError('no DHT peers to store the record on')
     }
-    return { closest: step.value.closest, spares: step.value.spares }
+    const self = this.components.peerId
+    for (const peer of targets.closest) {
+      yield { type: EventTypes.FINAL_PEER, name: 'FINAL_PEER', from: self, peer, path: SINGLE_PATH }
+    }
+    return targets
   }
 
   /**
@@ -254,6 +322,10 @@ export class ContentOperations {
         events.push({ type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: peer.id, messageName: messageType, messageType, closer: [], providers: [], path: SINGLE_PATH })
       } catch (err: any) {
         events.push({ type: EventTypes.QUERY_ERROR, name: 'QUERY_ERROR', from: peer.id, error: err, path: SINGLE_PATH })
+        if (options.signal?.aborted !== true && !(err instanceof RequestFailedError && (err.reason === 'aborted' || err.reason === 'overloaded'))) {
+          // the peer's own failure (not our abort or our full queue): no cached region offers it again
+          this.init.regions?.failed(target.id)
+        }
       }
       const next = plan.result(target, ok, options.signal?.aborted !== true)
       if (next != null) {
@@ -319,6 +391,24 @@ async function * withDeadline<T> (source: AsyncIterable<T>, deadline: () => numb
     }
   } finally {
     await it.return?.()
+  }
+}
+
+/** Waits for `promise`, or rejects when `signal` aborts first */
+async function abortable (promise: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (signal == null) {
+    return promise
+  }
+  signal.throwIfAborted()
+  let onAbort: () => void = () => {}
+  const aborted = new Promise<void>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
   }
 }
 

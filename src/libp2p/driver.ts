@@ -45,6 +45,11 @@ export interface DriverInit {
   onTableChange(change: 'added' | 'removed', peer: PeerContact): void
   /** Peers learned with addresses (for peer discovery) */
   onPeerLearned(peer: PeerInfo): void
+  /**
+   * Called when a FIND_NODE lookup converged or exhausted its candidates,
+   * before its caller sees the result (the region cache learns from it)
+   */
+  onFindNodeFinished?(target: Uint8Array, result: LookupResult): void
   /** Per-peer dial and request timeouts (the peer stack's adaptive ones); the messenger's defaults otherwise */
   timeouts?: {
     dial(id: string): number
@@ -70,6 +75,8 @@ export interface LookupResult {
 }
 
 interface QueryState {
+  target: Uint8Array
+  request: RequestKind
   channel: Pushable<QueryEvent>
   controller: AbortController
   infos: Map<string, PeerInfo>
@@ -124,6 +131,8 @@ export class Driver {
     await this.slots.acquire(options.signal)
     const queryId = this.nextQueryId++
     const state: QueryState = {
+      target,
+      request,
       channel: pushable<QueryEvent>({ objectMode: true }),
       controller: new AbortController(),
       infos: new Map(),
@@ -171,6 +180,9 @@ export class Driver {
               spares: e.spares.map(c => this.infoOf(q, c as PeerContact)),
               reason: e.reason,
               requests: e.requests
+            }
+            if (q.request.kind === 'find-node' && (e.reason === 'converged' || e.reason === 'exhausted')) {
+              this.init.onFindNodeFinished?.(q.target, q.result)
             }
             q.channel.end()
           }

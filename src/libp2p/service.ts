@@ -23,6 +23,7 @@ import { IdentifyListener } from './identify.ts'
 import { Messenger } from './messenger.ts'
 import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
 import { PeerValues } from './peer-values.ts'
+import { RegionStore, estimateNetworkSize } from './regions.ts'
 import { Republisher } from './republisher.ts'
 import { Rpc } from './rpc.ts'
 import type { ProvideBatchStats } from './batcher.ts'
@@ -30,6 +31,8 @@ import type { BulkProgress, BulkProvideOptions } from './bulk.ts'
 import type { QueryEvent } from './events.ts'
 import type { NewPeer } from './identify.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
+import type { RegionCacheInit, RegionCacheStats } from './regions.ts'
+import type { PeerQuality } from '../core/contact.ts'
 import type { Category } from '../core/peer-stack/index.ts'
 import type { PriorityDHTComponents, PriorityDHTInit } from '../index.ts'
 import type { AbortOptions, Connection, ContentRouting, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo, PeerRouting, Provider, RoutingOptions, Startable } from '@libp2p/interface'
@@ -74,6 +77,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly republisher: Republisher
   private readonly bulk: BulkProvider
   private readonly batcher: ProvideBatcher | undefined
+  private readonly regions: RegionStore | undefined
   private readonly providers: ProviderStore
   private readonly values: ValueStore
   private readonly mapper: PeerInfoMapper
@@ -108,12 +112,14 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     this.values = new ValueStore(components.datastore, { ...init.records, validators: init.validators, selectors: init.selectors })
     const stack = new PeerStack(init.peerStack)
     this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues)
+    const quality = init.neutral === true ? NEUTRAL_QUALITY : stack
     this.coordinator = new Coordinator(toContact(components.peerId), {
       protocols: [this.protocol],
       maxLookups,
       routingTable: { k, ...init.routingTable },
       lookup: { k, alpha: init.alpha, ...init.lookup }
-    }, random.fork(), Date.now(), init.neutral === true ? NEUTRAL_QUALITY : stack)
+    }, random.fork(), Date.now(), quality)
+    this.regions = regionStore(init.regionCache, k, quality, () => this.coordinator.routingTable.bucketSizes())
     this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network }, outcome => { this.peerValues.onOutcome(outcome) })
     const rpc = new Rpc(components, {
       coordinator: this.coordinator,
@@ -133,6 +139,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       maxQueuedQueries: init.maxQueuedQueries ?? 1024,
       onTableChange: (change, peer) => { this.onTableChange(change, peer) },
       onPeerLearned: peer => { this.announce(peer) },
+      onFindNodeFinished: (target, result) => { this.regions?.learn(target, result.closest, result.spares) },
       timeouts: init.neutral === true
         ? undefined
         : { dial: id => this.peerValues.dialTimeout(id), request: id => this.peerValues.requestTimeout(id) }
@@ -149,6 +156,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       putQuorum: init.putQuorum ?? Math.ceil(k / 2),
       maxBackgroundPuts: init.maxBackgroundPuts ?? 64,
       putGrace: init.putGrace ?? 200,
+      regions: this.regions,
       onInvalid: peer => { this.peerValues.invalid(peer.toString()) }
     })
     this.republisher = new Republisher({
@@ -241,6 +249,15 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   /** What transparent provide batching has done (undefined when it is off) */
   get provideBatching (): ProvideBatchStats | undefined {
     return this.batcher == null ? undefined : { ...this.batcher.stats }
+  }
+
+  /**
+   * What the region cache has done: provides and puts placed from a cached
+   * region (`hits`), after waiting for another call's lookup (`joined`), or
+   * with a lookup of their own (`misses`); undefined when it is off
+   */
+  get regionCache (): RegionCacheStats | undefined {
+    return this.regions?.stats
   }
 
   /** What the priority peer stack thinks of `peer` */
@@ -642,6 +659,14 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       this.log.error('could not switch mode - %e', err)
     })
   }
+}
+
+/** The region cache single provides and puts share, unless `init` is false */
+function regionStore (init: RegionCacheInit | false | undefined, k: number, quality: PeerQuality, bucketSizes: () => number[]): RegionStore | undefined {
+  if (init === false) {
+    return undefined
+  }
+  return new RegionStore({ ...init, k, quality, networkSize: () => estimateNetworkSize(bucketSizes(), k) })
 }
 
 async function drain (events: AsyncIterable<unknown>): Promise<void> {

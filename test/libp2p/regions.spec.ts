@@ -1,0 +1,156 @@
+/**
+ * The region cache on a 22-node network: a burst of single provides into one
+ * keyspace region costs one lookup, concurrently and one after another; a
+ * cached region's peer in back-off gets nothing; a region past its freshness
+ * window is looked up again.
+ */
+import { expect } from 'aegir/chai'
+import all from 'it-all'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { commonPrefixLength } from '../../src/core/key.ts'
+import { MessageType } from '../../src/generated/dht.ts'
+import { kadKey } from '../../src/libp2p/peer-info.ts'
+import { startNetwork, stopAll } from './fixtures/network.ts'
+import type { OurNode } from './fixtures/network.ts'
+import type { QueryEvent } from '../../src/index.ts'
+import type { ProgressEvent } from 'progress-events'
+
+const N = 22
+const K = 6
+const FRESH = 300_000
+
+/** `n` CIDs whose Kademlia keys share their first `bits` bits with the first one's */
+async function regionCids (prefix: string, n: number, bits = 8): Promise<CID[]> {
+  const out: CID[] = []
+  let first: Uint8Array | undefined
+  for (let i = 0; out.length < n; i++) {
+    const cid = CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`${prefix}-${i}`)))
+    const key = kadKey(cid.multihash.bytes)
+    first ??= key
+    if (commonPrefixLength(key, first) >= bits) {
+      out.push(cid)
+    }
+  }
+  return out
+}
+
+async function finds (node: OurNode, cid: CID, provider: OurNode): Promise<boolean> {
+  for await (const p of node.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(20_000) })) {
+    if (p.id.equals(provider.peerId)) {
+      return true
+    }
+  }
+  return false
+}
+
+/** Counts the FIND_NODE requests a call sends (its lookups' SEND_QUERY events) */
+function findNodeCounter (): { count: number, onProgress(evt: ProgressEvent<any, any>): void } {
+  const counter = {
+    count: 0,
+    onProgress: (evt: ProgressEvent<any, any>) => {
+      const e = evt.detail as QueryEvent
+      if (e?.name === 'SEND_QUERY' && e.messageType === MessageType.FIND_NODE) {
+        counter.count++
+      }
+    }
+  }
+  return counter
+}
+
+describe('libp2p/regions: single provides reuse fresh keyspace regions', function () {
+  this.timeout(300_000)
+  let nodes: OurNode[] = []
+  let offset = 0
+
+  before(async () => {
+    // one clock for every node's region cache, moved forward by the staleness test (no sleeping)
+    nodes = await startNetwork(N, { kBucketSize: K, regionCache: { freshFor: FRESH, now: () => Date.now() + offset } })
+  })
+
+  after(async () => {
+    await stopAll(nodes)
+  })
+
+  it('a burst of 50 provides into one region does one lookup, concurrently and sequentially, and every CID is found by another node', async () => {
+    const provider = nodes[3]
+    const list = await regionCids('burst', 50)
+    const before = provider.services.dht.regionCache
+    expect(before, 'the region cache is on by default').to.not.equal(undefined)
+    const counter = findNodeCounter()
+    // 25 at once, then 25 one after another
+    await Promise.all(list.slice(0, 25).map(async cid => provider.contentRouting.provide(cid, { onProgress: counter.onProgress })))
+    for (const cid of list.slice(25)) {
+      await provider.contentRouting.provide(cid, { onProgress: counter.onProgress })
+    }
+    const after = provider.services.dht.regionCache
+    if (before == null || after == null) {
+      throw new Error('no region cache stats')
+    }
+    const misses = after.misses - before.misses
+    const placed = (after.hits - before.hits) + (after.joined - before.joined)
+    expect(misses, 'lookups run by the 50 provides').to.be.at.most(1)
+    expect(misses + placed).to.equal(50)
+    // one lookup on 22 nodes sends at most about N FIND_NODE requests; one per provide would be hundreds
+    expect(counter.count, 'FIND_NODE requests sent by the 50 provides').to.be.at.most(N)
+    for (let i = 0; i < list.length; i++) {
+      const seeker = nodes[(i % (N - 1) + 4) % N]
+      expect(await finds(seeker === provider ? nodes[0] : seeker, list[i], provider), list[i].toString()).to.equal(true)
+    }
+  })
+
+  it('a cached region peer in back-off does not get the record; the next good peer does', async () => {
+    const provider = nodes[5]
+    const [a, b] = await regionCids('backoff', 2, 10)
+    // a's provide looks the region up (or reuses it): its FINAL_PEER events name the targets
+    const first = await all(provider.services.dht.provide(a))
+    const targets = first.filter(e => e.name === 'FINAL_PEER').map(e => e.name === 'FINAL_PEER' ? e.peer.id.toString() : '')
+    expect(targets).to.have.length(K)
+    const victimId = targets.find(id => nodes.findIndex(n => n.peerId.toString() === id) > 7)
+    const victim = nodes.find(n => n.peerId.toString() === victimId)
+    if (victim == null || victimId == null) {
+      throw new Error('no target to stop')
+    }
+    await victim.stop()
+    // a GET_PROVIDERS lookup (which feeds no region) meets the stopped peer: the peer stack backs it off
+    for (let i = 0; i < 3 && provider.services.dht.peerValue(victim.peerId).backoffUntil == null; i++) {
+      await all(provider.contentRouting.findProviders(b, { signal: AbortSignal.timeout(20_000) })).catch(() => {})
+    }
+    expect(provider.services.dht.peerValue(victim.peerId).backoffUntil ?? 0, 'the stopped peer is in back-off').to.be.greaterThan(Date.now())
+    const before = provider.services.dht.regionCache?.misses ?? 0
+    const events = await all(provider.services.dht.provide(b))
+    const named = new Set(events.flatMap(e => {
+      if (e.name === 'FINAL_PEER') {
+        return [e.peer.id.toString()]
+      }
+      return e.name === 'PEER_RESPONSE' || e.name === 'QUERY_ERROR' ? [e.from.toString()] : []
+    }))
+    expect(named.has(victimId), 'the peer in back-off was targeted').to.equal(false)
+    const finals = events.filter(e => e.name === 'FINAL_PEER')
+    expect(finals).to.have.length(K)
+    expect(events.filter(e => e.name === 'PEER_RESPONSE' && e.messageType === MessageType.ADD_PROVIDER)).to.have.length.at.least(K)
+    // served from the region (its other peers are still good) or a fresh lookup: at most one
+    expect((provider.services.dht.regionCache?.misses ?? 0) - before).to.be.at.most(1)
+    expect(await finds(nodes[1], b, provider)).to.equal(true)
+  })
+
+  it('after the freshness window a provide looks its region up again', async () => {
+    const provider = nodes[7]
+    const [a, b, c] = await regionCids('stale', 3, 10)
+    await provider.contentRouting.provide(a)
+    const warm = provider.services.dht.regionCache
+    await provider.contentRouting.provide(b)
+    const fresh = provider.services.dht.regionCache
+    offset += FRESH + 1
+    await provider.contentRouting.provide(c)
+    const stale = provider.services.dht.regionCache
+    if (warm == null || fresh == null || stale == null) {
+      throw new Error('no region cache stats')
+    }
+    expect(fresh.misses - warm.misses, 'within the window: no lookup').to.equal(0)
+    expect(fresh.hits - warm.hits).to.equal(1)
+    expect(stale.misses - fresh.misses, 'past the window: a lookup').to.equal(1)
+    expect(stale.stale - fresh.stale).to.equal(1)
+    expect(await finds(nodes[2], c, provider)).to.equal(true)
+  })
+})
