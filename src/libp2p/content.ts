@@ -19,6 +19,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { FanOut } from '../core/publish/fan-out.ts'
+import { likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { checkRange } from '../core/routing-table/config.ts'
 import { MessageType } from '../generated/dht.ts'
 import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
@@ -33,6 +34,7 @@ import type { ProviderStore } from '../records/provider-store.ts'
 import type { ValueStore } from '../records/value-store.ts'
 import type { AbortOptions, Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
 import type { AddressManager } from '@libp2p/interface-internal'
+import type { Pushable } from 'it-pushable'
 import type { CID } from 'multiformats/cid'
 
 export interface ContentComponents {
@@ -58,6 +60,10 @@ export interface ContentInit {
   maxBackgroundPuts: number
   /** Milliseconds a put waits for the remaining deliveries once the quorum has the record */
   putGrace: number
+  /** Kademlia's k, for optimistic placement */
+  k?: number
+  /** The network size our routing table suggests (optimistic placement; none or 0: no early deliveries) */
+  networkSize?(): number
   /** Recently looked-up regions provide and put reuse (none: every put runs its own lookup) */
   regions?: RegionStore
   /** A peer sent us a record that failed validation */
@@ -68,8 +74,6 @@ export interface ContentInit {
 interface Targets {
   closest: PeerInfo[]
   spares: PeerInfo[]
-  /** placed from a cached region, without a lookup */
-  cached?: boolean
 }
 
 /** Spares taken from a cached region beyond its k closest (as many as a lookup returns) */
@@ -80,6 +84,8 @@ interface Target {
   id: string
   info: PeerInfo
 }
+
+const entry = (info: PeerInfo): Target => ({ id: info.id.toString(), info })
 
 export interface OpOptions extends AbortOptions {
   onEvent?(event: QueryEvent): void
@@ -183,13 +189,15 @@ export class ContentOperations {
    * delivers once more (those that failed are marked failed by then).
    */
   private async * deliver (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
-    let targets = yield * this.closest(key, options, false)
-    let stored = yield * this.fanOut(targets, send, messageType, options)
-    if (stored === 0 && targets.cached === true) {
-      targets = yield * this.closest(key, options, true)
-      stored = yield * this.fanOut(targets, send, messageType, options)
+    const cached = await this.cachedTargets(key, options)
+    if (cached != null) {
+      yield * this.finalPeers(cached)
+      const stored = yield * this.fanOut(cached, send, messageType, options)
+      if (stored > 0) {
+        return { stored, targets: cached }
+      }
     }
-    return { stored, targets }
+    return yield * this.lookupAndPlace(key, send, messageType, options)
   }
 
   /**
@@ -248,69 +256,128 @@ export class ContentOperations {
   }
 
   /**
-   * Where a record for `key` goes: from a fresh cached region (waiting for
-   * a lookup of the region in flight if there is one) unless `lookup` is
-   * set, else from a FIND_NODE lookup of our own (which the region cache learns from, through the
-   * driver). Yields the lookup's events, then a FINAL_PEER per target.
+   * Targets for `key` from a fresh cached region, waiting for a lookup of
+   * the region in flight if there is one; undefined when none places it.
    */
-  private async * closest (key: Uint8Array, options: AbortOptions, lookup: boolean): AsyncGenerator<QueryEvent, Targets> {
-    const target = kadKey(key)
+  private async cachedTargets (key: Uint8Array, options: AbortOptions): Promise<Targets | undefined> {
     const regions = this.init.regions
-    let targets: Targets | undefined
-    if (regions != null && lookup) {
-      regions.missed()
-    } else if (regions != null) {
+    if (regions == null) {
+      return undefined
+    }
+    const target = kadKey(key)
+    let targets = regions.place(target, SPARES)
+    const wait = targets == null ? regions.inFlightNear(target) : undefined
+    if (wait != null) {
+      await abortable(wait, options.signal)
       targets = regions.place(target, SPARES)
-      const wait = targets == null ? regions.inFlightNear(target) : undefined
-      if (wait != null) {
-        await abortable(wait, options.signal)
-        targets = regions.place(target, SPARES)
-        if (targets != null) {
-          regions.joined()
-        }
-      }
-      if (targets == null) {
-        regions.missed()
-      } else {
-        targets.cached = true
+      if (targets != null) {
+        regions.joined()
       }
     }
     if (targets == null) {
-      const end = regions?.begin(target)
-      try {
-        const lookup = this.init.driver.lookup(target, { kind: 'find-node', key }, { signal: options.signal })
-        let step = await lookup.next()
-        while (step.done !== true) {
-          yield step.value
-          step = await lookup.next()
-        }
-        targets = { closest: step.value.closest, spares: step.value.spares }
-      } finally {
-        end?.()
-      }
-    }
-    if (targets.closest.length === 0) {
-      throw new NoPeersError('no DHT peers to store the record on')
-    }
-    const self = this.components.peerId
-    for (const peer of targets.closest) {
-      yield { type: EventTypes.FINAL_PEER, name: 'FINAL_PEER', from: self, peer, path: SINGLE_PATH }
+      regions.missed()
     }
     return targets
   }
 
+  private * finalPeers (targets: Targets): Generator<QueryEvent> {
+    const self = this.components.peerId
+    for (const peer of targets.closest) {
+      yield { type: EventTypes.FINAL_PEER, name: 'FINAL_PEER', from: self, peer, path: SINGLE_PATH }
+    }
+  }
+
   /**
-   * Delivers to the k closest at once; each one that fails is replaced by the
-   * next spare (the next closest peer that answered the lookup), so the record
-   * still lands near the key. Yields a PEER_RESPONSE or QUERY_ERROR per
-   * attempt and returns how many peers took the record once `putQuorum` have
-   * (the rest finish in the background, at most `maxBackgroundPuts` puts at
-   * once; beyond that the put waits for all) or every attempt has ended.
+   * A FIND_NODE lookup for `key` (the region cache learns from it through
+   * the driver) with optimistic placement (`src/core/publish/optimistic.ts`):
+   * each peer that answers and is, by the network size our routing table
+   * estimates, expected among the k closest gets the record at once; when
+   * the lookup ends, the k closest it found that were not tried yet get it
+   * too, and failures move to spares (`FanOut`). Success is reported once
+   * `putQuorum` peers hold the record, plus `putGrace`, even while the lookup
+   * still runs: the rest goes on in the background (at most
+   * `maxBackgroundPuts` puts at once; beyond that the put waits for all).
+   * Yields the lookup's events, a FINAL_PEER per target, and a PEER_RESPONSE
+   * or QUERY_ERROR per delivery.
    */
-  private async * fanOut (targets: Targets, deliver: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, number> {
-    const entry = (info: PeerInfo): Target => ({ id: info.id.toString(), info })
-    const plan = new FanOut(targets.closest.map(entry), targets.spares.map(entry), this.init.putQuorum)
+  private async * lookupAndPlace (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
+    const target = kadKey(key)
+    const plan = FanOut.optimistic<Target>(this.init.putQuorum)
     const events = pushable<QueryEvent>({ objectMode: true })
+    const attempt = this.attempter(plan, events, send, messageType, options)
+    const size = this.init.networkSize?.() ?? 0
+    const k = this.init.k ?? 20
+    const deliveries: Array<Promise<void>> = []
+    const targets: Targets = { closest: [], spares: [] }
+    const end = this.init.regions?.begin(target)
+    const run = async (): Promise<void> => {
+      try {
+        const lookup = this.init.driver.lookup(target, { kind: 'find-node', key }, {
+          signal: options.signal,
+          onResponse: (from) => {
+            const early: Target = { id: from.id, info: { id: from.peerId, multiaddrs: [] } }
+            if (likelyAmongClosest(target, from.key, size, k) && plan.early(early)) {
+              deliveries.push(attempt(early))
+            }
+            return 'continue'
+          }
+        })
+        let step = await lookup.next()
+        while (step.done !== true) {
+          events.push(step.value)
+          step = await lookup.next()
+        }
+        targets.closest = step.value.closest
+        targets.spares = step.value.spares
+      } finally {
+        end?.()
+      }
+      for (const event of this.finalPeers(targets)) {
+        events.push(event)
+      }
+      plan.plan(targets.closest.map(entry), targets.spares.map(entry))
+      deliveries.push(...plan.start().map(attempt))
+      // early deliveries may still be running, and each may try spares in turn
+      for (let done = 0; done < deliveries.length; done = deliveries.length) {
+        await Promise.all(deliveries.slice(done))
+      }
+    }
+    let settled = false
+    let failure: Error | undefined
+    const all = run().catch((err: Error) => { failure = err }).finally(() => {
+      settled = true
+      events.end()
+    })
+    const early = this.background.size < this.init.maxBackgroundPuts
+    let graceEnds = Infinity
+    for await (const event of withDeadline(events, () => graceEnds)) {
+      yield event
+      if (early && plan.quorumReached && graceEnds === Infinity) {
+        graceEnds = Date.now() + this.init.putGrace
+      }
+    }
+    if (early && plan.quorumReached && !settled) {
+      // the lookup and the remaining deliveries run on; their outcomes still reach the peer stack
+      this.background.add(all)
+      void all.finally(() => this.background.delete(all))
+    } else {
+      await all
+      if (failure != null) {
+        throw failure
+      }
+    }
+    options.signal?.throwIfAborted()
+    if (settled && targets.closest.length === 0 && plan.stored === 0) {
+      throw new NoPeersError('no DHT peers to store the record on')
+    }
+    return { stored: plan.stored, targets }
+  }
+
+  /**
+   * One delivery to `target` as a plan tracks it: a PEER_RESPONSE or
+   * QUERY_ERROR event, the outcome to the plan, and the next spare on failure
+   */
+  private attempter (plan: FanOut<Target>, events: Pushable<QueryEvent>, deliver: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): (target: Target) => Promise<void> {
     const attempt = async (target: Target): Promise<void> => {
       const peer = target.info
       let ok = false
@@ -332,6 +399,21 @@ export class ContentOperations {
         await attempt(next)
       }
     }
+    return attempt
+  }
+
+  /**
+   * Delivers to the k closest at once; each one that fails is replaced by the
+   * next spare (the next closest peer that answered the lookup), so the record
+   * still lands near the key. Yields a PEER_RESPONSE or QUERY_ERROR per
+   * attempt and returns how many peers took the record once `putQuorum` have
+   * (the rest finish in the background, at most `maxBackgroundPuts` puts at
+   * once; beyond that the put waits for all) or every attempt has ended.
+   */
+  private async * fanOut (targets: Targets, deliver: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, number> {
+    const plan = new FanOut(targets.closest.map(entry), targets.spares.map(entry), this.init.putQuorum)
+    const events = pushable<QueryEvent>({ objectMode: true })
+    const attempt = this.attempter(plan, events, deliver, messageType, options)
     let settled = false
     const all = Promise.all(plan.start().map(attempt)).finally(() => {
       settled = true

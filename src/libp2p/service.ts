@@ -156,6 +156,8 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       putQuorum: init.putQuorum ?? Math.ceil(k / 2),
       maxBackgroundPuts: init.maxBackgroundPuts ?? 64,
       putGrace: init.putGrace ?? 200,
+      k,
+      networkSize: () => this.coordinator.routingTable.sizeEstimate(),
       regions: this.regions,
       onInvalid: peer => { this.peerValues.invalid(peer.toString()) }
     })
