@@ -342,9 +342,24 @@ export class ContentOperations {
         await Promise.all(deliveries.slice(done))
       }
     }
+    yield * this.untilQuorum(plan, events, run(), options)
+    if (targets.closest.length === 0 && plan.stored === 0) {
+      throw new NoPeersError('no DHT peers to store the record on')
+    }
+    return { stored: plan.stored, targets }
+  }
+
+  /**
+   * Yields the events of a put's `work` (its lookup, if any, and its
+   * deliveries) until it ends, or until `plan` has its quorum plus
+   * `putGrace`: then the rest runs on in the background (at most
+   * `maxBackgroundPuts` puts at once; beyond that the put waits for all).
+   * Rethrows what `work` threw if it was waited for.
+   */
+  private async * untilQuorum (plan: FanOut<Target>, events: Pushable<QueryEvent>, work: Promise<void>, options: AbortOptions): AsyncGenerator<QueryEvent, void> {
     let settled = false
     let failure: Error | undefined
-    const all = run().catch((err: Error) => { failure = err }).finally(() => {
+    const all = work.catch((err: Error) => { failure = err }).finally(() => {
       settled = true
       events.end()
     })
@@ -353,11 +368,12 @@ export class ContentOperations {
     for await (const event of withDeadline(events, () => graceEnds)) {
       yield event
       if (early && plan.quorumReached && graceEnds === Infinity) {
+        // quorum reached: the stragglers get a short grace, then run on in the background
         graceEnds = Date.now() + this.init.putGrace
       }
     }
     if (early && plan.quorumReached && !settled) {
-      // the lookup and the remaining deliveries run on; their outcomes still reach the peer stack
+      // the remaining work runs on; its outcomes still reach the peer stack
       this.background.add(all)
       void all.finally(() => this.background.delete(all))
     } else {
@@ -367,10 +383,6 @@ export class ContentOperations {
       }
     }
     options.signal?.throwIfAborted()
-    if (settled && targets.closest.length === 0 && plan.stored === 0) {
-      throw new NoPeersError('no DHT peers to store the record on')
-    }
-    return { stored: plan.stored, targets }
   }
 
   /**
@@ -414,28 +426,7 @@ export class ContentOperations {
     const plan = new FanOut(targets.closest.map(entry), targets.spares.map(entry), this.init.putQuorum)
     const events = pushable<QueryEvent>({ objectMode: true })
     const attempt = this.attempter(plan, events, deliver, messageType, options)
-    let settled = false
-    const all = Promise.all(plan.start().map(attempt)).finally(() => {
-      settled = true
-      events.end()
-    })
-    const early = this.background.size < this.init.maxBackgroundPuts
-    let graceEnds = Infinity
-    for await (const event of withDeadline(events, () => graceEnds)) {
-      yield event
-      if (early && plan.quorumReached && graceEnds === Infinity) {
-        // quorum reached: the stragglers get a short grace, then run on in the background
-        graceEnds = Date.now() + this.init.putGrace
-      }
-    }
-    if (early && plan.quorumReached && !settled) {
-      // the remaining deliveries run on; their outcomes still reach the peer stack
-      this.background.add(all)
-      void all.finally(() => this.background.delete(all))
-    } else {
-      await all
-    }
-    options.signal?.throwIfAborted()
+    yield * this.untilQuorum(plan, events, Promise.all(plan.start().map(attempt)).then(() => {}), options)
     return plan.stored
   }
 
