@@ -5,7 +5,9 @@
  * functions by self time, and the project's own functions by inclusive time
  * (time with the function anywhere on the stack). Idle time is left out of
  * every share. Profiles come from `npm run bench -- --cpu-prof DIR`, which
- * profiles only the measured phase.
+ * profiles only the measured phase. `--callers NAME`: the stacks (six frames)
+ * under which functions named NAME spent their self time. `--ops N`: adds
+ * ms per operation.
  */
 import { readFile } from 'node:fs/promises'
 
@@ -49,6 +51,8 @@ const topIdx = argv.indexOf('--top')
 const top = topIdx === -1 ? 30 : Number(argv[topIdx + 1])
 const opsIdx = argv.indexOf('--ops')
 const ops = opsIdx === -1 ? undefined : Number(argv[opsIdx + 1])
+const callersIdx = argv.indexOf('--callers')
+const callers = callersIdx === -1 ? undefined : argv[callersIdx + 1]
 const profile: Profile = JSON.parse(await readFile(file, 'utf8'))
 const byId = new Map(profile.nodes.map(n => [n.id, n]))
 const parent = new Map<number, number>()
@@ -114,4 +118,28 @@ for (const [f, ms] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) {
 console.log(`\n| our function (inclusive time) | ms | share of busy${head} |\n| --- | --- | ---${rule} |`)
 for (const [f, ms] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   console.log(`| ${f} | ${ms.toFixed(0)} | ${pct(ms)}${perOp(ms)} |`)
+}
+
+if (callers != null) {
+  const stacks = new Map<string, number>()
+  for (const [id, ms] of self) {
+    const n = byId.get(id)
+    if (n == null || n.callFrame.functionName !== callers) {
+      continue
+    }
+    const frames: string[] = []
+    for (let at = parent.get(id); at != null && frames.length < 6; at = parent.get(at)) {
+      const f = byId.get(at)
+      if (f == null) {
+        break
+      }
+      frames.push(label(f))
+    }
+    const k = frames.join(' < ')
+    stacks.set(k, (stacks.get(k) ?? 0) + ms)
+  }
+  console.log(`\n| callers of ${callers} (self time) | ms | share of busy |\n| --- | --- | --- |`)
+  for (const [k, ms] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`| ${k} | ${ms.toFixed(0)} | ${pct(ms)} |`)
+  }
 }

@@ -15,6 +15,8 @@ export interface BenchNetwork {
   impl: Implementation
   live: AnyNode[]
   tarpits: Tarpit[]
+  /** peer ids of the nodes that became tarpits */
+  tarpitIds: Set<string>
   /** TCP connections accepted by all tarpits so far */
   tarpitDials(): number
   close(): Promise<void>
@@ -57,6 +59,7 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
     impl,
     live,
     tarpits,
+    tarpitIds: new Set([...chosen].map(node => node.peerId.toString())),
     tarpitDials: () => tarpits.reduce((sum, t) => sum + t.accepted, 0),
     close: async () => {
       await stopAll(live)

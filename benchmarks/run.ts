@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { SeededRandom } from '../src/core/env.ts'
 import { trueClosest } from '../test/libp2p/fixtures/network.ts'
 import { createNetwork } from './network.ts'
-import { summarize } from './stats.ts'
+import { percentile, summarize } from './stats.ts'
 import { DialLedger, WORKLOADS, rounds } from './workloads.ts'
 import type { BenchNetwork, Implementation } from './network.ts'
 import type { Sample, Summary } from './stats.ts'
@@ -87,7 +87,12 @@ function parse (argv: string[]): Options {
 /** getClosestPeers from a live node for a random key, against the true k closest of the live nodes */
 interface ClosestCheck {
   ms: number
+  /** the result is the set of the true k closest */
   exact: boolean
+  /** ... and in the same order, nearest first */
+  ordered: boolean
+  /** peers returned that are tarpits */
+  tarpits: number
   /** how many of the true k closest the result holds */
   found: number
   /** size of the true k closest (fewer than k when there are fewer live nodes) */
@@ -126,7 +131,17 @@ async function checkClosest (net: BenchNetwork, random: SeededRandom, k: number,
       error = `${err?.name ?? 'Error'}: ${String(err?.message ?? err).slice(0, 120)}`
     }
     const hits = truth.filter(id => found.includes(id)).length
-    checks.push({ ms: Math.round(performance.now() - start), exact: error == null && found.length === truth.length && found.every((id, j) => id === truth[j]), found: hits, truth: truth.length, returned: found.length, error })
+    const exact = error == null && found.length === truth.length && hits === truth.length
+    checks.push({
+      ms: Math.round(performance.now() - start),
+      exact,
+      ordered: exact && found.every((id, j) => id === truth[j]),
+      tarpits: found.filter(id => net.tarpitIds.has(id)).length,
+      found: hits,
+      truth: truth.length,
+      returned: found.length,
+      error
+    })
   }
   return checks
 }
@@ -248,7 +263,7 @@ function table (cells: Cell[], impls: Implementation[], o: Options): string {
       lines.push(`| ${row.join(' | ')} |`)
     }
   }
-  lines.push('', '| tarpits | implementation | measured wall | operations | CPU ms/op (user + sys) | event-loop utilisation | tarpit dials (total / per op) | getClosestPeers = true k closest live |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
+  lines.push('', '| tarpits | implementation | measured wall | operations | CPU ms/op (user + sys) | event-loop utilisation | tarpit dials (total / per op) | getClosestPeers = true k closest live (set) |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const t of o.tarpits) {
     for (const impl of impls) {
       const c = cells.find(c => c.impl === impl && c.tarpits === t)
@@ -258,10 +273,14 @@ function table (cells: Cell[], impls: Implementation[], o: Options): string {
       const m = c.measured
       const exact = c.closest.filter(x => x.exact).length
       const recall = c.closest.reduce((a, x) => a + x.found, 0) / Math.max(1, c.closest.reduce((a, x) => a + x.truth, 0))
-      row2(lines, [`${Math.round(t * 100)}%`, impl, fmt(m.wallMs), String(m.operations), m.cpuMsPerOp.toFixed(1), `${(m.elu * 100).toFixed(0)}%`, `${m.tarpitDials} / ${m.tarpitDialsPerOp.toFixed(2)}`, c.closest.length === 0 ? '-' : `${exact}/${c.closest.length} (${(recall * 100).toFixed(0)}% of the true closest found)`])
+      row2(lines, [`${Math.round(t * 100)}%`, impl, fmt(m.wallMs), String(m.operations), m.cpuMsPerOp.toFixed(1), `${(m.elu * 100).toFixed(0)}%`, `${m.tarpitDials} / ${m.tarpitDialsPerOp.toFixed(2)}`, c.closest.length === 0 ? '-' : `${exact}/${c.closest.length} (in order ${c.closest.filter(x => x.ordered).length}; ${(recall * 100).toFixed(0)}% of the true closest found; tarpits returned ${c.closest.reduce((a, x) => a + x.tarpits, 0)}; p50 ${fmt(summarizeMs(c.closest.map(x => x.ms)))})`])
     }
   }
   return lines.join('\n')
+}
+
+function summarizeMs (ms: number[]): number {
+  return percentile([...ms].sort((a, b) => a - b), 0.5)
 }
 
 function row2 (lines: string[], cells: string[]): void {

@@ -25,6 +25,7 @@ import type { Contact } from '../core/contact.ts'
 import type { Coordinator, CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
 import type { FinishReason } from '../core/query/lookup.ts'
 import type { Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Pushable } from 'it-pushable'
 
 const MAX_PEER_INFOS = 2048
@@ -32,6 +33,7 @@ const MAX_PEER_INFOS = 2048
 export interface DriverComponents {
   peerId: PeerId
   peerStore: PeerStore
+  connectionManager: ConnectionManager
 }
 
 export interface DriverInit {
@@ -212,7 +214,7 @@ export class Driver {
     const push = (event: QueryEvent): void => { q?.channel.push(event) }
     try {
       const learned = q?.infos.get(peer.id)
-      if (learned != null && learned.multiaddrs.length > 0) {
+      if (learned != null && learned.multiaddrs.length > 0 && (e.fresh === true || !this.connected(peer.peerId))) {
         // make the addresses a response gave us dialable by peer id
         await this.components.peerStore.merge(peer.peerId, { multiaddrs: learned.multiaddrs })
       }
@@ -240,6 +242,16 @@ export class Driver {
       }
       this.handle({ type: 'request-failed', requestId: e.requestId, reason })
     }
+  }
+
+  /**
+   * An open unlimited connection the messenger will use as it is, so the
+   * request needs no dial (and no addresses in the peer store). The peer store
+   * merge it saves takes a write lock, a datastore read and write and an
+   * event per request.
+   */
+  private connected (peer: PeerId): boolean {
+    return this.components.connectionManager.getConnections(peer).some(c => c.status === 'open' && c.limits == null)
   }
 
   /** Remembers the addresses of closer peers for this query, bounded */

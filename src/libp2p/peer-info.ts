@@ -22,8 +22,66 @@ export function kadKey (bytes: Uint8Array): Uint8Array {
   return sha256(bytes)
 }
 
+/**
+ * Contacts by peer id object: the same object recurs (wire peers decode to
+ * cached ids, see `fromPbPeer`), and each contact costs a sha256 and a
+ * base58 encoding. Contacts are immutable, so sharing one is safe.
+ */
+const contacts = new WeakMap<PeerId, PeerContact>()
+
 export function toContact (peerId: PeerId): PeerContact {
-  return { id: peerId.toString(), key: kadKey(peerId.toMultihash().bytes), peerId }
+  let contact = contacts.get(peerId)
+  if (contact == null) {
+    contact = { id: peerId.toString(), key: kadKey(peerId.toMultihash().bytes), peerId }
+    contacts.set(peerId, contact)
+  }
+  return contact
+}
+
+/**
+ * Decoded wire values by their bytes: every response names the same few
+ * peers and addresses again, and decoding them (a multihash, a public key, a
+ * multiaddr) is a large part of the CPU a response costs. Peer ids and
+ * multiaddrs are immutable; they are decoded from copies so that no entry
+ * holds on to a message buffer. Bounded; the oldest half goes when full.
+ */
+class DecodeCache<T> {
+  private readonly map = new Map<string, T>()
+  private readonly max: number
+
+  constructor (max: number) {
+    this.max = max
+  }
+
+  get (key: string): T | undefined {
+    return this.map.get(key)
+  }
+
+  set (key: string, value: T): void {
+    if (this.map.size >= this.max) {
+      let drop = this.max >> 1
+      for (const k of this.map.keys()) {
+        if (drop-- <= 0) {
+          break
+        }
+        this.map.delete(k)
+      }
+    }
+    this.map.set(key, value)
+  }
+}
+
+const MAX_CACHED = 4096
+const peerIds = new DecodeCache<PeerId>(MAX_CACHED)
+const addrs = new DecodeCache<Multiaddr>(MAX_CACHED)
+
+/** A map key for some bytes: one UTF-16 unit per byte */
+function bytesKey (bytes: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < bytes.length; i++) {
+    s += String.fromCharCode(bytes[i])
+  }
+  return s
 }
 
 /** Filters or rewrites the addresses of a peer before we use or share them */
@@ -49,19 +107,30 @@ export function toPbPeer (peer: PeerInfo): Peer {
  * undecodable addresses are dropped.
  */
 export function fromPbPeer (peer: Peer): PeerInfo | undefined {
-  let id: PeerId
-  try {
-    id = peerIdFromMultihash(Digest.decode(peer.id))
-  } catch {
-    return undefined
+  const idKey = bytesKey(peer.id)
+  let id = peerIds.get(idKey)
+  if (id == null) {
+    try {
+      id = peerIdFromMultihash(Digest.decode(peer.id.slice()))
+    } catch {
+      return undefined
+    }
+    peerIds.set(idKey, id)
   }
   const multiaddrs: Multiaddr[] = []
   for (const bytes of peer.addrs) {
-    try {
-      multiaddrs.push(multiaddr(bytes))
-    } catch {
-      // skip an address we cannot parse
+    const key = bytesKey(bytes)
+    let ma = addrs.get(key)
+    if (ma == null) {
+      try {
+        ma = multiaddr(bytes.slice())
+      } catch {
+        // skip an address we cannot parse
+        continue
+      }
+      addrs.set(key, ma)
     }
+    multiaddrs.push(ma)
   }
   return { id, multiaddrs }
 }
