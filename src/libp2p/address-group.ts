@@ -7,6 +7,7 @@
  * behave as before.
  */
 import { isPrivateIp } from '@libp2p/utils'
+import type { Contact } from '../core/contact.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export function addressGroup (multiaddrs: readonly Multiaddr[]): string | undefined {
@@ -22,6 +23,12 @@ export function addressGroup (multiaddrs: readonly Multiaddr[]): string | undefi
     }
   }
   return undefined
+}
+
+/** `contact` with the group of `multiaddrs` (the same object when it has none) */
+export function withGroup<C extends Contact> (contact: C, multiaddrs: readonly Multiaddr[]): C {
+  const group = addressGroup(multiaddrs)
+  return group == null || contact.group === group ? contact : { ...contact, group }
 }
 
 /** The first 32 bits of an IPv6 address, as two normalised hextets */

@@ -13,6 +13,7 @@
  */
 import { pushable } from 'it-pushable'
 import { Message, MessageType } from '../generated/dht.ts'
+import { withGroup } from './address-group.ts'
 import { RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
 import { fromPbPeer, toContact } from './peer-info.ts'
@@ -261,7 +262,7 @@ export class Driver {
       if (q != null && q.infos.size < MAX_PEER_INFOS && !q.infos.has(info.id.toString())) {
         q.infos.set(info.id.toString(), info)
       }
-      contacts.push(toContact(info.id))
+      contacts.push(withGroup(toContact(info.id), info.multiaddrs))
     }
     return contacts
   }

@@ -13,6 +13,7 @@ import { SeededRandom } from '../core/env.ts'
 import { PeerStack } from '../core/peer-stack/index.ts'
 import { ProviderStore } from '../records/provider-store.ts'
 import { ValueStore } from '../records/value-store.ts'
+import { withGroup } from './address-group.ts'
 import { ProvideBatcher } from './batcher.ts'
 import { BulkProvider } from './bulk.ts'
 import { ContentOperations } from './content.ts'
@@ -568,7 +569,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     const speaksDht = peer.protocols.includes(this.protocol)
     // a DHT server we could never tell anyone how to reach is of no use in the table
     const protocols = mapped.multiaddrs.length > 0 || !speaksDht ? peer.protocols : []
-    this.driver.handle({ type: 'peer-identified', peer: toContact(peer.peerId), protocols, dialled: peer.dialled })
+    this.driver.handle({ type: 'peer-identified', peer: withGroup(toContact(peer.peerId), mapped.multiaddrs), protocols, dialled: peer.dialled })
   }
 
   private onTableChange (change: 'added' | 'removed', peer: PeerContact): void {
