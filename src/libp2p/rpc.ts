@@ -53,6 +53,8 @@ export class Rpc {
   private readonly providers: ProviderStore
   private readonly values: ValueStore
   private readonly onInbound: (from: PeerContact) => void
+  /** peer id -> its wire form (undefined: no usable address) and until when it may be reused */
+  private readonly wirePeers = new Map<string, { pb: Peer | undefined, until: number }>()
 
   constructor (components: RpcComponents, init: RpcInit) {
     this.components = components
@@ -152,6 +154,28 @@ export class Rpc {
    * Our closest known peers to `key` with addresses we may share; ourselves
    * first when the key is our own peer id.
    */
+  /** The wire form of a table peer, from the cache or the peer store (undefined: no usable address) */
+  private async wirePeer (c: PeerContact, now: number, options: AbortOptions): Promise<Peer | undefined> {
+    const cached = this.wirePeers.get(c.id)
+    if (cached != null && cached.until > now) {
+      return cached.pb
+    }
+    let pb: Peer | undefined
+    try {
+      const peer = await this.components.peerStore.get(c.peerId, options)
+      const mapped = this.mapper({ id: c.peerId, multiaddrs: peer.addresses.map(a => a.multiaddr) })
+      pb = mapped.multiaddrs.length > 0 ? toPbPeer(mapped) : undefined
+    } catch {
+      // not in the peer store any more: we cannot tell anyone how to reach it
+    }
+    this.wirePeers.delete(c.id)
+    if (this.wirePeers.size >= MAX_WIRE_PEERS) {
+      this.wirePeers.delete(this.wirePeers.keys().next().value as string)
+    }
+    this.wirePeers.set(c.id, { pb, until: now + WIRE_PEER_TTL })
+    return pb
+  }
+
   async closerPeers (key: Uint8Array, requester: PeerContact, options: AbortOptions = {}): Promise<Peer[]> {
     const out: Peer[] = []
     const self = this.components.peerId
@@ -161,21 +185,30 @@ export class Rpc {
         out.push(toPbPeer(mine))
       }
     }
-    for (const c of this.coordinator.closerPeers(kadKey(key), requester.id, Date.now())) {
-      const { peerId } = c as PeerContact
-      try {
-        const peer = await this.components.peerStore.get(peerId, options)
-        const mapped = this.mapper({ id: peerId, multiaddrs: peer.addresses.map(a => a.multiaddr) })
-        if (mapped.multiaddrs.length > 0) {
-          out.push(toPbPeer(mapped))
-        }
-      } catch {
-        // not in the peer store any more: we cannot tell anyone how to reach it
+    const now = Date.now()
+    const near = this.coordinator.closerPeers(kadKey(key), requester.id, now)
+    const peers = await Promise.all(near.map(async c => this.wirePeer(c as PeerContact, now, options)))
+    for (const pb of peers) {
+      if (pb != null) {
+        out.push(pb)
       }
     }
     return out
   }
 }
+
+/**
+ * How long the wire form of a table peer (its id and mapped addresses, read
+ * from the peer store) is reused in answers. Every FIND_NODE, GET_VALUE and
+ * GET_PROVIDERS names up to k peers, mostly the same ones; reading each from
+ * the peer store takes its lock every time, which profiles showed as the
+ * largest cost of serving (issue #10). Addresses change rarely; an answer at
+ * most this stale names the addresses the peer had a moment ago.
+ */
+const WIRE_PEER_TTL = 30_000
+
+/** Wire peers cached at most (the oldest dropped first) */
+const MAX_WIRE_PEERS = 4096
 
 function requireKey (message: Message): Uint8Array<ArrayBuffer> {
   if (message.key == null || message.key.byteLength === 0) {
