@@ -223,4 +223,51 @@ describe('interop with go-libp2p-kad-dht v0.42.2 (Go peer on TCP)', function () 
       await late.stop()
     }
   })
+
+  it('a Go peer in client mode uses our nodes as its servers and stays out of our tables', async () => {
+    const cid = await cidOf('go-client-provides')
+    const key = await generateKeyPair('Ed25519')
+    const ours1 = await ipnsRecord(key, 1)
+    await ours[1].contentRouting.put(ipnsKey(key), ours1)
+
+    const client = await GoPeer.start({ client: true })
+    try {
+      await client.connect(ours[0].getMultiaddrs()[0])
+      await pWaitFor(async () => (await client.routingTable()).includes(ours[0].peerId.toString()), { timeout: 20_000, interval: 50 })
+      await client.provide(cid)
+      const found = await all(take(ours[4].contentRouting.findProviders(cid), 1))
+      expect(found.map(p => p.id.toString())).to.deep.equal([client.id.toString()])
+      expect(await client.get(ipnsKey(key))).to.equalBytes(ours1)
+      const other = await generateKeyPair('Ed25519')
+      const record = await ipnsRecord(other, 5)
+      await client.put(ipnsKey(other), record)
+      expect(await ours[2].contentRouting.get(ipnsKey(other))).to.equalBytes(record)
+      for (const node of ours) {
+        expect(node.services.dht.routingTable.peers()).to.not.include(client.id.toString())
+      }
+    } finally {
+      await client.stop()
+    }
+  })
+
+  it('a node of ours in client mode uses the Go peer as a server and stays out of its table', async () => {
+    const goPeer = theGoPeer()
+    const key = await generateKeyPair('Ed25519')
+    const record = await ipnsRecord(key, 6)
+    await goPeer.put(ipnsKey(key), record)
+
+    const client = await createOurNode({ clientMode: true })
+    try {
+      await client.dial(goPeer.multiaddrs.map(a => a.encapsulate(`/p2p/${goPeer.id.toString()}`)))
+      await pWaitFor(() => client.services.dht.routingTable.peers().includes(goPeer.id.toString()), { timeout: 20_000, interval: 50 })
+      const cid = await cidOf('our-client-provides')
+      await client.contentRouting.provide(cid)
+      const found = await goPeer.findProviders(cid, 1)
+      expect(found.map(p => p.id.toString())).to.deep.equal([client.peerId.toString()])
+      expect(await client.contentRouting.get(ipnsKey(key))).to.equalBytes(record)
+      expect(await goPeer.routingTable()).to.not.include(client.peerId.toString())
+    } finally {
+      await client.stop()
+    }
+  })
 })
