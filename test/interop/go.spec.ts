@@ -14,7 +14,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
 import { createOurNode, stopAll } from '../libp2p/fixtures/network.ts'
-import { ipnsKey, ipnsRecord, pkRecord } from '../records/fixtures.ts'
+import { expiredIpnsRecord, ipnsKey, ipnsRecord, pkRecord, tamper } from '../records/fixtures.ts'
 import { buildGoPeer, goVersion, GoPeer } from './fixtures/go-peer.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
 
@@ -126,6 +126,14 @@ describe('interop with go-libp2p-kad-dht v0.42.2 (Go peer on TCP)', function () 
     const w1 = await ipnsRecord(other, 7)
     await goPeer.put(ipnsKey(other), w1)
     expect(await ours[3].contentRouting.get(ipnsKey(other))).to.equalBytes(w1)
+  })
+
+  it("Go's validator is the one deciding: it refuses a tampered and an expired record", async () => {
+    const goPeer = theGoPeer()
+    const key = await generateKeyPair('Ed25519')
+    await expect(goPeer.put(ipnsKey(key), tamper(await ipnsRecord(key, 1)))).to.eventually.be.rejectedWith(/signature verification failed/)
+    await expect(goPeer.put(ipnsKey(key), await expiredIpnsRecord(key, 1))).to.eventually.be.rejectedWith(/record is expired/)
+    await expect(goPeer.get(ipnsKey(key))).to.eventually.be.rejectedWith(/not found/)
   })
 
   it('/pk/ records in both directions', async () => {
