@@ -150,22 +150,17 @@ describe('core/coordinator', () => {
       expect(onlyBad.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal([])
     })
 
-    it('names verified peers before nearer unverified ones, unverified only to fill up to k', () => {
-      // k = 2; 0x01 and 0x02 are nearest to key 0 but unverified, 0x40 and 0x80 verified
-      const c = withQuality(quality([], ['p64', 'p128']))
-      for (const p of [0x01, 0x02, 0x40, 0x80]) {
+    it('names the k nearest peers that did not fail, verified ones first', () => {
+      // k = 2; 0x01 failed, 0x02 unverified, 0x03 and 0x80 verified
+      const c = withQuality(quality(['p1'], ['p3', 'p128']))
+      for (const p of [0x01, 0x02, 0x03, 0x80]) {
         c.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
       }
-      expect(c.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p64', 'p128'])
-      const one = withQuality(quality([], ['p128']))
-      for (const p of [0x01, 0x02, 0x40, 0x80]) {
-        one.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
-      }
-      // one verified, the nearest unverified fills the answer; sorted by distance
-      expect(one.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p1', 'p128'])
-      // the classic answer: the k nearest
+      // p1 left out and replaced by the next nearest; the verified p3 listed first; p128 is not among the nearest
+      expect(c.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p3', 'p2'])
+      // the classic answer: the k nearest, by distance
       const classic = new Coordinator(self, { refresh: false, routingTable: { k: 2 }, lookup: { k: 2, alpha: 1 } }, new SeededRandom(7), 0)
-      for (const p of [0x01, 0x02, 0x40, 0x80]) {
+      for (const p of [0x01, 0x02, 0x03, 0x80]) {
         classic.handle({ type: 'peer-identified', peer: tinyContact(p), protocols: [KAD] }, 0)
       }
       expect(classic.closerPeers(tinyKey(0), 'someone', 0).map(p => p.id)).to.deep.equal(['p1', 'p2'])
