@@ -10,29 +10,14 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'aegir/chai'
 import all from 'it-all'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
 import { createOurNode, stopAll } from '../libp2p/fixtures/network.ts'
 import { expiredIpnsRecord, ipnsKey, ipnsRecord, pkRecord, tamper } from '../records/fixtures.ts'
 import { buildGoPeer, goVersion, GoPeer } from './fixtures/go-peer.ts'
+import { cidOf, take } from './fixtures/helpers.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
 
 const OURS = 5
-
-async function cidOf (text: string): Promise<CID> {
-  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(text)))
-}
-
-async function * take <T> (source: AsyncIterable<T>, n: number): AsyncGenerator<T> {
-  let i = 0
-  for await (const item of source) {
-    yield item
-    if (++i >= n) {
-      return
-    }
-  }
-}
 
 describe('interop with go-libp2p-kad-dht v0.42.2 (Go peer on TCP)', function () {
   this.timeout(120_000)

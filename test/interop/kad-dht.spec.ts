@@ -6,28 +6,13 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'aegir/chai'
 import all from 'it-all'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
 import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll, trueClosest, waitForTables } from '../libp2p/fixtures/network.ts'
 import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
+import { cidOf, take } from './fixtures/helpers.ts'
 import type { AnyNode, OurNode, TheirNode } from '../libp2p/fixtures/network.ts'
 
 const K = 4
-
-async function cidOf (text: string): Promise<CID> {
-  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(text)))
-}
-
-async function * take <T> (source: AsyncIterable<T>, n: number): AsyncGenerator<T> {
-  let i = 0
-  for await (const item of source) {
-    yield item
-    if (++i >= n) {
-      return
-    }
-  }
-}
 
 describe('interop with `@libp2p/kad-dht`', function () {
   this.timeout(120_000)
