@@ -43,10 +43,17 @@
  * - Capacity: at most 257 buckets x (k + replacements) entries; pings in flight
  * are bounded by `maxPendingPings` (at the bound, no ping is sent and the
  * newcomer just waits as a replacement).
+ * - Storage is compact, because a simulator holds a million of these tables
+ * (see `slots.ts`): entries live in parallel typed arrays, bucket by bucket
+ * (a bucket's entries, then its replacements, then the next bucket's), with
+ * no object, map entry or array per entry. A lookup by id compares a 32-bit
+ * hash of the id per slot; a contact at hand narrows it to its bucket.
+ * Order within a bucket is insertion order, as with arrays.
  */
 import { commonPrefixLength, compareDistance, keyWithPrefixLength, KEY_BITS, KEY_BYTES } from '../key.ts'
 import { validateRoutingTableConfig } from './config.ts'
 import { Diversity } from './diversity.ts'
+import { Slots } from './slots.ts'
 import type { RoutingTableConfig } from './config.ts'
 import type { Contact, PeerQuality } from '../contact.ts'
 import type { Millis, Random } from '../env.ts'
@@ -62,7 +69,6 @@ export interface EntrySnapshot {
   readonly id: string
   readonly key: Key
   readonly cpl: number
-  readonly addedAt: Millis
   readonly lastSeen: Millis
   readonly failures: number
   readonly replacement: boolean
@@ -70,39 +76,24 @@ export interface EntrySnapshot {
   readonly unproven: boolean
 }
 
-interface Entry {
-  contact: Contact
-  addedAt: Millis
-  lastSeen: Millis
-  failures: number
-  /** seen only over connections it opened (replacements only) */
-  unproven: boolean
-}
-
-interface Bucket {
-  entries: Entry[]
-  replacements: Entry[]
-}
-
 export class RoutingTable {
   readonly self: Key
   readonly config: RoutingTableConfig
   private readonly quality: PeerQuality
-  private readonly buckets: Array<Bucket | undefined>
+  private readonly slots = new Slots()
+  /** per bucket up to maxRefreshCpl: when a lookup last ran into it */
   private readonly lastRefreshed: Float64Array
-  /** id -> 2 * cpl + (1 if a replacement): a small integer, no object per entry */
-  private readonly index = new Map<string, number>()
-  private readonly pinging = new Set<string>()
-  private readonly diversity: Diversity
+  /** ids with a ping or verify in flight (at most maxPendingPings) */
+  private readonly pinging: string[] = []
+  /** created with the first contact that has an address group */
+  private diversity: Diversity | undefined
   private count = 0
 
   constructor (self: Key, config: Partial<RoutingTableConfig>, quality: PeerQuality, now: Millis) {
     this.self = self
     this.config = validateRoutingTableConfig(config)
     this.quality = quality
-    this.buckets = new Array(KEY_BITS + 1)
-    this.lastRefreshed = new Float64Array(KEY_BITS + 1).fill(now)
-    this.diversity = new Diversity(this.config.maxPerGroupPerBucket, this.config.maxPerGroupPerTable)
+    this.lastRefreshed = new Float64Array(Math.min(this.config.maxRefreshCpl, KEY_BITS) + 1).fill(now)
   }
 
   /** Number of entries (replacements not counted) */
@@ -111,48 +102,44 @@ export class RoutingTable {
   }
 
   has (id: string): boolean {
-    const at = this.locate(id)
-    return at != null && !at.replacement
+    const i = this.slots.find(id)
+    return i >= 0 && !this.slots.isReplacement(i, this.slots.bucketOf(i))
   }
 
   /** A copy of the entry (or replacement) for `id` */
   entry (id: string): EntrySnapshot | undefined {
-    const at = this.locate(id)
-    if (at == null) {
+    const i = this.slots.find(id)
+    if (i < 0) {
       return undefined
     }
-    const bucket = this.buckets[at.cpl] as Bucket
-    const list = at.replacement ? bucket.replacements : bucket.entries
-    const e = list.find(e => e.contact.id === id)
-    return e == null ? undefined : snapshot(e, at.cpl, at.replacement)
+    const cpl = this.slots.bucketOf(i)
+    return this.snapshot(i, cpl, this.slots.isReplacement(i, cpl))
   }
 
   /** All entries (not replacements), in bucket order */
   * contacts (): Generator<Contact> {
-    for (const bucket of this.buckets) {
-      if (bucket == null) {
-        continue
-      }
-      for (const e of bucket.entries) {
-        yield e.contact
+    const s = this.slots
+    for (let c = 0; c < s.bucketCount; c++) {
+      for (let i = s.entriesStart(c); i < s.entriesEnd(c); i++) {
+        yield s.contacts[i]
       }
     }
   }
 
   snapshots (): EntrySnapshot[] {
     const out: EntrySnapshot[] = []
-    this.buckets.forEach((bucket, cpl) => {
-      bucket?.entries.forEach(e => out.push(snapshot(e, cpl, false)))
-      bucket?.replacements.forEach(e => out.push(snapshot(e, cpl, true)))
-    })
+    const s = this.slots
+    for (let c = 0; c < s.bucketCount; c++) {
+      for (let i = s.entriesStart(c); i < s.replacementsEnd(c); i++) {
+        out.push(this.snapshot(i, c, s.isReplacement(i, c)))
+      }
+    }
     return out
   }
 
-  /** Entries per bucket, index = common prefix length */
+  /** Entries per bucket, index = common prefix length (up to the deepest bucket ever used) */
   bucketSizes (): number[] {
-    const sizes: number[] = []
-    this.buckets.forEach((b, cpl) => { sizes[cpl] = b?.entries.length ?? 0 })
-    return Array.from(sizes, s => s ?? 0)
+    return Array.from({ length: this.slots.bucketCount }, (_, c) => this.slots.entryCount(c))
   }
 
   /**
@@ -167,39 +154,35 @@ export class RoutingTable {
     if (cpl === KEY_BITS) {
       return [] // ourselves
     }
-    const at = this.locate(contact.id)
-    const bucket = this.bucket(cpl)
-    if (at != null) {
-      const e = this.find(contact.id)
-      if (e == null) {
-        return []
-      }
-      e.lastSeen = now
-      e.failures = 0
-      if (!at.replacement || !e.unproven) {
+    const s = this.slots
+    s.track(cpl)
+    const i = s.find(contact.id, s.entriesStart(cpl), s.replacementsEnd(cpl))
+    if (i >= 0) {
+      s.setLastSeen(i, now)
+      s.setFailures(i, 0)
+      if (!s.isReplacement(i, cpl) || !s.unproven(i)) {
         return []
       }
       if (!proven) {
-        return this.verifyIfRoom(bucket, cpl, e, now)
+        return this.verifyIfRoom(cpl, i, now)
       }
       // an unproven replacement just proved itself
-      e.unproven = false
-      this.pinging.delete(contact.id)
-      if (bucket.entries.length < this.config.k && this.diversity.allows(contact.group, cpl)) {
-        this.dropReplacement(bucket, cpl, e)
-        return this.admit(bucket, cpl, e)
+      s.setUnproven(i, false)
+      this.unping(contact.id)
+      if (s.entryCount(cpl) < this.config.k && this.allows(contact.group, cpl)) {
+        return this.promote(cpl, i)
       }
-      return this.maybeEvict(bucket, cpl, now)
+      return this.maybeEvict(cpl, now)
     }
 
-    const entry: Entry = { contact, addedAt: now, lastSeen: now, failures: 0, unproven: !proven }
-    if (proven && bucket.entries.length < this.config.k && this.diversity.allows(contact.group, cpl)) {
-      return this.admit(bucket, cpl, entry)
+    if (proven && s.entryCount(cpl) < this.config.k && this.allows(contact.group, cpl)) {
+      return this.admit(cpl, contact, now, 0)
     }
-    if (!this.addReplacement(bucket, cpl, entry, now)) {
+    const r = this.addReplacement(cpl, contact, now, !proven)
+    if (r < 0) {
       return []
     }
-    return proven ? this.maybeEvict(bucket, cpl, now) : this.verifyIfRoom(bucket, cpl, entry, now)
+    return proven ? this.maybeEvict(cpl, now) : this.verifyIfRoom(cpl, r, now)
   }
 
   /**
@@ -207,61 +190,68 @@ export class RoutingTable {
    * `observe`), a failure drops it.
    */
   verifyResult (id: string, ok: boolean, now: Millis): RoutingTableEffect[] {
-    if (!this.pinging.delete(id)) {
+    if (!this.unping(id)) {
       return []
     }
-    const at = this.locate(id)
-    const e = this.find(id)
-    if (at == null || e == null || !at.replacement) {
+    const i = this.slots.find(id)
+    if (i < 0) {
+      return []
+    }
+    const cpl = this.slots.bucketOf(i)
+    if (!this.slots.isReplacement(i, cpl)) {
       return []
     }
     if (ok) {
-      return this.observe(e.contact, now, true)
+      return this.observe(this.slots.contacts[i], now, true)
     }
-    this.dropReplacement(this.buckets[at.cpl] as Bucket, at.cpl, e)
+    this.dropReplacement(cpl, i)
     return []
   }
 
   /** A request to `id` failed */
   requestFailed (id: string, now: Millis): RoutingTableEffect[] {
-    const at = this.locate(id)
-    const e = this.find(id)
-    if (at == null || e == null) {
+    const s = this.slots
+    const i = s.find(id)
+    if (i < 0) {
       return []
     }
-    e.failures++
-    const bucket = this.buckets[at.cpl] as Bucket
-    if (at.replacement) {
-      if (e.failures >= this.config.maxFailures) {
-        this.dropReplacement(bucket, at.cpl, e)
+    const failures = s.failures(i) + 1
+    s.setFailures(i, failures)
+    const cpl = s.bucketOf(i)
+    if (s.isReplacement(i, cpl)) {
+      if (failures >= this.config.maxFailures) {
+        this.dropReplacement(cpl, i)
       }
       return []
     }
-    if (e.failures >= this.config.maxFailures && bucket.replacements.length > 0 && !this.pinging.has(id)) {
-      return this.evict(bucket, at.cpl, e, 'failed', now)
+    if (failures >= this.config.maxFailures && s.replacementCount(cpl) > 0 && !this.pinging.includes(id)) {
+      return this.evict(cpl, i, 'failed', now)
     }
     return []
   }
 
   /** The answer to a `ping` effect */
   pingResult (id: string, ok: boolean, now: Millis): RoutingTableEffect[] {
-    if (!this.pinging.delete(id)) {
+    if (!this.unping(id)) {
       return []
     }
-    const at = this.locate(id)
-    const e = this.find(id)
-    if (at == null || e == null || at.replacement) {
+    const s = this.slots
+    const i = s.find(id)
+    if (i < 0) {
+      return []
+    }
+    const cpl = s.bucketOf(i)
+    if (s.isReplacement(i, cpl)) {
       return []
     }
     if (ok) {
-      e.lastSeen = now
-      e.failures = 0
+      s.setLastSeen(i, now)
+      s.setFailures(i, 0)
       return []
     }
-    e.failures++
-    const bucket = this.buckets[at.cpl] as Bucket
-    if (bucket.replacements.length > 0) {
-      return this.evict(bucket, at.cpl, e, 'ping-failed', now)
+    s.setFailures(i, s.failures(i) + 1)
+    if (s.replacementCount(cpl) > 0) {
+      return this.evict(cpl, i, 'ping-failed', now)
     }
     return []
   }
@@ -272,35 +262,33 @@ export class RoutingTable {
    * are; the answer goes to `pingResult` as usual.
    */
   check (id: string): RoutingTableEffect[] {
-    const at = this.locate(id)
-    const e = this.find(id)
-    if (at == null || e == null || at.replacement || this.pinging.has(id) || this.pinging.size >= this.config.maxPendingPings) {
+    const i = this.slots.find(id)
+    if (i < 0 || this.slots.isReplacement(i, this.slots.bucketOf(i)) || this.pinging.includes(id) || this.pinging.length >= this.config.maxPendingPings) {
       return []
     }
-    this.pinging.add(id)
-    return [{ type: 'ping', peer: e.contact }]
+    this.pinging.push(id)
+    return [{ type: 'ping', peer: this.slots.contacts[i] }]
   }
 
   /** A ping or verify for `id` ended without an answer either way (our own abort) */
   cancelCheck (id: string): RoutingTableEffect[] {
-    this.pinging.delete(id)
+    this.unping(id)
     return []
   }
 
   /** Removes `id` (for example: it no longer speaks the DHT protocol) */
   remove (id: string, now: Millis): RoutingTableEffect[] {
-    const at = this.locate(id)
-    const e = this.find(id)
-    if (at == null || e == null) {
+    const i = this.slots.find(id)
+    if (i < 0) {
       return []
     }
-    const bucket = this.buckets[at.cpl] as Bucket
-    if (at.replacement) {
-      this.dropReplacement(bucket, at.cpl, e)
+    const cpl = this.slots.bucketOf(i)
+    if (this.slots.isReplacement(i, cpl)) {
+      this.dropReplacement(cpl, i)
       return []
     }
-    this.pinging.delete(id)
-    return this.evict(bucket, at.cpl, e, 'removed', now)
+    this.unping(id)
+    return this.evict(cpl, i, 'removed', now)
   }
 
   /**
@@ -314,6 +302,7 @@ export class RoutingTable {
     // first at bit c, so they come next (together); then buckets c-1 .. 0, each
     // farther than the one before. Only the groups needed are sorted.
     const out: Contact[] = []
+    const s = this.slots
     const c = Math.min(commonPrefixLength(this.self, target), KEY_BITS)
     const take = (group: Contact[]): void => {
       group.sort((a, b) => compareDistance(a.key, b.key, target))
@@ -326,10 +315,11 @@ export class RoutingTable {
     }
     const collect = (from: number, to: number): Contact[] => {
       const group: Contact[] = []
-      for (let i = from; i <= to; i++) {
-        for (const e of this.buckets[i]?.entries ?? []) {
-          if (exclude == null || !exclude(e.contact)) {
-            group.push(e.contact)
+      for (let b = from; b <= to && b < s.bucketCount; b++) {
+        for (let i = s.entriesStart(b); i < s.entriesEnd(b); i++) {
+          const contact = s.contacts[i]
+          if (exclude == null || !exclude(contact)) {
+            group.push(contact)
           }
         }
       }
@@ -352,13 +342,14 @@ export class RoutingTable {
    * is complete there), which is 2^-c of the keyspace. 0 for an empty table.
    */
   sizeEstimate (): number {
+    const s = this.slots
     let c = 0
-    while (c < KEY_BITS && (this.buckets[c]?.entries.length ?? 0) >= this.config.k) {
+    while (c < KEY_BITS && s.entryCount(c) >= this.config.k) {
       c++
     }
     let known = 1 // ourselves
-    for (let i = c; i <= KEY_BITS; i++) {
-      known += this.buckets[i]?.entries.length ?? 0
+    for (let i = c; i < s.bucketCount; i++) {
+      known += s.entryCount(i)
     }
     return this.count === 0 ? 0 : known * Math.pow(2, c)
   }
@@ -366,7 +357,9 @@ export class RoutingTable {
   /** A lookup for `target` ran: the bucket it falls in counts as refreshed */
   markRefreshed (target: Key, now: Millis): void {
     const cpl = commonPrefixLength(this.self, target)
-    this.lastRefreshed[Math.min(cpl, KEY_BITS)] = now
+    if (cpl < this.lastRefreshed.length) {
+      this.lastRefreshed[cpl] = now
+    }
   }
 
   /**
@@ -395,159 +388,191 @@ export class RoutingTable {
   }
 
   private maxRefreshCpl (): number {
-    let deepest = 0
-    this.buckets.forEach((b, cpl) => {
-      if (b != null && b.entries.length > 0) {
-        deepest = cpl
-      }
-    })
-    return Math.min(deepest, this.config.maxRefreshCpl)
-  }
-
-  private locate (id: string): { cpl: number, replacement: boolean } | undefined {
-    const code = this.index.get(id)
-    return code === undefined ? undefined : { cpl: code >> 1, replacement: (code & 1) === 1 }
-  }
-
-  private bucket (cpl: number): Bucket {
-    let b = this.buckets[cpl]
-    if (b == null) {
-      b = { entries: [], replacements: [] }
-      this.buckets[cpl] = b
+    let deepest = this.slots.bucketCount - 1
+    while (deepest > 0 && this.slots.entryCount(deepest) === 0) {
+      deepest--
     }
-    return b
+    return Math.min(Math.max(deepest, 0), this.config.maxRefreshCpl)
   }
 
-  private find (id: string): Entry | undefined {
-    const at = this.locate(id)
-    if (at == null) {
-      return undefined
+  private snapshot (i: number, cpl: number, replacement: boolean): EntrySnapshot {
+    const s = this.slots
+    const contact = s.contacts[i]
+    return { id: contact.id, key: contact.key, cpl, lastSeen: s.lastSeen(i), failures: s.failures(i), replacement, unproven: s.unproven(i) }
+  }
+
+  /** Ends the ping or verify of `id`; false when none was in flight */
+  private unping (id: string): boolean {
+    const at = this.pinging.indexOf(id)
+    if (at < 0) {
+      return false
     }
-    const bucket = this.buckets[at.cpl] as Bucket
-    return (at.replacement ? bucket.replacements : bucket.entries).find(e => e.contact.id === id)
+    this.pinging.splice(at, 1)
+    return true
+  }
+
+  private allows (group: string | undefined, cpl: number): boolean {
+    return group == null || this.diversity == null || this.diversity.allows(group, cpl)
+  }
+
+  private counted (group: string | undefined, cpl: number, replacement: boolean, added: boolean): void {
+    if (group == null) {
+      return
+    }
+    this.diversity ??= new Diversity(this.config.maxPerGroupPerBucket, this.config.maxPerGroupPerTable)
+    if (added) {
+      this.diversity.added(group, cpl, replacement)
+    } else {
+      this.diversity.removed(group, cpl, replacement)
+    }
   }
 
   /** Lower is worse: (quality value, then recency) */
-  private worse (a: Entry, b: Entry, now: Millis): number {
-    const va = this.quality.value(a.contact.id, now)
-    const vb = this.quality.value(b.contact.id, now)
+  private worse (a: number, b: number, now: Millis): number {
+    const s = this.slots
+    return this.compare(s.contacts[a].id, s.lastSeen(a), s.contacts[b].id, s.lastSeen(b), now)
+  }
+
+  private compare (a: string, seenA: Millis, b: string, seenB: Millis, now: Millis): number {
+    const va = this.quality.value(a, now)
+    const vb = this.quality.value(b, now)
     if (va !== vb) {
       return va - vb
     }
-    return a.lastSeen - b.lastSeen
+    return seenA - seenB
   }
 
-  /** Adds `entry` to the replacements; false when it is no better than anything waiting */
-  private addReplacement (bucket: Bucket, cpl: number, entry: Entry, now: Millis): boolean {
-    if (this.config.replacements === 0 || !this.diversity.allowsReplacement(entry.contact.group, cpl)) {
-      return false
+  /**
+   * Adds `contact` to bucket `cpl`'s replacements and returns its slot; -1
+   * when it is no better than anything waiting.
+   */
+  private addReplacement (cpl: number, contact: Contact, now: Millis, unproven: boolean): number {
+    const s = this.slots
+    if (this.config.replacements === 0 || !(contact.group == null || this.diversity == null || this.diversity.allowsReplacement(contact.group, cpl))) {
+      return -1
     }
-    if (bucket.replacements.length >= this.config.replacements) {
-      let worst = bucket.replacements[0]
-      for (const r of bucket.replacements) {
+    if (s.replacementCount(cpl) >= this.config.replacements) {
+      let worst = s.entriesEnd(cpl)
+      for (let r = worst + 1; r < s.replacementsEnd(cpl); r++) {
         if (this.worse(r, worst, now) < 0) {
           worst = r
         }
       }
-      if (this.worse(entry, worst, now) <= 0) {
-        return false // the newcomer is no better than anything waiting
+      if (this.compare(contact.id, now, s.contacts[worst].id, s.lastSeen(worst), now) <= 0) {
+        return -1 // the newcomer is no better than anything waiting
       }
-      this.dropReplacement(bucket, cpl, worst)
-      this.pinging.delete(worst.contact.id)
+      const dropped = s.contacts[worst].id
+      this.dropReplacement(cpl, worst)
+      this.unping(dropped)
     }
-    bucket.replacements.push(entry)
-    this.index.set(entry.contact.id, 2 * cpl + 1)
-    this.diversity.added(entry.contact.group, cpl, true)
-    return true
+    this.counted(contact.group, cpl, true, true)
+    return s.insert(cpl, true, contact, now, 0, unproven)
   }
 
-  private dropReplacement (bucket: Bucket, cpl: number, e: Entry): void {
-    bucket.replacements.splice(bucket.replacements.indexOf(e), 1)
-    this.index.delete(e.contact.id)
-    this.diversity.removed(e.contact.group, cpl, true)
+  private dropReplacement (cpl: number, i: number): void {
+    this.counted(this.slots.contacts[i].group, cpl, true, false)
+    this.slots.remove(i)
   }
 
-  private admit (bucket: Bucket, cpl: number, e: Entry): RoutingTableEffect[] {
-    e.unproven = false
-    bucket.entries.push(e)
-    this.index.set(e.contact.id, 2 * cpl)
-    this.diversity.added(e.contact.group, cpl, false)
+  private admit (cpl: number, contact: Contact, lastSeen: Millis, failures: number): RoutingTableEffect[] {
+    this.slots.insert(cpl, false, contact, lastSeen, failures, false)
+    this.counted(contact.group, cpl, false, true)
     this.count++
-    return [{ type: 'peer-added', peer: e.contact }]
+    return [{ type: 'peer-added', peer: contact }]
+  }
+
+  /** Moves replacement `i` of bucket `cpl` to the end of its entries */
+  private promote (cpl: number, i: number): RoutingTableEffect[] {
+    const s = this.slots
+    const contact = s.contacts[i]
+    const lastSeen = s.lastSeen(i)
+    const failures = s.failures(i)
+    this.dropReplacement(cpl, i)
+    return this.admit(cpl, contact, lastSeen, failures)
   }
 
   /**
-   * Sends unproven replacement `e` a `verify` when proving it would let it
+   * Sends unproven replacement `i` a `verify` when proving it would let it
    * in: its bucket has room or holds a questionable entry. Bounded by
    * `maxPendingPings`.
    */
-  private verifyIfRoom (bucket: Bucket, cpl: number, e: Entry, now: Millis): RoutingTableEffect[] {
-    void cpl
-    if (this.pinging.has(e.contact.id) || this.pinging.size >= this.config.maxPendingPings) {
+  private verifyIfRoom (cpl: number, i: number, now: Millis): RoutingTableEffect[] {
+    const s = this.slots
+    const contact = s.contacts[i]
+    if (this.pinging.includes(contact.id) || this.pinging.length >= this.config.maxPendingPings) {
       return []
     }
-    if (bucket.entries.length >= this.config.k && !bucket.entries.some(x => this.questionable(x, now))) {
+    if (s.entryCount(cpl) >= this.config.k && !this.anyQuestionable(cpl, now)) {
       return []
     }
-    this.pinging.add(e.contact.id)
-    return [{ type: 'verify', peer: e.contact }]
+    this.pinging.push(contact.id)
+    return [{ type: 'verify', peer: contact }]
   }
 
-  private questionable (e: Entry, now: Millis): boolean {
-    return e.failures > 0 || now - e.lastSeen >= this.config.staleAfter || this.quality.backedOff(e.contact.id, now)
+  private anyQuestionable (cpl: number, now: Millis): boolean {
+    for (let e = this.slots.entriesStart(cpl); e < this.slots.entriesEnd(cpl); e++) {
+      if (this.questionable(e, now)) {
+        return true
+      }
+    }
+    return false
   }
 
-  private maybeEvict (bucket: Bucket, cpl: number, now: Millis): RoutingTableEffect[] {
-    let candidate: Entry | undefined
-    for (const e of bucket.entries) {
-      if (this.pinging.has(e.contact.id) || !this.questionable(e, now)) {
+  private questionable (i: number, now: Millis): boolean {
+    const s = this.slots
+    return s.failures(i) > 0 || now - s.lastSeen(i) >= this.config.staleAfter || this.quality.backedOff(s.contacts[i].id, now)
+  }
+
+  private maybeEvict (cpl: number, now: Millis): RoutingTableEffect[] {
+    const s = this.slots
+    let candidate = -1
+    for (let e = s.entriesStart(cpl); e < s.entriesEnd(cpl); e++) {
+      if (this.pinging.includes(s.contacts[e].id) || !this.questionable(e, now)) {
         continue
       }
-      if (candidate == null || this.worse(e, candidate, now) < 0) {
+      if (candidate < 0 || this.worse(e, candidate, now) < 0) {
         candidate = e
       }
     }
-    if (candidate == null) {
+    if (candidate < 0) {
       return []
     }
-    if (candidate.failures >= this.config.maxFailures) {
-      return this.evict(bucket, cpl, candidate, 'failed', now)
+    if (s.failures(candidate) >= this.config.maxFailures) {
+      return this.evict(cpl, candidate, 'failed', now)
     }
-    if (this.pinging.size >= this.config.maxPendingPings) {
+    if (this.pinging.length >= this.config.maxPendingPings) {
       return []
     }
-    this.pinging.add(candidate.contact.id)
-    return [{ type: 'ping', peer: candidate.contact }]
+    const peer = s.contacts[candidate]
+    this.pinging.push(peer.id)
+    return [{ type: 'ping', peer }]
   }
 
-  private evict (bucket: Bucket, cpl: number, e: Entry, reason: 'failed' | 'ping-failed' | 'removed', now: Millis): RoutingTableEffect[] {
-    bucket.entries.splice(bucket.entries.indexOf(e), 1)
-    this.index.delete(e.contact.id)
-    this.diversity.removed(e.contact.group, cpl, false)
+  private evict (cpl: number, i: number, reason: 'failed' | 'ping-failed' | 'removed', now: Millis): RoutingTableEffect[] {
+    const s = this.slots
+    const gone = s.contacts[i]
+    this.counted(gone.group, cpl, false, false)
+    s.remove(i)
     this.count--
-    const effects: RoutingTableEffect[] = [{ type: 'peer-removed', peer: e.contact, reason }]
-    let best: Entry | undefined
-    let bestUnproven: Entry | undefined
-    for (const r of bucket.replacements) {
-      if (r.unproven) {
-        if (!this.pinging.has(r.contact.id) && (bestUnproven == null || this.worse(r, bestUnproven, now) > 0)) {
+    const effects: RoutingTableEffect[] = [{ type: 'peer-removed', peer: gone, reason }]
+    let best = -1
+    let bestUnproven = -1
+    for (let r = s.entriesEnd(cpl); r < s.replacementsEnd(cpl); r++) {
+      if (s.unproven(r)) {
+        if (!this.pinging.includes(s.contacts[r].id) && (bestUnproven < 0 || this.worse(r, bestUnproven, now) > 0)) {
           bestUnproven = r
         }
-      } else if (this.diversity.allows(r.contact.group, cpl) && (best == null || this.worse(r, best, now) > 0)) {
+      } else if (this.allows(s.contacts[r].group, cpl) && (best < 0 || this.worse(r, best, now) > 0)) {
         best = r
       }
     }
-    if (best != null) {
-      this.dropReplacement(bucket, cpl, best)
-      effects.push(...this.admit(bucket, cpl, best))
-    } else if (bestUnproven != null && this.pinging.size < this.config.maxPendingPings) {
-      this.pinging.add(bestUnproven.contact.id)
-      effects.push({ type: 'verify', peer: bestUnproven.contact })
+    if (best >= 0) {
+      effects.push(...this.promote(cpl, best))
+    } else if (bestUnproven >= 0 && this.pinging.length < this.config.maxPendingPings) {
+      const peer = s.contacts[bestUnproven]
+      this.pinging.push(peer.id)
+      effects.push({ type: 'verify', peer })
     }
     return effects
   }
-}
-
-function snapshot (e: Entry, cpl: number, replacement: boolean): EntrySnapshot {
-  return { id: e.contact.id, key: e.contact.key, cpl, addedAt: e.addedAt, lastSeen: e.lastSeen, failures: e.failures, replacement, unproven: e.unproven }
 }

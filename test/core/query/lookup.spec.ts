@@ -204,8 +204,9 @@ describe('core/query/lookup', () => {
 
     it('with dead peers in every table, returns only live peers from among the true closest', () => {
       // a dead peer listed by everyone can crowd a live one out of every answer,
-      // so exactness is not guaranteed; what is: only peers that answered, in
-      // distance order, each among the true (k + dead) closest
+      // so exactness is not guaranteed (nor being among the true k + dead
+      // closest: seed 94011529 finds a live peer of rank 25 with 13 dead);
+      // what is: the k closest of the peers that answered, in distance order
       fc.assert(fc.property(
         fc.integer({ min: 1, max: 120 }), fc.integer(), fc.double({ min: 0, max: 0.3, noNaN: true }), fc.integer({ min: 1, max: 6 }),
         (n, seed, deadShare, alpha) => {
@@ -217,12 +218,9 @@ describe('core/query/lookup', () => {
           const target = random.fill(new Uint8Array(KEY_BYTES))
           const result = net.lookup(nodes[0], target, { k, alpha })
           const others = nodes.slice(1)
-          const allowed = new Set(ids(bruteForceClosest(others, target, k + dead.length)))
-          for (const c of result.closest) {
-            expect(net.dead.has(c.id)).to.equal(false)
-            expect(allowed.has(c.id)).to.equal(true)
-          }
-          expect(ids(result.closest)).to.deep.equal(ids(bruteForceClosest(result.closest, target, k)))
+          const requested = new Set(result.requested)
+          const answered = others.filter(c => requested.has(c.id) && !net.dead.has(c.id))
+          expect(ids(result.closest)).to.deep.equal(ids(bruteForceClosest(answered, target, k)))
           // crowding can shorten the result, but a live network always yields someone
           expect(result.closest.length).to.be.at.least(Math.min(1, others.length - dead.length))
         }), { verbose: true, numRuns: 60 })
