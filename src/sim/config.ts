@@ -172,7 +172,8 @@ export interface WorldConfig {
    * (false). Lazy nodes are seeded from a per-node seed, so a node is the same
    * whichever way it is built; the two modes give the same trace as long as
    * no maintenance tick falls inside the run (untouched lazy nodes do not
-   * refresh their buckets).
+   * refresh their buckets; eager nodes are built at spread-out phases of
+   * their refresh interval, so their first refreshes fall anywhere in it).
    *
    * @default false
    */

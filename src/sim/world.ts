@@ -41,6 +41,7 @@
 import { assertNever, SeededRandom } from '../core/env.ts'
 import { KEY_BYTES } from '../core/key.ts'
 import { PeerStack } from '../core/peer-stack/index.ts'
+import { validateRoutingTableConfig } from '../core/routing-table/config.ts'
 import { validateWorldConfig } from './config.ts'
 import { EventQueue } from './event-queue.ts'
 import { hash32, TraceHash } from './hash.ts'
@@ -215,10 +216,18 @@ export class World {
     return this.nodes[i] != null
   }
 
-  /** Builds every node now (the `eager` mode) */
+  /**
+   * Builds every node now (the `eager` mode). Each node is built as of a
+   * moment within the last refresh interval (seeded per node), as if the
+   * network had been running for a while: their maintenance then runs at
+   * spread-out phases instead of every node refreshing every bucket in the
+   * same virtual second (which a world built at time 0 would do, and no
+   * real network does).
+   */
   buildAll (): void {
+    const interval = validateRoutingTableConfig(this.config.coordinator.routingTable ?? {}).refreshInterval
     for (let i = 0; i < this.size; i++) {
-      this.node(i)
+      this.node(i, -Math.floor(interval * hash32(this.config.seed, i, 0x70686173) / 0x1_0000_0000))
     }
   }
 

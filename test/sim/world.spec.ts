@@ -1,6 +1,6 @@
 import { expect } from 'aegir/chai'
 import { commonPrefixLength } from '../../src/core/key.ts'
-import { runExperiment } from '../../src/sim/experiment.ts'
+import { bootstrap, createWorld, runExperiment } from '../../src/sim/experiment.ts'
 import { TableSeeder } from '../../src/sim/seed-tables.ts'
 import { World } from '../../src/sim/world.ts'
 import type { LookupFinished } from '../../src/sim/world.ts'
@@ -20,11 +20,28 @@ describe('sim/world', () => {
   })
 
   it('builds the same nodes lazily as eagerly (same trace)', () => {
-    const lazy = runExperiment({ world: small, lookups: { lookups: 20 } })
-    const eager = runExperiment({ world: { ...small, eager: true }, lookups: { lookups: 20 } })
+    // without maintenance: eager nodes refresh at their own phases, untouched lazy ones never
+    const world = { ...small, coordinator: { refresh: false } }
+    const lazy = runExperiment({ world, lookups: { lookups: 20 } })
+    const eager = runExperiment({ world: { ...world, eager: true }, lookups: { lookups: 20 } })
     expect(lazy.world.stats.nodesBuilt).to.be.below(300)
     expect(eager.world.stats.nodesBuilt).to.equal(300)
     expect(lazy.traceHash).to.equal(eager.traceHash)
+  })
+
+  it('an eager world refreshes at spread-out phases, not every node at once', () => {
+    const world = createWorld({ world: { ...small, eager: true } })
+    bootstrap(world, {})
+    const cumulative: number[] = []
+    for (let m = 1; m <= 10; m++) {
+      world.at(m * 60_000, 'sample', () => { cumulative.push(world.stats.refreshLookups) })
+    }
+    world.run({ maxTime: 10 * 60_000 + 1 })
+    const perMinute = cumulative.map((n, m) => n - (cumulative[m - 1] ?? 0))
+    const total = cumulative[9]
+    expect(total).to.be.above(300) // every node refreshed its buckets within one interval
+    expect(perMinute.filter(n => n > 0)).to.have.length(10)
+    expect(Math.max(...perMinute)).to.be.below(total / 4)
   })
 
   it('seeds each bucket with peers of that bucket, up to k', () => {
