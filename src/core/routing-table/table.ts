@@ -296,41 +296,53 @@ export class RoutingTable {
    * entries out before counting.
    */
   closest (target: Key, n: number, exclude?: (c: Contact) => boolean): Contact[] {
-    // Walk buckets in distance order instead of sorting the whole table. With
-    // c = cpl(self, target): bucket c's entries agree with target through bit
-    // c, so they come first; every deeper bucket's entries differ from target
-    // first at bit c, so they come next (together); then buckets c-1 .. 0, each
-    // farther than the one before. Only the groups needed are sorted.
+    // Walk buckets in distance order instead of sorting the table; only one
+    // bucket (at most k entries plus none) is ever sorted at a time. With
+    // c = cpl(self, target) and x = self XOR target:
+    // - bucket c's entries agree with target through bit c: nearest of all;
+    // - a deeper bucket j's entries have a distance to target whose bits
+    //   c+1..j-1 are x's and whose bit j is the complement of x's bit j, so
+    //   where x has a 1 at bit j the bucket is nearer than every deeper one,
+    //   where it has a 0, farther: the 1-buckets in increasing j, then the
+    //   0-buckets in decreasing j;
+    // - then buckets c-1 .. 0, each farther than the one before.
     const out: Contact[] = []
     const s = this.slots
-    const c = Math.min(commonPrefixLength(this.self, target), KEY_BITS)
-    const take = (group: Contact[]): void => {
-      group.sort((a, b) => compareDistance(a.key, b.key, target))
-      for (const contact of group) {
-        if (out.length >= n) {
-          return
-        }
-        out.push(contact)
-      }
-    }
-    const collect = (from: number, to: number): Contact[] => {
-      const group: Contact[] = []
-      for (let b = from; b <= to && b < s.bucketCount; b++) {
-        for (let i = s.entriesStart(b); i < s.entriesEnd(b); i++) {
-          const contact = s.contacts[i]
-          if (exclude == null || !exclude(contact)) {
-            group.push(contact)
-          }
+    const self = this.self
+    const c = Math.min(commonPrefixLength(self, target), KEY_BITS)
+    const group: Contact[] = []
+    const take = (b: number): void => {
+      group.length = 0
+      for (let i = s.entriesStart(b); i < s.entriesEnd(b); i++) {
+        const contact = s.contacts[i]
+        if (exclude == null || !exclude(contact)) {
+          group.push(contact)
         }
       }
-      return group
+      if (group.length > 1) {
+        group.sort((a, b) => compareDistance(a.key, b.key, target))
+      }
+      for (let i = 0; i < group.length && out.length < n; i++) {
+        out.push(group[i])
+      }
     }
-    take(collect(c, c))
-    if (c < KEY_BITS && out.length < n) {
-      take(collect(c + 1, KEY_BITS))
+    const xBit = (j: number): number => ((self[j >> 3] ^ target[j >> 3]) >> (7 - (j & 7))) & 1
+    const last = s.bucketCount - 1
+    if (c <= last) {
+      take(c)
     }
-    for (let i = c - 1; i >= 0 && out.length < n; i--) {
-      take(collect(i, i))
+    for (let j = c + 1; j <= last && out.length < n; j++) {
+      if (xBit(j) === 1) {
+        take(j)
+      }
+    }
+    for (let j = last; j > c && out.length < n; j--) {
+      if (xBit(j) === 0) {
+        take(j)
+      }
+    }
+    for (let b = Math.min(c, last + 1) - 1; b >= 0 && out.length < n; b--) {
+      take(b)
     }
     return out
   }
