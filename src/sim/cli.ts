@@ -16,11 +16,12 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { validateLookupConfig } from '../core/query/config.ts'
-import { bootstrap, createWorld, runBulk, runLookups, runRecords } from './experiment.ts'
+import { bootstrap, createWorld, runBulk, runLive, runLookups, runRecords } from './experiment.ts'
 import { formatRecordSummary, summarizeRecords } from './records.ts'
 import { formatSummary, formatTable, summarize } from './report.ts'
-import { cdfSvg } from './svg.ts'
+import { cdfSvg, lineSvg } from './svg.ts'
 import type { ExperimentOptions } from './experiment.ts'
+import type { LiveGroup, LiveSample } from './live.ts'
 import type { RecordOpRecord } from './records.ts'
 import type { LookupRecord } from './report.ts'
 import type { World } from './world.ts'
@@ -33,6 +34,7 @@ const USAGE = `usage: cli.ts [options]
   --initiators any|dialable  who starts lookups (default any)
   --publishers N        lookups come from N fixed nodes in turn (default 0: a random node each time)
   --undialable P        share of undialable nodes (default 0.45)
+  --announcing P        share of the undialable nodes that announce the DHT protocol anyway (default 0)
   --dial-timeout MS     virtual ms before a dial to an undialable node fails (default 5000)
   --loss P              probability a message is lost (default 0)
   --churn P             share of dialable nodes that go offline and come back (default 0)
@@ -46,7 +48,10 @@ const USAGE = `usage: cli.ts [options]
   --eager               build every node up front instead of on first contact
   --k N                 bucket size and lookup result size (default 20)
   --alpha N             requests in flight per lookup (default 3)
-  --scenario lookups|records|all|bulk  random-key lookups, records (provide, findProviders, put, get), both in turn (default all), or a bulk provide
+  --scenario lookups|records|all|bulk|live  random-key lookups, records (provide, findProviders, put, get), both in turn (default all), a bulk provide, or a live network sampled over time (use with --eager)
+  --hours H             live scenario: virtual hours to run (default 2)
+  --sample-minutes M    live scenario: virtual minutes between samples (default 10)
+  --probes N            live scenario: probe lookups per sample interval (default 50)
   --bulk-keys N         bulk scenario: keys one publisher provides at once (default 1000)
   --lookup-concurrency N  bulk scenario: region lookups at once (default 8, as provideMany)
   --no-refresh          no bucket refresh (long runs: every built node refreshes each 10 virtual minutes)
@@ -70,6 +75,7 @@ const OPTIONS = {
   initiators: { type: 'string' },
   publishers: { type: 'string' },
   undialable: { type: 'string' },
+  announcing: { type: 'string' },
   'dial-timeout': { type: 'string' },
   loss: { type: 'string' },
   churn: { type: 'string' },
@@ -93,6 +99,9 @@ const OPTIONS = {
   puts: { type: 'string' },
   'publish-interval': { type: 'string' },
   'find-after': { type: 'string' },
+  hours: { type: 'string' },
+  'sample-minutes': { type: 'string' },
+  probes: { type: 'string' },
   out: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean' }
@@ -101,7 +110,7 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values']
 
 /** The experiment the flags describe, with the modes checked */
-function experimentOptions (values: Values): { base: ExperimentOptions, bootstrapMode: 'seed' | 'join', stackMode: 'on' | 'off' | 'both', scenario: 'lookups' | 'records' | 'all' | 'bulk' } {
+function experimentOptions (values: Values): { base: ExperimentOptions, bootstrapMode: 'seed' | 'join', stackMode: 'on' | 'off' | 'both', scenario: 'lookups' | 'records' | 'all' | 'bulk' | 'live' } {
   const bootstrapMode = values.bootstrap ?? 'seed'
   if (bootstrapMode !== 'seed' && bootstrapMode !== 'join') {
     throw new RangeError(`--bootstrap must be seed or join, got ${bootstrapMode}`)
@@ -111,8 +120,8 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
     throw new RangeError(`--stack must be on, off or both, got ${stackMode}`)
   }
   const scenario = values.scenario ?? 'all'
-  if (scenario !== 'lookups' && scenario !== 'records' && scenario !== 'all' && scenario !== 'bulk') {
-    throw new RangeError(`--scenario must be lookups, records, all or bulk, got ${scenario}`)
+  if (scenario !== 'lookups' && scenario !== 'records' && scenario !== 'all' && scenario !== 'bulk' && scenario !== 'live') {
+    throw new RangeError(`--scenario must be lookups, records, all, bulk or live, got ${scenario}`)
   }
   const k = num(values.k)
   const base: ExperimentOptions = {
@@ -123,6 +132,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       adoption: num(values.adoption),
       network: {
         undialable: num(values.undialable),
+        announcing: num(values.announcing),
         dialTimeout: num(values['dial-timeout']),
         loss: num(values.loss),
         churn: num(values.churn),
@@ -145,6 +155,11 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       interval: num(values.interval),
       initiators: values.initiators as 'any' | 'dialable' | undefined,
       publishers: num(values.publishers)
+    },
+    live: {
+      duration: values.hours === undefined ? undefined : Number(values.hours) * 3_600_000,
+      sampleEvery: values['sample-minutes'] === undefined ? undefined : Number(values['sample-minutes']) * 60_000,
+      probes: num(values.probes)
     },
     bulk: {
       keys: num(values['bulk-keys']),
@@ -218,6 +233,10 @@ function main (): void {
     }
     printByAdoption(world, lookups?.records, records?.ops)
     const bulk = scenario === 'bulk' ? runBulk(world, options, progress) : undefined
+    const live = scenario === 'live' ? runLive(world, options, progress) : undefined
+    if (live != null) {
+      process.stdout.write(formatLive(live.samples) + '\n\n')
+    }
     const tDone = performance.now()
     if (bulk != null) {
       process.stdout.write(formatTable([
@@ -254,6 +273,7 @@ function main (): void {
       summary: lookups?.summary,
       records: records == null ? undefined : { summary: records.summary, ops: records.ops },
       bulk,
+      live: live?.samples,
       stats: s,
       virtualTimeMs: world.now,
       bootstrapVirtualMs: bootVirtual,
@@ -275,6 +295,20 @@ function main (): void {
       const series = runs.map(r => ({ label: `peer ${label(r)}`, values: (r.lookups as Array<{ latency: number }>).map(l => l.latency) }))
       writeFileSync(`${stem}.svg`, cdfSvg(`${where}: lookup latency CDF`, series))
       process.stderr.write(`wrote ${stem}.svg\n`)
+    }
+    if (scenario === 'live') {
+      const hours = (t: number): number => t / 3_600_000
+      const series = (pick: (g: LiveGroup) => number): Array<{ label: string, points: Array<[number, number]> }> => runs.flatMap(r => {
+        const samples = r.live as LiveSample[]
+        return (['classic', 'adopters'] as const).filter(g => samples.some(x => x[g] != null)).map(g => ({
+          label: `${g === 'classic' ? 'classic nodes' : 'adopters'}, ${label(r)}`,
+          points: samples.map(x => [hours(x.at), x[g] == null ? NaN : pick(x[g] as LiveGroup)] as [number, number])
+        }))
+      })
+      writeFileSync(`${stem}.undialable-entries.svg`, lineSvg(`${where}: undialable share of routing table entries`, 'virtual hours', 'share of entries', series(g => g.undialableShare)))
+      writeFileSync(`${stem}.undialable-dials.svg`, lineSvg(`${where}: undialable dials per lookup`, 'virtual hours', 'dials per lookup', series(g => g.undialableDialsPerLookup)))
+      writeFileSync(`${stem}.lookup-p50.svg`, lineSvg(`${where}: lookup latency p50`, 'virtual hours', 'virtual seconds', series(g => g.latencyP50 / 1000)))
+      process.stderr.write(`wrote ${stem}.undialable-entries.svg, ${stem}.undialable-dials.svg, ${stem}.lookup-p50.svg\n`)
     }
     if (scenario === 'records' || scenario === 'all') {
       const series = []
@@ -305,6 +339,24 @@ function printByAdoption (world: World, lookups: readonly LookupRecord[] | undef
       process.stdout.write(`-- operations from ${who} --\n` + formatRecordSummary(summarizeRecords(ops.filter(o => o.adopter === adopter))) + '\n\n')
     }
   }
+}
+
+/** The live scenario's samples as a table, a row per interval */
+function formatLive (samples: readonly LiveSample[]): string {
+  const groups = (['classic', 'adopters'] as const).filter(g => samples.some(x => x[g] != null))
+  const header = ['virtual min', 'requests/node/min', 'refreshes']
+  for (const g of groups) {
+    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'undialable dials/lookup')
+  }
+  const rows = samples.map(x => {
+    const row = [String(Math.round(x.at / 60_000)), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups)]
+    for (const g of groups) {
+      const v = x[g] as LiveGroup
+      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), v.undialableDialsPerLookup.toFixed(2))
+    }
+    return row
+  })
+  return formatTable([header, ...rows])
 }
 
 function mb (bytes: number): number {

@@ -25,6 +25,18 @@ export interface NetworkConfig {
    */
   undialable: number
   /**
+   * Share of the undialable nodes that still announce the DHT protocol in
+   * identify: they run in server mode though nobody can dial them (a NAT
+   * their AutoNAT has not detected, a firewall, a wrong config), so a node
+   * they dial learns them as a server. Classic nodes put them in their
+   * tables; priority-dht nodes verify them first (and drop them). This is
+   * how undialable peers keep entering tables on the real network; with 0
+   * they only come from the seeded tables and fade out in a live run.
+   *
+   * @default 0 (range 0..1)
+   */
+  announcing: number
+  /**
    * How long a dial to an undialable node takes to fail (virtual ms).
    * js-libp2p@3 uses 10 s per dial and 6 s per address; 5 s is the issue's
    * default and a common per-address timeout.
@@ -121,6 +133,7 @@ export interface NetworkConfig {
 export function defaultNetworkConfig (): NetworkConfig {
   return {
     undialable: 0.45,
+    announcing: 0,
     dialTimeout: 5_000,
     dialRoundTrips: 3,
     rttMedian: 100,
@@ -139,6 +152,7 @@ export function defaultNetworkConfig (): NetworkConfig {
 export function validateNetworkConfig (partial: Partial<NetworkConfig> = {}): NetworkConfig {
   const c = { ...defaultNetworkConfig(), ...stripUndefined(partial) }
   checkRange('network.undialable', c.undialable, 0, 1, false)
+  checkRange('network.announcing', c.announcing, 0, 1, false)
   checkRange('network.dialTimeout', c.dialTimeout, 1, 600_000, false)
   checkRange('network.dialRoundTrips', c.dialRoundTrips, 0, 10, false)
   checkRange('network.rttMedian', c.rttMedian, 1, 10_000, false)

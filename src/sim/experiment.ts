@@ -16,6 +16,7 @@ import { validateLookupConfig } from '../core/query/config.ts'
 import { BulkProvide } from './bulk.ts'
 import { hash32 } from './hash.ts'
 import { JoinBootstrap } from './join.ts'
+import { LiveRun } from './live.ts'
 import { RecordOps, summarizeRecords } from './records.ts'
 import { summarize } from './report.ts'
 import { RandomLookups } from './scenarios.ts'
@@ -24,6 +25,7 @@ import { World } from './world.ts'
 import type { BulkOptions, BulkResult } from './bulk.ts'
 import type { WorldConfig } from './config.ts'
 import type { JoinOptions } from './join.ts'
+import type { LiveOptions, LiveSample } from './live.ts'
 import type { RecordOpRecord, RecordOpsOptions, RecordSummary } from './records.ts'
 import type { LookupRecord, LookupSummary } from './report.ts'
 import type { RandomLookupsOptions } from './scenarios.ts'
@@ -45,12 +47,21 @@ export interface ExperimentOptions {
   lookups: Partial<RandomLookupsOptions>
   records: Partial<RecordOpsOptions>
   bulk: Partial<BulkOptions>
+  live: Partial<LiveOptions>
 }
 
 export interface ExperimentResult {
   world: World
   records: LookupRecord[]
   summary: LookupSummary
+  traceHash: string
+}
+
+export interface LiveResult {
+  world: World
+  samples: LiveSample[]
+  /** The scenario's options, defaults filled in */
+  options: LiveOptions
   traceHash: string
 }
 
@@ -74,6 +85,7 @@ const SALT_JOIN = 0x6a6f696e
 const SALT_LOOKUPS = 0x6c6f6f6b
 const SALT_RECORDS = 0x7265636f
 const SALT_BULK = 0x62756c6b
+const SALT_LIVE = 0x6c697665
 
 /** Builds the world; with the seeded bootstrap, nodes get their tables as they are built */
 export function createWorld (options: Partial<ExperimentOptions>): World {
@@ -105,7 +117,7 @@ export function bootstrap (world: World, options: Partial<ExperimentOptions>, pr
   }
 }
 
-type Phase = 'bootstrap' | 'lookups' | 'records' | 'bulk'
+type Phase = 'bootstrap' | 'lookups' | 'records' | 'bulk' | 'live'
 
 /**
  * Starts a scenario and runs the world until it is done; throws when the
@@ -135,6 +147,13 @@ export function runRecords (world: World, options: Partial<ExperimentOptions>, p
   const scenario = new RecordOps(world, options.records ?? {}, new SeededRandom(hash32(world.config.seed, SALT_RECORDS)))
   drive(world, 'records', scenario, () => [scenario.finishedOps, scenario.total], progress)
   return { world, ops: scenario.ops, keys: scenario.keys, options: scenario.options, summary: summarizeRecords(scenario.ops), traceHash: world.traceHash() }
+}
+
+/** Runs the live scenario (maintenance plus probe lookups, sampled) from the world's current time */
+export function runLive (world: World, options: Partial<ExperimentOptions>, progress: PhaseProgress = {}): LiveResult {
+  const scenario = new LiveRun(world, options.live ?? {}, new SeededRandom(hash32(world.config.seed, SALT_LIVE)))
+  drive(world, 'live', scenario, () => [scenario.progress, scenario.total], progress)
+  return { world, samples: scenario.samples, options: scenario.options, traceHash: world.traceHash() }
 }
 
 /** Runs the bulk-provide scenario (one publisher, many keys, then a sample sought) from the world's current time */

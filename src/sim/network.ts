@@ -66,6 +66,16 @@ export class Network {
     return this.dialableFlags[i] === 1
   }
 
+  /**
+   * Whether node `i` announces the DHT protocol to the nodes it connects
+   * to: every dialable node, and the `announcing` share of undialable ones
+   * (drawn per node from a hash, so the network's random stream is the
+   * same whatever the share)
+   */
+  announces (i: number): boolean {
+    return this.dialableFlags[i] === 1 || (this.config.announcing > 0 && hash32(this.seed, i, 0x616e6e63) / 4294967296 < this.config.announcing)
+  }
+
   /** When node `i` leaves for good (Infinity without departures) */
   departsAt (i: number): Millis {
     const rate = this.config.departRate

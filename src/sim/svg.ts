@@ -1,7 +1,8 @@
 /**
- * A latency CDF as a standalone SVG: one line per run (peer stack off and
- * on), virtual seconds on the x axis, the share of lookups finished by then
- * on the y axis. No dependencies; the CLI writes it next to the JSON.
+ * Standalone SVG charts, no dependencies; the CLI writes them next to the
+ * JSON. `cdfSvg`: a latency CDF, one line per run (peer stack off and on),
+ * virtual seconds on the x axis, the share of lookups finished by then on
+ * the y axis. `lineSvg`: time series (the live scenario's samples).
  */
 
 export interface CdfSeries {
@@ -62,6 +63,58 @@ export function cdfSvg (title: string, series: CdfSeries[]): string {
     })
     const colour = COLOURS[i % COLOURS.length]
     out.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${points.join(' ')}"/>`)
+    out.push(`<rect x="${MARGIN.left + 12}" y="${MARGIN.top + 10 + i * 18}" width="14" height="4" fill="${colour}"/>`)
+    out.push(`<text x="${MARGIN.left + 32}" y="${MARGIN.top + 16 + i * 18}">${escape(s.label)}</text>`)
+  })
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}
+
+export interface LineSeries {
+  label: string
+  /** [x, y] points in x order; NaN y values leave a gap */
+  points: Array<[number, number]>
+}
+
+/** Lines over an x axis (e.g. virtual hours), y from 0 to the largest value */
+export function lineSvg (title: string, xLabel: string, yLabel: string, series: LineSeries[]): string {
+  const xs = series.flatMap(s => s.points.map(p => p[0]))
+  const ys = series.flatMap(s => s.points.map(p => p[1]).filter(v => Number.isFinite(v)))
+  const xStep = niceStep(Math.max(1e-9, ...xs), 8)
+  const xMax = Math.max(xStep, Math.ceil(Math.max(0, ...xs) / xStep) * xStep)
+  const yStep = niceStep(Math.max(1e-9, ...ys), 5)
+  const yMax = Math.max(yStep, Math.ceil(Math.max(0, ...ys) / yStep) * yStep)
+  const plotW = WIDTH - MARGIN.left - MARGIN.right
+  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom
+  const x = (v: number): number => MARGIN.left + (v / xMax) * plotW
+  const y = (v: number): number => MARGIN.top + (1 - v / yMax) * plotH
+  const out: string[] = []
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`)
+  out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`)
+  out.push(`<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escape(title)}</text>`)
+  for (let v = 0; v <= xMax + 1e-9; v += xStep) {
+    out.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${y(0)}" y2="${y(yMax)}" stroke="#eee"/>`)
+    out.push(`<text x="${x(v)}" y="${y(0) + 16}" text-anchor="middle">${Number(v.toFixed(3))}</text>`)
+  }
+  for (let v = 0; v <= yMax + 1e-9; v += yStep) {
+    out.push(`<line x1="${x(0)}" x2="${x(xMax)}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`)
+    out.push(`<text x="${MARGIN.left - 6}" y="${y(v) + 4}" text-anchor="end">${Number(v.toFixed(3))}</text>`)
+  }
+  out.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 12}" text-anchor="middle">${escape(xLabel)}</text>`)
+  out.push(`<text transform="translate(16 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escape(yLabel)}</text>`)
+  series.forEach((s, i) => {
+    const colour = COLOURS[i % COLOURS.length]
+    const runs: string[][] = [[]]
+    for (const [px, py] of s.points) {
+      if (Number.isFinite(py)) {
+        runs[runs.length - 1].push(`${x(px).toFixed(1)},${y(py).toFixed(1)}`)
+      } else if (runs[runs.length - 1].length > 0) {
+        runs.push([])
+      }
+    }
+    for (const run of runs.filter(r => r.length > 0)) {
+      out.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${run.join(' ')}"/>`)
+    }
     out.push(`<rect x="${MARGIN.left + 12}" y="${MARGIN.top + 10 + i * 18}" width="14" height="4" fill="${colour}"/>`)
     out.push(`<text x="${MARGIN.left + 32}" y="${MARGIN.top + 16 + i * 18}">${escape(s.label)}</text>`)
   })

@@ -17,9 +17,10 @@
  * the node dials. A dial to an undialable node fails with `dial-timeout`
  * after `dialTimeout`; a successful one takes `dialRoundTrips` round trips,
  * after which each side gets `peer-identified` for the other with
- * `/ipfs/kad/1.0.0`, but only when that other side is dialable (identify
+ * `/ipfs/kad/1.0.0`, but only when that other side announces it (identify
  * runs on every new connection; an undialable node is a client that can
- * dial out). A lost request or response fails with `timeout` after
+ * dial out, unless it is one of the `announcing` share that run in server
+ * mode anyway). A lost request or response fails with `timeout` after
  * `requestTimeout` counted from when the request left.
  * - `lookup-finished`: reported to the listener (driver-started lookups have
  * positive query ids; a node's own refresh lookups negative ones).
@@ -313,15 +314,16 @@ export class World {
 
   /**
    * Opens a connection between `a` and `b` usable from `readyAt`, and queues
-   * identify on both sides (each learns the other only if it is dialable).
+   * identify on both sides (each learns the other as a DHT server only if
+   * it announces the protocol: dialable, or one of the `announcing` share).
    */
   connect (a: number, b: number, readyAt: Millis = this.clock): void {
     this.openSide(a, b, readyAt)
     this.openSide(b, a, readyAt)
-    if (this.network.dialable(b)) {
+    if (this.network.announces(b)) {
       this.deliverAt(a, { type: 'peer-identified', peer: this.contacts[b], protocols: KAD_PROTOCOLS, dialled: true }, readyAt)
     }
-    if (this.network.dialable(a)) {
+    if (this.network.announces(a)) {
       this.deliverAt(b, { type: 'peer-identified', peer: this.contacts[a], protocols: KAD_PROTOCOLS, dialled: false }, readyAt)
     }
   }

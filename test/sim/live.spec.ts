@@ -1,0 +1,48 @@
+import { expect } from 'aegir/chai'
+import { InvalidConfigError } from '../../src/core/routing-table/config.ts'
+import { bootstrap, createWorld, runLive } from '../../src/sim/experiment.ts'
+import { validateLiveOptions } from '../../src/sim/live.ts'
+import type { ExperimentOptions } from '../../src/sim/experiment.ts'
+
+const live = { duration: 20 * 60_000, sampleEvery: 5 * 60_000, probes: 4 }
+
+function run (options: Partial<ExperimentOptions>): ReturnType<typeof runLive> {
+  const world = createWorld(options)
+  bootstrap(world, options)
+  return runLive(world, { ...options, live })
+}
+
+describe('sim/live', function () {
+  this.timeout(120_000)
+
+  it('rejects bad options', () => {
+    expect(() => validateLiveOptions({ duration: 1000 })).to.throw(InvalidConfigError, /live.duration/)
+    expect(() => validateLiveOptions({ duration: 3_600_000, sampleEvery: 7_200_000 })).to.throw(InvalidConfigError, /live.sampleEvery/)
+    expect(() => validateLiveOptions({ duration: 30 * 86_400_000, sampleEvery: 1000 })).to.throw(RangeError, /10 000 samples/)
+  })
+
+  it('same seed, same samples and trace, with churn and departures in an eager world', () => {
+    const options = { world: { nodes: 150, seed: 4, eager: true, peerStack: true, adoption: 0.5, network: { churn: 0.3, departRate: 0.2, sessionMedian: 600_000, announcing: 0.5 } } }
+    const a = run(options)
+    const b = run(options)
+    const c = run({ world: { ...options.world, seed: 5 } })
+    expect(a.samples).to.have.length(4)
+    expect(a.samples).to.deep.equal(b.samples)
+    expect(a.traceHash).to.equal(b.traceHash)
+    expect(c.traceHash).to.not.equal(a.traceHash)
+    // every interval has probe lookups from both groups, and maintenance traffic
+    for (const s of a.samples) {
+      expect((s.classic?.lookups ?? 0) + (s.adopters?.lookups ?? 0)).to.be.at.least(3)
+      expect(s.requestsPerNodeMinute).to.be.above(0)
+    }
+  })
+
+  it('undialable servers keep entering classic tables, never the adopters\'', () => {
+    // every undialable node announces the DHT protocol: classic nodes admit
+    // those that dial them, adopters verify them and drop them
+    const { samples } = run({ world: { nodes: 150, seed: 6, eager: true, peerStack: true, adoption: 0.5, network: { announcing: 1 } }, seedTables: { listUndialable: false } })
+    const last = samples[samples.length - 1]
+    expect(last.classic?.undialableShare).to.be.above(0.02)
+    expect(last.adopters?.undialableShare).to.equal(0)
+  })
+})
