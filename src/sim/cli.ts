@@ -44,6 +44,7 @@ const USAGE = `usage: cli.ts [options]
   --rtt-p95 MS          95th percentile round-trip time (default 300)
   --bootstrap seed|join seeded tables (fast, default) or nodes joining with real lookups (slow)
   --clean-tables        seeded tables list dialable nodes only (default: undialable ones too)
+  --upgraded            adopters start from a classic node's seeded table, undialable peers included (default: the state their admission converges to)
   --join-duration MS    virtual ms over which nodes join (default 300000)
   --eager               build every node up front instead of on first contact
   --k N                 bucket size and lookup result size (default 20)
@@ -85,6 +86,7 @@ const OPTIONS = {
   'rtt-p95': { type: 'string' },
   bootstrap: { type: 'string' },
   'clean-tables': { type: 'boolean' },
+  upgraded: { type: 'boolean' },
   'join-duration': { type: 'string' },
   eager: { type: 'boolean' },
   adoption: { type: 'string' },
@@ -148,7 +150,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       }
     },
     bootstrap: bootstrapMode,
-    seedTables: { listUndialable: values['clean-tables'] !== true },
+    seedTables: { listUndialable: values['clean-tables'] !== true, upgraded: values.upgraded === true },
     join: { duration: num(values['join-duration']) },
     lookups: {
       lookups: num(values.lookups) ?? 500,

@@ -27,7 +27,9 @@
  * rule is the same draw with the undialable peers left out (their verify
  * dial can never succeed) and each dialable one identified over a
  * connection it opened (`dialled`). Its peer stack starts with no history:
- * it has never exchanged a request with any of them.
+ * it has never exchanged a request with any of them. With `upgraded`,
+ * adopters take the classic draw instead (undialable peers included, as
+ * entries), as a node that switched to priority-dht and kept its table.
  *
  * Cost: O(log N) binary searches and at most `k + replacements` draws per
  * bucket for each node built (plus the key index, built once). Memory:
@@ -48,6 +50,16 @@ export interface SeedOptions {
    * @default true
    */
   listUndialable: boolean
+  /**
+   * Adopters start from the table a classic node would have (they just
+   * upgraded and kept it): the same draw, undialable peers included, taken
+   * in as entries we had reached. A live run then shows how they learn
+   * which entries are dead, instead of starting from the state their
+   * admission rule converges to.
+   *
+   * @default false
+   */
+  upgraded: boolean
 }
 
 export class TableSeeder {
@@ -59,7 +71,7 @@ export class TableSeeder {
 
   constructor (world: World, options: Partial<SeedOptions> = {}) {
     this.world = world
-    this.options = { listUndialable: options.listUndialable ?? true }
+    this.options = { listUndialable: options.listUndialable ?? true, upgraded: options.upgraded ?? false }
     this.index = world.keyIndex
   }
 
@@ -93,7 +105,7 @@ export class TableSeeder {
       }
       for (const i of this.sample(bucketLo, bucketHi, want, random)) {
         const dialable = this.world.network.dialable(i)
-        if (adopter && !dialable) {
+        if (adopter && !dialable && !this.options.upgraded) {
           continue
         }
         const effects = node.coordinator.handle({ type: 'peer-identified', peer: this.world.contacts[i], protocols: KAD_PROTOCOLS, dialled: adopter ? true : undefined }, 0)

@@ -45,4 +45,12 @@ describe('sim/live', function () {
     expect(last.classic?.undialableShare).to.be.above(0.02)
     expect(last.adopters?.undialableShare).to.equal(0)
   })
+
+  it('upgraded adopters start from a classic table, undialable entries included', () => {
+    const world = { nodes: 150, seed: 6, eager: true, peerStack: true, adoption: 0.5, network: { announcing: 1 } }
+    const upgraded = run({ world, seedTables: { upgraded: true } })
+    const fresh = run({ world })
+    expect(upgraded.samples[0].adopters?.undialableShare).to.be.above(0.3)
+    expect(fresh.samples[0].adopters?.undialableShare).to.equal(0)
+  })
 })
