@@ -41,6 +41,11 @@
 //!   query for the peer id and answers with the peer if the query met it.
 //! - Without an external address, this peer's ADD_PROVIDER names itself with
 //!   no addresses (libp2p-kad announces external addresses only).
+//! - `provide` answers once libp2p-kad has handed the ADD_PROVIDER messages
+//!   to the connections (it counts a peer done then), before they are written.
+//! - libp2p-kad answers a kad PING message by closing the stream ("Kademlia
+//!   PING messages are unsupported"), and FIND_NODE for its own id without
+//!   itself; the addresses it names for a peer carry /p2p/<id>.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
@@ -521,6 +526,21 @@ async fn main() {
                     _ => {}
                 }
             }
+        }
+    }
+    // close connections before exiting, so that peers see a clean close.
+    // (This does not deliver an ADD_PROVIDER still queued in a handler:
+    // start_providing counts a peer done once the message is handed to its
+    // connection, before it is written.)
+    let connected: Vec<PeerId> = peer.swarm.connected_peers().copied().collect();
+    for p in connected {
+        let _ = peer.swarm.disconnect_peer_id(p);
+    }
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while peer.swarm.connected_peers().next().is_some() {
+        tokio::select! {
+            _ = peer.swarm.select_next_some() => {}
+            _ = tokio::time::sleep_until(until) => break,
         }
     }
 }
