@@ -12,6 +12,7 @@
  * produce (its request bound times four events).
  */
 import { pushable } from 'it-pushable'
+import { assertNever } from '../core/env.ts'
 import { Message, MessageType } from '../generated/dht.ts'
 import { withGroup } from './address-group.ts'
 import { RequestFailedError } from './errors.ts'
@@ -211,7 +212,7 @@ export class Driver {
     const peer = e.peer as PeerContact
     const q = e.queryId != null ? this.queries.get(e.queryId) : undefined
     const signal = q == null ? this.shutdown.signal : AbortSignal.any([q.controller.signal, this.shutdown.signal])
-    const message = toWire(e.request)
+    const message = toWire(e.request, this.components.peerId)
     const push = (event: QueryEvent): void => { q?.channel.push(event) }
     try {
       const learned = q?.infos.get(peer.id)
@@ -228,7 +229,8 @@ export class Driver {
         onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
         onSend: () => { push({ type: EventTypes.SEND_QUERY, name: 'SEND_QUERY', to: peer.peerId, messageName: message.type, messageType: message.type, path: SINGLE_PATH }) }
       })
-      const closer = this.decodeCloser(response)
+      // a probe's answer only tells that the peer serves us; its closer peers are not a lookup's
+      const closer = e.request.kind === 'ping' ? [] : this.decodeCloser(response)
       const contacts = this.learn(q, closer)
       push(peerResponseEvent(peer.peerId, response, closer))
       const verdict = q?.result == null ? (q?.onResponse?.(peer, response) ?? 'continue') : 'continue'
@@ -324,12 +326,21 @@ function isDefined<T> (x: T | undefined): x is T {
   return x != null
 }
 
-function toWire (request: RequestKind): Partial<Message> & { type: MessageType } {
+/**
+ * The wire message of a request. A `ping` (the routing table's liveness
+ * check and the verify of a new contact) goes out as FIND_NODE for our own
+ * id, not as the protocol's PING: every /ipfs/kad/1.0.0 server answers
+ * FIND_NODE, while rust-libp2p's libp2p-kad closes the stream on PING
+ * ("Kademlia PING messages are unsupported"), which would put every Rust
+ * peer in back-off (test/interop/rust.spec.ts).
+ */
+function toWire (request: RequestKind, self: PeerId): Partial<Message> & { type: MessageType } {
   switch (request.kind) {
+    case 'ping': return { type: MessageType.FIND_NODE, key: self.toMultihash().bytes as Uint8Array<ArrayBuffer> }
     case 'find-node': return { type: MessageType.FIND_NODE, key: request.key as Uint8Array<ArrayBuffer> }
     case 'get-value': return { type: MessageType.GET_VALUE, key: request.key as Uint8Array<ArrayBuffer> }
     case 'get-providers': return { type: MessageType.GET_PROVIDERS, key: request.key as Uint8Array<ArrayBuffer> }
-    default: return { type: MessageType.PING }
+    default: return assertNever(request)
   }
 }
 

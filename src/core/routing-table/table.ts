@@ -11,9 +11,9 @@
  * - `closest(target, n)`, `refreshTargets(now, random)`, `markRefreshed(key, now)`.
  *
  * Effects returned: `peer-added`, `peer-removed` (for peer store tags and
- * events), `ping` (the driver sends a PING and reports `pingResult`) and
+ * events), `ping` (the driver sends a probe, FIND_NODE for our own id, and reports `pingResult`) and
  * `verify` (the driver opens a connection of its own to the peer, even if one
- * exists, sends a PING over it and reports `verifyResult`).
+ * exists, sends the probe over it and reports `verifyResult`).
  *
  * Admission: only a peer we have reached ourselves becomes an entry. A DHT
  * server seen only over connections it opened (it dialled us, then identify
