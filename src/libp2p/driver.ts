@@ -21,6 +21,7 @@ import { Slots } from './slots.ts'
 import type { FailureReason } from './errors.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
+import type { Accounting, Purpose } from './metrics.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { Contact } from '../core/contact.ts'
 import type { Coordinator, CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
@@ -58,6 +59,8 @@ export interface DriverInit {
     dial(id: string): number
     request(id: string): number
   }
+  /** Counts finished lookups, hedged requests and back-off skips (metrics) */
+  accounting?: Pick<Accounting, 'lookupFinished' | 'hedged' | 'backoffSkips'>
 }
 
 /** What a response handler tells the lookup */
@@ -67,6 +70,14 @@ export interface LookupOptions {
   signal?: AbortSignal
   /** Sees every response; returning 'stop' ends the lookup (found what we need) */
   onResponse?(from: PeerContact, message: Message): ResponseVerdict
+  /**
+   * What the lookup is for: its requests are billed to it. Requests of no
+   * lookup of ours (bucket refresh lookups, liveness pings, verifies) are
+   * billed to 'refresh'.
+   *
+   * @default 'lookup'
+   */
+  purpose?: Purpose
 }
 
 export interface LookupResult {
@@ -85,6 +96,7 @@ interface QueryState {
   infos: Map<string, PeerInfo>
   onResponse?: LookupOptions['onResponse']
   result?: LookupResult
+  purpose: Purpose
 }
 
 export class Driver {
@@ -97,6 +109,8 @@ export class Driver {
   private timer?: ReturnType<typeof setTimeout>
   private timerAt = Infinity
   private running = true
+  /** the coordinator's totals last passed on to the accounting */
+  private readonly counted = { hedged: 0, skipped: 0 }
 
   constructor (components: DriverComponents, init: DriverInit) {
     this.components = components
@@ -112,6 +126,18 @@ export class Driver {
     const effects = this.init.coordinator.handle(event, Date.now())
     this.apply(effects)
     this.arm()
+    const accounting = this.init.accounting
+    if (accounting != null) {
+      const totals = this.init.coordinator.totals
+      if (totals.hedged !== this.counted.hedged) {
+        accounting.hedged(totals.hedged - this.counted.hedged)
+        this.counted.hedged = totals.hedged
+      }
+      if (totals.skipped !== this.counted.skipped) {
+        accounting.backoffSkips(totals.skipped - this.counted.skipped)
+        this.counted.skipped = totals.skipped
+      }
+    }
   }
 
   stop (): void {
@@ -139,7 +165,8 @@ export class Driver {
       channel: pushable<QueryEvent>({ objectMode: true }),
       controller: new AbortController(),
       infos: new Map(),
-      onResponse: options.onResponse
+      onResponse: options.onResponse,
+      purpose: options.purpose ?? 'lookup'
     }
     const onAbort = (): void => {
       state.controller.abort()
@@ -176,6 +203,7 @@ export class Driver {
           void this.send(e)
           break
         case 'lookup-finished': {
+          this.init.accounting?.lookupFinished(e.reason)
           const q = this.queries.get(e.queryId)
           if (q != null) {
             q.result = {
@@ -225,6 +253,7 @@ export class Driver {
         timeout: this.init.timeouts?.request(peer.id),
         useful: isUseful,
         ownConnection: e.fresh === true,
+        purpose: purposeOf(q),
         onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
         onSend: () => { push({ type: EventTypes.SEND_QUERY, name: 'SEND_QUERY', to: peer.peerId, messageName: message.type, messageType: message.type, path: SINGLE_PATH }) }
       })
@@ -314,6 +343,11 @@ function failureReason (err: unknown, signal: AbortSignal): FailureReason {
     return err.reason
   }
   return signal.aborted ? 'aborted' : 'bad-response'
+}
+
+/** Requests of no lookup of ours (or of the core's own refresh lookups) are table upkeep */
+function purposeOf (q: QueryState | undefined): Purpose {
+  return q?.purpose ?? 'refresh'
 }
 
 function isUseful (response: Message): boolean {

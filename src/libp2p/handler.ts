@@ -23,6 +23,8 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError } from './errors.ts'
+import { emptyTraffic } from './metrics.ts'
+import type { InboundError, InboundSink, TrafficFigures } from './metrics.ts'
 import type { MessageType } from '../generated/dht.ts'
 import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
@@ -177,8 +179,15 @@ export class InboundHandler implements Startable {
   private readonly streams = new Map<Stream, Promise<void>>()
   private shutdown = new AbortController()
   private running = false
+  private readonly sink?: InboundSink
+  /**
+   * What was served, whatever the sink: streams accepted, messages
+   * received, failures (streams refused, messages malformed or not
+   * answered), framed bytes; `dials` stays 0
+   */
+  readonly stats: TrafficFigures = emptyTraffic()
 
-  constructor (components: InboundHandlerComponents, init: InboundHandlerInit, dispatch: Dispatch) {
+  constructor (components: InboundHandlerComponents, init: InboundHandlerInit, dispatch: Dispatch, sink?: InboundSink) {
     if (typeof init.protocol !== 'string' || init.protocol === '') {
       throw new InvalidParametersError('protocol is required')
     }
@@ -192,6 +201,7 @@ export class InboundHandler implements Startable {
     this.idleTimeout = positiveInteger('idleTimeout', init.idleTimeout ?? 10_000)
     this.handlerTimeout = positiveInteger('handlerTimeout', init.handlerTimeout ?? 10_000)
     this.dispatch = dispatch
+    this.sink = sink
   }
 
   async start (): Promise<void> {
@@ -233,9 +243,12 @@ export class InboundHandler implements Startable {
     }
     if (this.streams.size >= this.maxStreams) {
       this.log('refusing stream from %p: %d inbound streams already open', connection.remotePeer, this.streams.size)
+      this.failed('refused')
       stream.abort(new Error('Too many inbound DHT streams'))
       return
     }
+    this.stats.streams++
+    this.sink?.inboundStream()
     const loop = this.serve(stream, connection)
       .catch(err => {
         this.log.error('inbound stream from %p failed - %e', connection.remotePeer, err)
@@ -288,6 +301,7 @@ export class InboundHandler implements Startable {
         } else if (err?.name === 'UnexpectedEOFError' && received === consumed) {
           await this.close(stream, ended)
         } else if (DATA_ERRORS.includes(err?.name) || err?.name === 'UnexpectedEOFError') {
+          this.failed('malformed')
           this.invalid(stream, peer, new InvalidMessageError(`Malformed or oversize message: ${err.message}`, { cause: err }))
         } else {
           this.log('stream from %p failed - %e', peer, err)
@@ -303,9 +317,13 @@ export class InboundHandler implements Startable {
       try {
         message = decodeMessage(buf)
       } catch (err: any) {
+        this.failed('malformed')
         this.invalid(stream, peer, err)
         return
       }
+      this.stats.requests++
+      this.stats.bytesReceived += framedLength(buf.byteLength)
+      this.sink?.inboundRequest(message.type, framedLength(buf.byteLength))
 
       const scope = timed(this.handlerTimeout, ended)
       try {
@@ -316,8 +334,11 @@ export class InboundHandler implements Startable {
             throw new MessageTooLargeError(`${response.type} response of ${bytes.byteLength} bytes exceeds ${this.maxMessageSize}`)
           }
           await lp.write(bytes, { signal: scope.signal })
+          this.stats.bytesSent += framedLength(bytes.byteLength)
+          this.sink?.inboundResponse(framedLength(bytes.byteLength))
         }
       } catch (err: any) {
+        this.failed('failed')
         if (stream.status === 'open') {
           this.log.error('could not answer %s from %p - %e', message.type, peer, err)
         }
@@ -327,6 +348,11 @@ export class InboundHandler implements Startable {
         scope.clear()
       }
     }
+  }
+
+  private failed (reason: InboundError): void {
+    this.stats.failures++
+    this.sink?.inboundError(reason)
   }
 
   private invalid (stream: Stream, peer: PeerId, err: InvalidMessageError): void {

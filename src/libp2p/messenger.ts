@@ -41,7 +41,9 @@ import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError, RequestFailedError } from './errors.ts'
 import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions } from './handler.ts'
+import { emptyTraffic } from './metrics.ts'
 import type { FailureReason } from './errors.ts'
+import type { OutboundSink, Purpose, TrafficFigures } from './metrics.ts'
 import type { MessageType } from '../generated/dht.ts'
 import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -132,6 +134,13 @@ export interface RequestOptions {
   onDial?(): void
   /** Called just before the message is written */
   onSend?(): void
+  /**
+   * The operation this request serves: its requests, dials, streams and
+   * bytes are billed to it in the usage table.
+   *
+   * @default 'other'
+   */
+  purpose?: Purpose
 }
 
 export type OutboundMessage = Partial<Message> & { type: MessageType }
@@ -166,6 +175,7 @@ interface Ctx {
   timer?: ReturnType<typeof setTimeout>
   windowStart?: number
   sent: boolean
+  purpose: Purpose
 }
 
 /** How a failure to open a stream on a live connection is classified, by error name */
@@ -203,9 +213,15 @@ export class Messenger implements Startable {
   private readonly peers = new Map<string, PeerState>()
   /** requests in flight or queued; bounded by maxPeers * (maxStreamsPerPeer + maxQueuedPerPeer) */
   private readonly requests = new Map<Ctx, Promise<unknown>>()
+  private readonly sink?: OutboundSink
+  /**
+   * What went through here, whatever the purpose: requests that passed
+   * local validation, their failures, dials, streams opened, framed bytes
+   */
+  readonly stats: TrafficFigures = emptyTraffic()
   private running = false
 
-  constructor (components: MessengerComponents, init: MessengerInit, onOutcome?: (o: Outcome) => void) {
+  constructor (components: MessengerComponents, init: MessengerInit, onOutcome?: (o: Outcome) => void, sink?: OutboundSink) {
     this.components = components
     this.log = components.logger.forComponent('priority-dht:messenger')
     if (typeof init.protocol !== 'string' || init.protocol === '') {
@@ -217,6 +233,7 @@ export class Messenger implements Startable {
       this.config[name] = checkInteger(name, init[name] ?? DEFAULTS[name], name === 'maxQueuedPerPeer' ? 0 : 1)
     }
     this.onOutcome = onOutcome
+    this.sink = sink
   }
 
   start (): void {
@@ -255,7 +272,7 @@ export class Messenger implements Startable {
    * onOutcome only; rejects when the caller's signal fires (reason 'aborted'),
    * or with `MessageTooLargeError` before anything is sent.
    */
-  async send (peer: PeerId, message: OutboundMessage, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async send (peer: PeerId, message: OutboundMessage, options: { signal?: AbortSignal, purpose?: Purpose } = {}): Promise<void> {
     try {
       await this.track(peer, message, false, options)
     } catch (err) {
@@ -280,7 +297,9 @@ export class Messenger implements Startable {
       throw new MessageTooLargeError(`Message of ${bytes.byteLength} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
     }
     const timeout = checkInteger('timeout', options.timeout ?? this.config.requestTimeout, 1)
-    const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false }
+    const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false, purpose: options.purpose ?? 'other' }
+    this.stats.requests++
+    this.sink?.request(ctx.purpose, message.type)
     const onAbort = (): void => { ctx.controller.abort() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     const run = this.run(peer, message.type, bytes, expectResponse, ctx, options)
@@ -308,11 +327,15 @@ export class Messenger implements Startable {
       } finally {
         this.release(key, state)
       }
-      this.report({ type: 'request', peer, messageType, ok: true, latencyMs: this.latency(ctx), useful: response == null || options.useful == null || options.useful(response) })
+      const latencyMs = this.latency(ctx)
+      this.sink?.requestDone(ctx.purpose, messageType, latencyMs)
+      this.report({ type: 'request', peer, messageType, ok: true, latencyMs, useful: response == null || options.useful == null || options.useful(response) })
       return response
     } catch (err: any) {
       const failure = this.fail(key, ctx, err, 'stream-reset')
       this.log('%s to %p failed: %s', messageType, peer, failure.reason)
+      this.stats.failures++
+      this.sink?.requestFailed(ctx.purpose, messageType, failure.reason)
       this.report({ type: 'request', peer, messageType, ok: false, latencyMs: this.latency(ctx), reason: failure.reason })
       throw failure
     }
@@ -338,10 +361,12 @@ export class Messenger implements Startable {
           options.onSend?.()
         }
         await entry.lp.write(bytes, { signal })
+        this.counted(ctx, framedLength(bytes.byteLength), 0)
         let response: Message | undefined
         if (expectResponse) {
           const buf = await entry.lp.read({ signal })
           entry.consumed += framedLength(buf.byteLength)
+          this.counted(ctx, 0, framedLength(buf.byteLength))
           response = decodeMessage(buf)
           if (response.type !== messageType) {
             throw new InvalidMessageError(`Expected a ${messageType} response, got ${response.type}`)
@@ -374,6 +399,8 @@ export class Messenger implements Startable {
       return existing
     }
     options.onDial?.()
+    this.stats.dials++
+    this.sink?.dial(ctx.purpose)
     ctx.phase = 'dial'
     this.arm(ctx, options.dialTimeout ?? this.config.dialTimeout)
     const start = Date.now()
@@ -397,6 +424,8 @@ export class Messenger implements Startable {
     } catch (err: any) {
       throw this.fail(peer.toString(), ctx, err, STREAM_OPEN_FAILURES[err?.name] ?? 'stream-reset')
     }
+    this.stats.streams++
+    this.sink?.stream(ctx.purpose)
     const entry: Pooled = { stream, lp: lpStream(stream, lpOptions(this.config.maxMessageSize)), connection, received: 0, consumed: 0, parked: false }
     stream.addEventListener('message', (evt: StreamMessageEvent) => {
       entry.received += evt.data.byteLength
@@ -429,6 +458,13 @@ export class Messenger implements Startable {
       reason = ctx.phase === 'dial' ? 'dial-timeout' : 'timeout'
     }
     return new RequestFailedError(reason, peer, `Request to ${peer} failed (${reason}): ${err?.message ?? err}`, { cause: err })
+  }
+
+  /** Framed bytes written and read for a request, in the totals and for its purpose */
+  private counted (ctx: Ctx, sent: number, received: number): void {
+    this.stats.bytesSent += sent
+    this.stats.bytesReceived += received
+    this.sink?.bytes(ctx.purpose, sent, received)
   }
 
   private openWindow (ctx: Ctx): void {
