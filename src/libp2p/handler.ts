@@ -14,6 +14,11 @@
  * Inbound messages are capped at `maxMessageSize` and decoded with
  * `MESSAGE_LIMITS`; the messenger applies the same to responses.
  *
+ * Usage: streams accepted, messages received and their framed bytes,
+ * responses written, and failures (streams refused, malformed messages,
+ * messages not answered) are counted in `stats` and reported to the sink
+ * (`metrics.ts`), all under the purpose 'inbound'.
+ *
  * Bounds: libp2p enforces `maxInboundStreams`/`maxOutboundStreams` per
  * connection. Across all connections at most `maxStreams` inbound streams are
  * served at once; a stream arriving beyond that is aborted immediately.

@@ -24,6 +24,12 @@
  * reason. `latencyMs` counts from the start of the request window and is 0 when
  * the request failed before it (dial failure, overload, abort while queued).
  *
+ * Usage: each call passing local validation counts one request, each dial
+ * attempt one dial, each stream opened one stream, and the framed bytes
+ * written and read, in `stats` and, under the caller's `purpose` (default
+ * 'other'), in the sink (`metrics.ts`). A stream reused from the pool counts
+ * no new stream.
+ *
  * Bounds (the behaviour at each is tested)
  *
  * Concurrent requests per peer: `maxStreamsPerPeer`. More wait in a per-peer

@@ -16,8 +16,9 @@ import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { Registry } from 'prom-client'
+import { MessageType } from '../../src/generated/dht.ts'
 import { passthroughMapper, priorityDHT } from '../../src/index.ts'
-import { PURPOSES } from '../../src/libp2p/metrics.ts'
+import { Accounting, OPERATIONS, PURPOSES } from '../../src/libp2p/metrics.ts'
 import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
 import { connectToBootstraps, createOurNode, localNodeOptions, stopAll, waitForTables } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
@@ -147,6 +148,29 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     }
     expect(zero, 'metrics still at zero').to.deep.equal([])
 
+    // every label value comes from a fixed set: never a peer id or a key
+    const fixed = new Set<string>([
+      ...PURPOSES, ...Object.keys(OPERATIONS), ...Object.keys(MessageType),
+      'dial-timeout', 'dial-refused', 'protocol-unsupported', 'stream-reset', 'timeout', 'bad-response', 'aborted', 'overloaded',
+      'converged', 'exhausted', 'stopped', 'request-limit', 'refused', 'malformed', 'failed',
+      'unknown', 'proving', 'active', 'inactive', 'bad', 'requested', 'done', 'provided', 'ok',
+      'provider_keys', 'provider_records', 'value_records'
+    ])
+    for (const metric of await registry.getMetricsAsJSON()) {
+      if (!metric.name.startsWith('priority_dht_')) {
+        continue
+      }
+      for (const v of metric.values) {
+        for (const [label, value] of Object.entries(v.labels)) {
+          if (label === 'le') {
+            continue
+          }
+          const ok = label === 'cpl' ? /^\d+$/.test(String(value)) && Number(value) <= 256 : fixed.has(String(value))
+          expect(ok, `${metric.name}{${label}="${value}"}`).to.equal(true)
+        }
+      }
+    }
+
     // a few labels that must carry the counts
     expect(await sample(registry, 'priority_dht_operations_total', 'operation', 'provide')).to.be.at.least(1)
     expect(await sample(registry, 'priority_dht_operation_errors_total', 'operation', 'get')).to.equal(1)
@@ -218,5 +242,41 @@ describe('libp2p/metrics: usage by purpose adds up (no metrics component)', func
     expect(operations).to.equal(0)
     expect(inbound).to.deep.equal(usage.inbound)
     expect(usage.inbound.requests).to.be.above(0)
+  })
+})
+
+describe('libp2p/metrics: without a metrics component', () => {
+  it('registers nothing and hands operations their own event stream, unwrapped, while usage still counts', async () => {
+    async function * events (): AsyncGenerator<number, void, undefined> {
+      yield 1
+    }
+    const accounting = new Accounting(undefined)
+    expect(accounting.enabled).to.equal(false)
+    const source = events()
+    expect(accounting.events('get', source)).to.equal(source)
+    expect(accounting.backoffHook()).to.equal(undefined)
+    accounting.request('get', MessageType.GET_VALUE)
+    accounting.bytes('get', 10, 20)
+    expect(accounting.purposes().get).to.deep.equal({ operations: 1, requests: 1, failures: 0, dials: 0, streams: 0, bytesSent: 10, bytesReceived: 20 })
+  })
+
+  it('with one, registers every metric under the prefix and wraps operations', async () => {
+    const names: string[] = []
+    const record = (name: string): any => {
+      names.push(name)
+      return { increment () {}, observe () {}, update () {}, reset () {} }
+    }
+    const metrics: any = { registerMetric: record, registerMetricGroup: record, registerCounter: record, registerCounterGroup: record, registerHistogramGroup: record }
+    const accounting = new Accounting(metrics, { routingTableSize: () => 0 }, 'my_dht')
+    expect(accounting.enabled).to.equal(true)
+    expect(names).to.include('my_dht_operations_total')
+    expect(names).to.include('my_dht_routing_table_size')
+    expect(names.every(n => n.startsWith('my_dht_'))).to.equal(true)
+    expect(names).to.not.include('my_dht_store_size') // its gauge was not given
+    async function * events (): AsyncGenerator<number, void, undefined> {
+      yield 1
+    }
+    const source = events()
+    expect(accounting.events('get', source)).to.not.equal(source)
   })
 })
