@@ -18,6 +18,7 @@ import { RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
 import { fromPbPeer, toContact } from './peer-info.ts'
 import { Slots } from './slots.ts'
+import { isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
@@ -157,7 +158,7 @@ export class Driver {
    * generator's return value is the result.
    */
   async * lookup (target: Uint8Array, request: RequestKind, options: LookupOptions = {}): AsyncGenerator<QueryEvent, LookupResult> {
-    await this.slots.acquire(options.signal)
+    await this.slots.acquire(options.signal, isBackground(options.purpose))
     const queryId = this.nextQueryId++
     const state: QueryState = {
       target,

@@ -33,7 +33,8 @@
  * Bounds (the behaviour at each is tested)
  *
  * Concurrent requests per peer: `maxStreamsPerPeer`. More wait in a per-peer
- * FIFO of at most `maxQueuedPerPeer`; beyond that a request fails at once with
+ * list of at most `maxQueuedPerPeer` (FIFO, except that upkeep, purposes
+ * 'refresh' and 'republish', waits behind other work: `wait-list.ts`); beyond that a request fails at once with
  * reason `overloaded`. Idle pooled streams per peer: at most
  * `maxStreamsPerPeer` (requests take idle streams before opening new ones, so
  * a peer never holds more; a stream beyond it would be closed, not parked). Peers
@@ -48,6 +49,7 @@ import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError, RequestFailedError } from './errors.ts'
 import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions } from './handler.ts'
 import { emptyTraffic } from './metrics.ts'
+import { WaitList, isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
 import type { OutboundSink, Purpose, TrafficFigures } from './metrics.ts'
 import type { MessageType } from '../generated/dht.ts'
@@ -77,7 +79,7 @@ export interface MessengerInit {
    */
   maxMessageSize?: number
   /**
-   * Concurrent outbound requests per peer (>= 1); more wait in a FIFO
+   * Concurrent outbound requests per peer (>= 1); more wait in a FIFO (upkeep behind other work)
    *
    * @default 2
    */
@@ -142,7 +144,8 @@ export interface RequestOptions {
   onSend?(): void
   /**
    * The operation this request serves: its requests, dials, streams and
-   * bytes are billed to it in the usage table.
+   * bytes are billed to it in the usage table. Upkeep ('refresh',
+   * 'republish') waits behind other requests queued for the same peer.
    *
    * @default 'other'
    */
@@ -167,7 +170,7 @@ interface Waiter { resolve(): void }
 
 interface PeerState {
   active: number
-  waiters: Waiter[]
+  waiters: WaitList<Waiter>
   idle: Pooled[]
 }
 
@@ -515,7 +518,7 @@ export class Messenger implements Startable {
     if (this.peers.size >= this.config.maxPeers && !this.evictIdlePeer()) {
       throw new RequestFailedError('overloaded', key, `All ${this.config.maxPeers} tracked peers are busy`)
     }
-    state = { active: 0, waiters: [], idle: [] }
+    state = { active: 0, waiters: new WaitList(), idle: [] }
     this.peers.set(key, state)
     return state
   }
@@ -523,7 +526,7 @@ export class Messenger implements Startable {
   /** Close the pool of the least recently used peer with nothing in flight; false if there is none */
   private evictIdlePeer (): boolean {
     for (const [key, state] of this.peers) {
-      if (state.active === 0 && state.waiters.length === 0) {
+      if (state.active === 0 && state.waiters.size === 0) {
         for (const entry of state.idle.splice(0)) {
           this.unpark(entry)
           this.close(entry)
@@ -540,8 +543,8 @@ export class Messenger implements Startable {
       state.active++
       return
     }
-    if (state.waiters.length >= this.config.maxQueuedPerPeer) {
-      throw new RequestFailedError('overloaded', key, `${state.waiters.length} requests already queued for ${key}`)
+    if (state.waiters.size >= this.config.maxQueuedPerPeer) {
+      throw new RequestFailedError('overloaded', key, `${state.waiters.size} requests already queued for ${key}`)
     }
     const signal = ctx.controller.signal
     await new Promise<void>((resolve, reject) => {
@@ -552,11 +555,11 @@ export class Messenger implements Startable {
         }
       }
       const onAbort = (): void => {
-        state.waiters.splice(state.waiters.indexOf(waiter), 1)
+        state.waiters.remove(waiter)
         reject(new Error('Aborted while queued'))
       }
       signal.addEventListener('abort', onAbort, { once: true })
-      state.waiters.push(waiter)
+      state.waiters.push(waiter, isBackground(ctx.purpose))
     })
   }
 
@@ -572,7 +575,7 @@ export class Messenger implements Startable {
   }
 
   private gc (key: string, state: PeerState): void {
-    if (state.active === 0 && state.waiters.length === 0 && state.idle.length === 0 && this.peers.get(key) === state) {
+    if (state.active === 0 && state.waiters.size === 0 && state.idle.length === 0 && this.peers.get(key) === state) {
       this.peers.delete(key)
     }
   }
