@@ -124,8 +124,8 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     // an error: nobody holds this record
     const missing = await generateKeyPair('Ed25519')
     await expect(drain(dht.get(ipnsKey(missing)))).to.eventually.be.rejected()
-    // inbound: another node asks us, and one sends us garbage
-    await drain(plain[3].services.dht.findProviders(cid))
+    // inbound: another node looks up our own key (so it must ask us), and one sends us garbage
+    await drain(plain[3].services.dht.getClosestPeers(observed.peerId.toMultihash().bytes))
     const stream = await plain[4].dialProtocol(observed.peerId, dht.protocol)
     await lpStream(stream).write(new Uint8Array([0xff, 0xff, 0xff]))
     // failures, back-off and skipped candidates: a peer goes away and we look near it twice
@@ -172,13 +172,13 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     }
 
     // a few labels that must carry the counts
-    expect(await sample(registry, 'priority_dht_operations_total', 'operation', 'provide')).to.be.at.least(1)
-    expect(await sample(registry, 'priority_dht_operation_errors_total', 'operation', 'get')).to.equal(1)
-    expect(await sample(registry, 'priority_dht_outbound_requests_total', 'type', 'ADD_PROVIDER')).to.be.at.least(1)
-    expect(await sample(registry, 'priority_dht_inbound_requests_total', 'type', 'GET_PROVIDERS')).to.be.at.least(1)
-    expect(await sample(registry, 'priority_dht_inbound_errors_total', 'reason', 'malformed')).to.be.at.least(1)
-    expect(await sample(registry, 'priority_dht_usage_requests_total', 'purpose', 'get')).to.be.at.least(1)
-    expect(await sample(registry, 'priority_dht_store_size', 'store', 'value_records')).to.be.at.least(1)
+    expect(await sample(registry, 'priority_dht_operations_total', 'operation', 'provide'), 'provides').to.be.at.least(1)
+    expect(await sample(registry, 'priority_dht_operation_errors_total', 'operation', 'get'), 'failed gets').to.equal(1)
+    expect(await sample(registry, 'priority_dht_outbound_requests_total', 'type', 'ADD_PROVIDER'), 'ADD_PROVIDER sent').to.be.at.least(1)
+    expect(await sample(registry, 'priority_dht_inbound_requests_total', 'type', 'FIND_NODE'), 'FIND_NODE received').to.be.at.least(1)
+    expect(await sample(registry, 'priority_dht_inbound_errors_total', 'reason', 'malformed'), 'malformed received').to.be.at.least(1)
+    expect(await sample(registry, 'priority_dht_usage_requests_total', 'purpose', 'get'), 'requests billed to get').to.be.at.least(1)
+    expect(await sample(registry, 'priority_dht_store_size', 'store', 'value_records'), 'value records').to.be.at.least(1)
     expect(await total(registry, 'priority_dht_routing_table_size')).to.be.at.least(K)
 
     // the usage metrics say what usage() says
