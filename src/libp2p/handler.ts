@@ -22,6 +22,9 @@
  * Bounds: libp2p enforces `maxInboundStreams`/`maxOutboundStreams` per
  * connection. Across all connections at most `maxStreams` inbound streams are
  * served at once; a stream arriving beyond that is aborted immediately.
+ * Peers `isValued` does not vouch for (strangers) may hold only
+ * `strangerShare` of them: the rest stays for valued peers, so under load a
+ * stranger's stream is refused before a valued peer's.
  */
 
 import { InvalidParametersError } from '@libp2p/interface'
@@ -115,6 +118,15 @@ export interface InboundHandlerInit {
    * @default 10000
    */
   handlerTimeout?: number
+  /**
+   * Share of `maxStreams` (0 < share <= 1) that streams from peers
+   * `isValued` does not vouch for may hold; at least one stream
+   *
+   * @default 0.75
+   */
+  strangerShare?: number
+  /** Whether `peer` may use all of `maxStreams` (the service: peers that have served us and are not bad now); unset: every peer may */
+  isValued?(peer: PeerId): boolean
 }
 
 export interface InboundHandlerComponents {
@@ -177,6 +189,9 @@ export class InboundHandler implements Startable {
   private readonly maxInboundStreams: number
   private readonly maxOutboundStreams: number
   private readonly maxStreams: number
+  /** streams strangers may hold at once (see `strangerShare`) */
+  private readonly strangerStreams: number
+  private readonly isValued?: (peer: PeerId) => boolean
   private readonly idleTimeout: number
   private readonly handlerTimeout: number
   private readonly dispatch: Dispatch
@@ -203,6 +218,12 @@ export class InboundHandler implements Startable {
     this.maxInboundStreams = positiveInteger('maxInboundStreams', init.maxInboundStreams ?? 64)
     this.maxOutboundStreams = positiveInteger('maxOutboundStreams', init.maxOutboundStreams ?? 64)
     this.maxStreams = positiveInteger('maxStreams', init.maxStreams ?? 1024)
+    const share = init.strangerShare ?? 0.75
+    if (!(share > 0 && share <= 1)) {
+      throw new InvalidParametersError(`strangerShare must be in (0, 1], got ${share}`)
+    }
+    this.strangerStreams = Math.max(1, Math.floor(this.maxStreams * share))
+    this.isValued = init.isValued
     this.idleTimeout = positiveInteger('idleTimeout', init.idleTimeout ?? 10_000)
     this.handlerTimeout = positiveInteger('handlerTimeout', init.handlerTimeout ?? 10_000)
     this.dispatch = dispatch
@@ -246,7 +267,7 @@ export class InboundHandler implements Startable {
       stream.abort(new Error('DHT inbound handler is not running'))
       return
     }
-    if (this.streams.size >= this.maxStreams) {
+    if (this.streams.size >= this.limitFor(connection.remotePeer)) {
       this.log('refusing stream from %p: %d inbound streams already open', connection.remotePeer, this.streams.size)
       this.failed('refused')
       stream.abort(new Error('Too many inbound DHT streams'))
@@ -353,6 +374,11 @@ export class InboundHandler implements Startable {
         scope.clear()
       }
     }
+  }
+
+  /** How many open inbound streams still leave room for one more from `peer` */
+  private limitFor (peer: PeerId): number {
+    return this.isValued == null || this.isValued(peer) ? this.maxStreams : this.strangerStreams
   }
 
   private failed (reason: InboundError): void {

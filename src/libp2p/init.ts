@@ -79,7 +79,7 @@ export interface PriorityDHTInit {
   /** Timeouts and bounds of outbound requests (see MessengerInit) */
   network?: Partial<Omit<MessengerInit, 'protocol'>>
   /** Bounds of the inbound handler (see InboundHandlerInit) */
-  inbound?: Partial<Omit<InboundHandlerInit, 'protocol'>>
+  inbound?: Partial<Omit<InboundHandlerInit, 'protocol' | 'isValued'>>
   /**
    * Record validators by namespace without slashes (`pk`, `ipns` built in),
    * as `@libp2p/kad-dht` takes them.

@@ -143,7 +143,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       values: this.values,
       onInbound: from => { this.driver.handle({ type: 'inbound-request', from }) }
     })
-    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound }, async (from, message, _connection, options) => rpc.dispatch(from, message, options), accounting)
+    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound, isValued: valuation(stack, init.neutral) }, async (from, message, _connection, options) => rpc.dispatch(from, message, options), accounting)
     this.identify = new IdentifyListener(components, peer => { this.onNewPeer(peer) })
     this.driver = new Driver(components, {
       coordinator: this.coordinator,
@@ -719,6 +719,22 @@ function regionStore (init: RegionCacheInit | false | undefined, k: number, qual
     return undefined
   }
   return new RegionStore({ ...init, k, quality, networkSize: () => estimateNetworkSize(bucketSizes(), k) })
+}
+
+/**
+ * Which peers get all of the inbound streams: those that served us recently
+ * (active), or ever and are not bad now (inactive with a success); in
+ * neutral mode every peer
+ */
+function valuation (stack: PeerStack, neutral?: boolean): ((peer: PeerId) => boolean) | undefined {
+  if (neutral === true) {
+    return undefined
+  }
+  return peer => {
+    const id = peer.toString()
+    const category = stack.category(id, Date.now())
+    return category === 'active' || (category === 'inactive' && (stack.stats(id)?.successes ?? 0) > 0)
+  }
 }
 
 async function drain (events: AsyncIterable<unknown>): Promise<void> {
