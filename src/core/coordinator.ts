@@ -127,6 +127,12 @@ export class Coordinator {
   private readonly pending = new Map<number, Pending>()
   private nextRequestId = 1
   private nextInternalQueryId = -1
+  /**
+   * Over every finished lookup: requests that ran past their hedge delay
+   * (another peer was asked meanwhile), and candidates in back-off that were
+   * never asked (tarpit-like peers avoided). Counted when a lookup finishes.
+   */
+  readonly totals = { hedged: 0, skipped: 0 }
 
   constructor (self: Contact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, quality: PeerQuality = NEUTRAL_QUALITY) {
     this.self = self
@@ -315,10 +321,14 @@ export class Coordinator {
           out.push({ type: 'send-request', requestId, queryId, peer: e.peer, request: l?.request ?? { kind: 'find-node', key: new Uint8Array(0) } })
           break
         }
-        case 'finished':
+        case 'finished': {
+          const stats = l?.lookup.stats()
+          this.totals.hedged += stats?.hedged ?? 0
+          this.totals.skipped += stats?.skipped ?? 0
           this.lookups.delete(queryId)
-          out.push({ type: 'lookup-finished', queryId, closest: e.closest, spares: l?.lookup.spares(SPARES) ?? [], reason: e.reason, requests: l?.lookup.stats().requests ?? 0 })
+          out.push({ type: 'lookup-finished', queryId, closest: e.closest, spares: l?.lookup.spares(SPARES) ?? [], reason: e.reason, requests: stats?.requests ?? 0 })
           break
+        }
         default:
           assertNever(e)
       }

@@ -28,6 +28,7 @@ import { RequestFailedError } from './errors.ts'
 import { kadKey, toContact, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { Messenger } from './messenger.ts'
+import type { Accounting, Purpose } from './metrics.ts'
 import type { PeerContact } from './peer-info.ts'
 import type { Key } from '../core/key.ts'
 import type { Peer } from '../generated/dht.ts'
@@ -51,6 +52,12 @@ export interface BulkProvideOptions extends AbortOptions {
   onBulkProgress?(progress: BulkProgress): void
   /** Called once per key (multihash bytes) that at least one peer took, when its chunk is done */
   onDelivered?(key: Uint8Array): void
+  /**
+   * Who the lookups and deliveries are billed to in the usage table.
+   *
+   * @default 'provide' (provideMany) or 'put' (putMany)
+   */
+  purpose?: Purpose
 }
 
 export interface BulkProgress {
@@ -96,6 +103,8 @@ export interface BulkInit {
    * @default 1024
    */
   chunkSize?: number
+  /** Counts keys requested, done and provided (metrics) */
+  accounting?: Pick<Accounting, 'bulk'>
 }
 
 interface Item {
@@ -131,7 +140,7 @@ export class BulkProvider {
       }
     }
     const now = Date.now()
-    return this.run(all, async item => { await this.init.providers.addProvider(item.mh, this.init.self, now, options) }, options)
+    return this.run(all, async item => { await this.init.providers.addProvider(item.mh, this.init.self, now, options) }, { ...options, purpose: options.purpose ?? 'provide' })
   }
 
   /**
@@ -144,7 +153,7 @@ export class BulkProvider {
     for (const r of records) {
       byKey.set(r.key.toString(), { key: kadKey(r.key), mh: r.key, value: r.value })
     }
-    return this.run([...byKey.values()], async () => {}, options)
+    return this.run([...byKey.values()], async () => {}, { ...options, purpose: options.purpose ?? 'put' })
   }
 
   private async run (all: Array<{ key: Key, mh: Uint8Array, value?: Uint8Array }>, storeLocally: (item: { mh: Uint8Array }) => Promise<void>, options: BulkProvideOptions): Promise<BulkProgress> {
@@ -158,6 +167,7 @@ export class BulkProvider {
     }
     // the last region walked carries over to the next chunk, which starts where it ended
     let region = new RegionCache<PeerContact>(this.init.k)
+    this.init.accounting?.bulk(all.length, 0, 0)
     for (let start = 0; start < all.length; start += this.chunkSize) {
       if (aborted(options.signal)) {
         throw new BulkAbortedError({ ...progress, peersReached: reached.size })
@@ -194,12 +204,15 @@ export class BulkProvider {
       }
       const chunk = placed.flat()
       await this.deliver(chunk, concurrency, progress, reached, options)
+      let provided = 0
       for (const item of chunk) {
         if (item.ok > 0) {
-          progress.provided++
+          provided++
           options.onDelivered?.(item.mh)
         }
       }
+      progress.provided += provided
+      this.init.accounting?.bulk(0, aborted(options.signal) ? 0 : chunk.length, provided)
       progress.peersReached = reached.size
       if (aborted(options.signal)) {
         // part of this chunk went out: `provided` counts it, `keysDone` does not
@@ -212,8 +225,8 @@ export class BulkProvider {
   }
 
   /** A FIND_NODE lookup for `key` (the Kademlia key of `mh`, which is what goes on the wire) */
-  private async lookup (key: Key, mh: Uint8Array, region: RegionCache<PeerContact>, options: AbortOptions): Promise<void> {
-    const lookup = this.init.driver.lookup(key, { kind: 'find-node', key: mh }, { signal: options.signal })
+  private async lookup (key: Key, mh: Uint8Array, region: RegionCache<PeerContact>, options: BulkProvideOptions): Promise<void> {
+    const lookup = this.init.driver.lookup(key, { kind: 'find-node', key: mh }, { signal: options.signal, purpose: options.purpose })
     let step = await lookup.next()
     while (step.done !== true) {
       step = await lookup.next()
@@ -227,7 +240,7 @@ export class BulkProvider {
    * failed peer did not take go to each key's next spare (`FanOut`), in
    * further passes until none is left.
    */
-  private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Set<string>, options: AbortOptions): Promise<void> {
+  private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Set<string>, options: BulkProvideOptions): Promise<void> {
     let work = new Map<string, { peer: PeerContact, items: Item[] }>()
     const add = (to: Map<string, { peer: PeerContact, items: Item[] }>, peer: PeerContact, item: Item): void => {
       const w = to.get(peer.id) ?? { peer, items: [] }
@@ -259,21 +272,21 @@ export class BulkProvider {
   }
 
   /** ADD_PROVIDER (best effort, written) or PUT_VALUE (answered with an echo of the record) */
-  private async send (peer: PeerContact, item: Item, provider: Peer, options: AbortOptions): Promise<void> {
+  private async send (peer: PeerContact, item: Item, provider: Peer, options: BulkProvideOptions): Promise<void> {
     const key = item.mh as Uint8Array<ArrayBuffer>
     if (item.value == null) {
-      await this.init.messenger.write(peer.peerId, { type: MessageType.ADD_PROVIDER, key, providerPeers: [provider] }, { signal: options.signal })
+      await this.init.messenger.write(peer.peerId, { type: MessageType.ADD_PROVIDER, key, providerPeers: [provider] }, { signal: options.signal, purpose: options.purpose })
       return
     }
     const value = item.value as Uint8Array<ArrayBuffer>
-    const response = await this.init.messenger.request(peer.peerId, { type: MessageType.PUT_VALUE, key, record: { key, value, timeReceived: new Date().toISOString() } }, { signal: options.signal })
+    const response = await this.init.messenger.request(peer.peerId, { type: MessageType.PUT_VALUE, key, record: { key, value, timeReceived: new Date().toISOString() } }, { signal: options.signal, purpose: options.purpose })
     if (response.record?.value == null || !uint8ArrayEquals(response.record.value, value)) {
       throw new RequestFailedError('bad-response', peer.id, 'the peer did not echo the record')
     }
   }
 
   /** Sends `peer` every item's record in turn; returns the items it did not take */
-  private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Set<string>, options: AbortOptions): Promise<Item[]> {
+  private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Set<string>, options: BulkProvideOptions): Promise<Item[]> {
     const provider = toPbPeer(this.init.selfInfo())
     for (let i = 0; i < items.length; i++) {
       if (aborted(options.signal)) {

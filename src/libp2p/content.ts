@@ -28,6 +28,7 @@ import { kadKey, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
+import type { Purpose } from './metrics.ts'
 import type { PeerInfoMapper } from './peer-info.ts'
 import type { RegionStore } from './regions.ts'
 import type { ProviderStore } from '../records/provider-store.ts'
@@ -91,6 +92,12 @@ export interface OpOptions extends AbortOptions {
   onEvent?(event: QueryEvent): void
 }
 
+/** Options of provide (and the internal delivery path): who the work is billed to */
+export interface PurposeOptions extends AbortOptions {
+  /** @default the operation's own ('provide', 'put') */
+  purpose?: Purpose
+}
+
 export class ContentOperations {
   private readonly components: ContentComponents
   private readonly init: ContentInit
@@ -111,7 +118,8 @@ export class ContentOperations {
   }
 
   /** Stores a provider record for `cid` on the k closest peers (and locally) */
-  async * provide (cid: CID, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+  async * provide (cid: CID, provideOptions: PurposeOptions = {}): AsyncGenerator<QueryEvent> {
+    const options = { ...provideOptions, purpose: provideOptions.purpose ?? 'provide' }
     const key = cid.multihash.bytes
     await this.init.providers.addProvider(key, this.components.peerId, Date.now(), options)
     const message = { type: MessageType.ADD_PROVIDER, key, providerPeers: [toPbPeer(this.selfInfo())] }
@@ -138,6 +146,7 @@ export class ContentOperations {
     }
     const lookup = this.init.driver.lookup(kadKey(key), { kind: 'get-providers', key }, {
       signal: options.signal,
+      purpose: 'findProviders',
       onResponse: () => seen.size >= this.init.maxProviders ? 'stop' : 'continue'
     })
     for await (const event of lookup) {
@@ -165,7 +174,8 @@ export class ContentOperations {
   }
 
   /** Validates and stores `value` under `key` locally and on the k closest peers */
-  async * put (key: Uint8Array, value: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+  async * put (key: Uint8Array, value: Uint8Array, putOptions: AbortOptions = {}): AsyncGenerator<QueryEvent> {
+    const options: PurposeOptions = { ...putOptions, purpose: 'put' }
     const received = new Date()
     await this.init.values.put(key, value, received.getTime(), options) // throws InvalidRecordError
     const message = {
@@ -188,7 +198,7 @@ export class ContentOperations {
    * cached region all failed (none took the record), looks the key up and
    * delivers once more (those that failed are marked failed by then).
    */
-  private async * deliver (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
+  private async * deliver (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: PurposeOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
     const cached = await this.cachedTargets(key, options)
     if (cached != null) {
       yield * this.finalPeers(cached)
@@ -213,6 +223,7 @@ export class ContentOperations {
     const candidates: Array<{ from: PeerId, value: Uint8Array }> = []
     const lookup = this.init.driver.lookup(kadKey(key), { kind: 'get-value', key }, {
       signal: options.signal,
+      purpose: 'get',
       onResponse: (from, message) => {
         const value = message.record?.value
         if (value != null && message.record?.key != null && uint8ArrayEquals(message.record.key, key)) {
@@ -248,7 +259,7 @@ export class ContentOperations {
         record: { key: key as Uint8Array<ArrayBuffer>, value: best.value as Uint8Array<ArrayBuffer>, timeReceived: new Date().toISOString() }
       }
       for (const f of outdated) {
-        this.init.messenger.request(f.from, message).catch(err => {
+        this.init.messenger.request(f.from, message, { purpose: 'get' }).catch(err => {
           this.init.log('could not correct %p - %e', f.from, err)
         })
       }
@@ -300,7 +311,7 @@ export class ContentOperations {
    * Yields the lookup's events, a FINAL_PEER per target, and a PEER_RESPONSE
    * or QUERY_ERROR per delivery.
    */
-  private async * lookupAndPlace (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: AbortOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
+  private async * lookupAndPlace (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: PurposeOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
     const target = kadKey(key)
     const plan = FanOut.optimistic<Target>(this.init.putQuorum)
     const events = pushable<QueryEvent>({ objectMode: true })
@@ -314,6 +325,7 @@ export class ContentOperations {
       try {
         const lookup = this.init.driver.lookup(target, { kind: 'find-node', key }, {
           signal: options.signal,
+          purpose: options.purpose,
           onResponse: (from) => {
             const early: Target = { id: from.id, info: { id: from.peerId, multiaddrs: [] } }
             if (likelyAmongClosest(target, from.key, size, k) && plan.early(early)) {

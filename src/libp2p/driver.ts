@@ -19,9 +19,11 @@ import { RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
 import { fromPbPeer, toContact } from './peer-info.ts'
 import { Slots } from './slots.ts'
+import { isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
+import type { Accounting, Purpose } from './metrics.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { Contact } from '../core/contact.ts'
 import type { Coordinator, CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
@@ -59,6 +61,8 @@ export interface DriverInit {
     dial(id: string): number
     request(id: string): number
   }
+  /** Counts finished lookups, hedged requests and back-off skips (metrics) */
+  accounting?: Pick<Accounting, 'lookupFinished' | 'hedged' | 'backoffSkips'>
 }
 
 /** What a response handler tells the lookup */
@@ -68,6 +72,14 @@ export interface LookupOptions {
   signal?: AbortSignal
   /** Sees every response; returning 'stop' ends the lookup (found what we need) */
   onResponse?(from: PeerContact, message: Message): ResponseVerdict
+  /**
+   * What the lookup is for: its requests are billed to it. Requests of no
+   * lookup of ours (bucket refresh lookups, liveness pings, verifies) are
+   * billed to 'refresh'.
+   *
+   * @default 'lookup'
+   */
+  purpose?: Purpose
 }
 
 export interface LookupResult {
@@ -86,6 +98,7 @@ interface QueryState {
   infos: Map<string, PeerInfo>
   onResponse?: LookupOptions['onResponse']
   result?: LookupResult
+  purpose: Purpose
 }
 
 export class Driver {
@@ -98,6 +111,8 @@ export class Driver {
   private timer?: ReturnType<typeof setTimeout>
   private timerAt = Infinity
   private running = true
+  /** the coordinator's totals last passed on to the accounting */
+  private readonly counted = { hedged: 0, skipped: 0 }
 
   constructor (components: DriverComponents, init: DriverInit) {
     this.components = components
@@ -113,6 +128,18 @@ export class Driver {
     const effects = this.init.coordinator.handle(event, Date.now())
     this.apply(effects)
     this.arm()
+    const accounting = this.init.accounting
+    if (accounting != null) {
+      const totals = this.init.coordinator.totals
+      if (totals.hedged !== this.counted.hedged) {
+        accounting.hedged(totals.hedged - this.counted.hedged)
+        this.counted.hedged = totals.hedged
+      }
+      if (totals.skipped !== this.counted.skipped) {
+        accounting.backoffSkips(totals.skipped - this.counted.skipped)
+        this.counted.skipped = totals.skipped
+      }
+    }
   }
 
   stop (): void {
@@ -132,7 +159,7 @@ export class Driver {
    * generator's return value is the result.
    */
   async * lookup (target: Uint8Array, request: RequestKind, options: LookupOptions = {}): AsyncGenerator<QueryEvent, LookupResult> {
-    await this.slots.acquire(options.signal)
+    await this.slots.acquire(options.signal, isBackground(options.purpose))
     const queryId = this.nextQueryId++
     const state: QueryState = {
       target,
@@ -140,7 +167,8 @@ export class Driver {
       channel: pushable<QueryEvent>({ objectMode: true }),
       controller: new AbortController(),
       infos: new Map(),
-      onResponse: options.onResponse
+      onResponse: options.onResponse,
+      purpose: options.purpose ?? 'lookup'
     }
     const onAbort = (): void => {
       state.controller.abort()
@@ -177,6 +205,7 @@ export class Driver {
           void this.send(e)
           break
         case 'lookup-finished': {
+          this.init.accounting?.lookupFinished(e.reason)
           const q = this.queries.get(e.queryId)
           if (q != null) {
             q.result = {
@@ -226,6 +255,7 @@ export class Driver {
         timeout: this.init.timeouts?.request(peer.id),
         useful: isUseful,
         ownConnection: e.fresh === true,
+        purpose: purposeOf(q),
         onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
         onSend: () => { push({ type: EventTypes.SEND_QUERY, name: 'SEND_QUERY', to: peer.peerId, messageName: message.type, messageType: message.type, path: SINGLE_PATH }) }
       })
@@ -316,6 +346,11 @@ function failureReason (err: unknown, signal: AbortSignal): FailureReason {
     return err.reason
   }
   return signal.aborted ? 'aborted' : 'bad-response'
+}
+
+/** Requests of no lookup of ours (or of the core's own refresh lookups) are table upkeep */
+function purposeOf (q: QueryState | undefined): Purpose {
+  return q?.purpose ?? 'refresh'
 }
 
 function isUseful (response: Message): boolean {

@@ -14,15 +14,25 @@
  * Inbound messages are capped at `maxMessageSize` and decoded with
  * `MESSAGE_LIMITS`; the messenger applies the same to responses.
  *
+ * Usage: streams accepted, messages received and their framed bytes,
+ * responses written, and failures (streams refused, malformed messages,
+ * messages not answered) are counted in `stats` and reported to the sink
+ * (`metrics.ts`), all under the purpose 'inbound'.
+ *
  * Bounds: libp2p enforces `maxInboundStreams`/`maxOutboundStreams` per
  * connection. Across all connections at most `maxStreams` inbound streams are
  * served at once; a stream arriving beyond that is aborted immediately.
+ * Peers `isValued` does not vouch for (strangers) may hold only
+ * `strangerShare` of them: the rest stays for valued peers, so under load a
+ * stranger's stream is refused before a valued peer's.
  */
 
 import { InvalidParametersError } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError } from './errors.ts'
+import { emptyTraffic } from './metrics.ts'
+import type { InboundError, InboundSink, TrafficFigures } from './metrics.ts'
 import type { MessageType } from '../generated/dht.ts'
 import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
@@ -108,6 +118,15 @@ export interface InboundHandlerInit {
    * @default 10000
    */
   handlerTimeout?: number
+  /**
+   * Share of `maxStreams` (0 < share <= 1) that streams from peers
+   * `isValued` does not vouch for may hold; at least one stream
+   *
+   * @default 0.75
+   */
+  strangerShare?: number
+  /** Whether `peer` may use all of `maxStreams` (the service: peers that have served us and are not bad now); unset: every peer may */
+  isValued?(peer: PeerId): boolean
 }
 
 export interface InboundHandlerComponents {
@@ -170,6 +189,9 @@ export class InboundHandler implements Startable {
   private readonly maxInboundStreams: number
   private readonly maxOutboundStreams: number
   private readonly maxStreams: number
+  /** streams strangers may hold at once (see `strangerShare`) */
+  private readonly strangerStreams: number
+  private readonly isValued?: (peer: PeerId) => boolean
   private readonly idleTimeout: number
   private readonly handlerTimeout: number
   private readonly dispatch: Dispatch
@@ -177,8 +199,15 @@ export class InboundHandler implements Startable {
   private readonly streams = new Map<Stream, Promise<void>>()
   private shutdown = new AbortController()
   private running = false
+  private readonly sink?: InboundSink
+  /**
+   * What was served, whatever the sink: streams accepted, messages
+   * received, failures (streams refused, messages malformed or not
+   * answered), framed bytes; `dials` stays 0
+   */
+  readonly stats: TrafficFigures = emptyTraffic()
 
-  constructor (components: InboundHandlerComponents, init: InboundHandlerInit, dispatch: Dispatch) {
+  constructor (components: InboundHandlerComponents, init: InboundHandlerInit, dispatch: Dispatch, sink?: InboundSink) {
     if (typeof init.protocol !== 'string' || init.protocol === '') {
       throw new InvalidParametersError('protocol is required')
     }
@@ -189,9 +218,16 @@ export class InboundHandler implements Startable {
     this.maxInboundStreams = positiveInteger('maxInboundStreams', init.maxInboundStreams ?? 64)
     this.maxOutboundStreams = positiveInteger('maxOutboundStreams', init.maxOutboundStreams ?? 64)
     this.maxStreams = positiveInteger('maxStreams', init.maxStreams ?? 1024)
+    const share = init.strangerShare ?? 0.75
+    if (!(share > 0 && share <= 1)) {
+      throw new InvalidParametersError(`strangerShare must be in (0, 1], got ${share}`)
+    }
+    this.strangerStreams = Math.max(1, Math.floor(this.maxStreams * share))
+    this.isValued = init.isValued
     this.idleTimeout = positiveInteger('idleTimeout', init.idleTimeout ?? 10_000)
     this.handlerTimeout = positiveInteger('handlerTimeout', init.handlerTimeout ?? 10_000)
     this.dispatch = dispatch
+    this.sink = sink
   }
 
   async start (): Promise<void> {
@@ -231,11 +267,14 @@ export class InboundHandler implements Startable {
       stream.abort(new Error('DHT inbound handler is not running'))
       return
     }
-    if (this.streams.size >= this.maxStreams) {
+    if (this.streams.size >= this.limitFor(connection.remotePeer)) {
       this.log('refusing stream from %p: %d inbound streams already open', connection.remotePeer, this.streams.size)
+      this.failed('refused')
       stream.abort(new Error('Too many inbound DHT streams'))
       return
     }
+    this.stats.streams++
+    this.sink?.inboundStream()
     const loop = this.serve(stream, connection)
       .catch(err => {
         this.log.error('inbound stream from %p failed - %e', connection.remotePeer, err)
@@ -288,6 +327,7 @@ export class InboundHandler implements Startable {
         } else if (err?.name === 'UnexpectedEOFError' && received === consumed) {
           await this.close(stream, ended)
         } else if (DATA_ERRORS.includes(err?.name) || err?.name === 'UnexpectedEOFError') {
+          this.failed('malformed')
           this.invalid(stream, peer, new InvalidMessageError(`Malformed or oversize message: ${err.message}`, { cause: err }))
         } else {
           this.log('stream from %p failed - %e', peer, err)
@@ -303,9 +343,13 @@ export class InboundHandler implements Startable {
       try {
         message = decodeMessage(buf)
       } catch (err: any) {
+        this.failed('malformed')
         this.invalid(stream, peer, err)
         return
       }
+      this.stats.requests++
+      this.stats.bytesReceived += framedLength(buf.byteLength)
+      this.sink?.inboundRequest(message.type, framedLength(buf.byteLength))
 
       const scope = timed(this.handlerTimeout, ended)
       try {
@@ -316,8 +360,11 @@ export class InboundHandler implements Startable {
             throw new MessageTooLargeError(`${response.type} response of ${bytes.byteLength} bytes exceeds ${this.maxMessageSize}`)
           }
           await lp.write(bytes, { signal: scope.signal })
+          this.stats.bytesSent += framedLength(bytes.byteLength)
+          this.sink?.inboundResponse(framedLength(bytes.byteLength))
         }
       } catch (err: any) {
+        this.failed('failed')
         if (stream.status === 'open') {
           this.log.error('could not answer %s from %p - %e', message.type, peer, err)
         }
@@ -327,6 +374,16 @@ export class InboundHandler implements Startable {
         scope.clear()
       }
     }
+  }
+
+  /** How many open inbound streams still leave room for one more from `peer` */
+  private limitFor (peer: PeerId): number {
+    return this.isValued == null || this.isValued(peer) ? this.maxStreams : this.strangerStreams
+  }
+
+  private failed (reason: InboundError): void {
+    this.stats.failures++
+    this.sink?.inboundError(reason)
   }
 
   private invalid (stream: Stream, peer: PeerId, err: InvalidMessageError): void {

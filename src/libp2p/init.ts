@@ -16,7 +16,7 @@ import type { RoutingTableConfig } from '../core/routing-table/config.ts'
 import type { ProviderStoreInit } from '../records/provider-store.ts'
 import type { Selectors, Validators } from '../records/validation.ts'
 import type { ValueStoreInit } from '../records/value-store.ts'
-import type { ComponentLogger, Libp2pEvents, PeerId, PeerStore, PrivateKey, TypedEventTarget } from '@libp2p/interface'
+import type { ComponentLogger, Libp2pEvents, Metrics, PeerId, PeerStore, PrivateKey, TypedEventTarget } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import type { Datastore } from 'interface-datastore'
 
@@ -79,7 +79,7 @@ export interface PriorityDHTInit {
   /** Timeouts and bounds of outbound requests (see MessengerInit) */
   network?: Partial<Omit<MessengerInit, 'protocol'>>
   /** Bounds of the inbound handler (see InboundHandlerInit) */
-  inbound?: Partial<Omit<InboundHandlerInit, 'protocol'>>
+  inbound?: Partial<Omit<InboundHandlerInit, 'protocol' | 'isValued'>>
   /**
    * Record validators by namespace without slashes (`pk`, `ipns` built in),
    * as `@libp2p/kad-dht` takes them.
@@ -170,6 +170,13 @@ export interface PriorityDHTInit {
    * @default false
    */
   neutral?: boolean
+  /**
+   * Prefix of every metric name (README, "Operating a node"); metrics exist
+   * only when libp2p has a metrics component.
+   *
+   * @default 'priority_dht'
+   */
+  metricsPrefix?: string
 }
 
 export interface PriorityDHTComponents {
@@ -182,4 +189,6 @@ export interface PriorityDHTComponents {
   datastore: Datastore
   events: TypedEventTarget<Libp2pEvents>
   logger: ComponentLogger
+  /** libp2p's metrics, when configured: the service's metrics register there (README, "Operating a node") */
+  metrics?: Metrics
 }

@@ -24,10 +24,17 @@
  * reason. `latencyMs` counts from the start of the request window and is 0 when
  * the request failed before it (dial failure, overload, abort while queued).
  *
+ * Usage: each call passing local validation counts one request, each dial
+ * attempt one dial, each stream opened one stream, and the framed bytes
+ * written and read, in `stats` and, under the caller's `purpose` (default
+ * 'other'), in the sink (`metrics.ts`). A stream reused from the pool counts
+ * no new stream.
+ *
  * Bounds (the behaviour at each is tested)
  *
  * Concurrent requests per peer: `maxStreamsPerPeer`. More wait in a per-peer
- * FIFO of at most `maxQueuedPerPeer`; beyond that a request fails at once with
+ * list of at most `maxQueuedPerPeer` (FIFO, except that upkeep, purposes
+ * 'refresh' and 'republish', waits behind other work: `wait-list.ts`); beyond that a request fails at once with
  * reason `overloaded`. Idle pooled streams per peer: at most
  * `maxStreamsPerPeer` (requests take idle streams before opening new ones, so
  * a peer never holds more; a stream beyond it would be closed, not parked). Peers
@@ -41,7 +48,10 @@ import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError, RequestFailedError } from './errors.ts'
 import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions } from './handler.ts'
+import { emptyTraffic } from './metrics.ts'
+import { WaitList, isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
+import type { OutboundSink, Purpose, TrafficFigures } from './metrics.ts'
 import type { MessageType } from '../generated/dht.ts'
 import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -69,7 +79,7 @@ export interface MessengerInit {
    */
   maxMessageSize?: number
   /**
-   * Concurrent outbound requests per peer (>= 1); more wait in a FIFO
+   * Concurrent outbound requests per peer (>= 1); more wait in a FIFO (upkeep behind other work)
    *
    * @default 2
    */
@@ -132,6 +142,14 @@ export interface RequestOptions {
   onDial?(): void
   /** Called just before the message is written */
   onSend?(): void
+  /**
+   * The operation this request serves: its requests, dials, streams and
+   * bytes are billed to it in the usage table. Upkeep ('refresh',
+   * 'republish') waits behind other requests queued for the same peer.
+   *
+   * @default 'other'
+   */
+  purpose?: Purpose
 }
 
 export type OutboundMessage = Partial<Message> & { type: MessageType }
@@ -152,7 +170,7 @@ interface Waiter { resolve(): void }
 
 interface PeerState {
   active: number
-  waiters: Waiter[]
+  waiters: WaitList<Waiter>
   idle: Pooled[]
 }
 
@@ -166,6 +184,7 @@ interface Ctx {
   timer?: ReturnType<typeof setTimeout>
   windowStart?: number
   sent: boolean
+  purpose: Purpose
 }
 
 /** How a failure to open a stream on a live connection is classified, by error name */
@@ -203,9 +222,15 @@ export class Messenger implements Startable {
   private readonly peers = new Map<string, PeerState>()
   /** requests in flight or queued; bounded by maxPeers * (maxStreamsPerPeer + maxQueuedPerPeer) */
   private readonly requests = new Map<Ctx, Promise<unknown>>()
+  private readonly sink?: OutboundSink
+  /**
+   * What went through here, whatever the purpose: requests that passed
+   * local validation, their failures, dials, streams opened, framed bytes
+   */
+  readonly stats: TrafficFigures = emptyTraffic()
   private running = false
 
-  constructor (components: MessengerComponents, init: MessengerInit, onOutcome?: (o: Outcome) => void) {
+  constructor (components: MessengerComponents, init: MessengerInit, onOutcome?: (o: Outcome) => void, sink?: OutboundSink) {
     this.components = components
     this.log = components.logger.forComponent('priority-dht:messenger')
     if (typeof init.protocol !== 'string' || init.protocol === '') {
@@ -217,6 +242,7 @@ export class Messenger implements Startable {
       this.config[name] = checkInteger(name, init[name] ?? DEFAULTS[name], name === 'maxQueuedPerPeer' ? 0 : 1)
     }
     this.onOutcome = onOutcome
+    this.sink = sink
   }
 
   start (): void {
@@ -255,7 +281,7 @@ export class Messenger implements Startable {
    * onOutcome only; rejects when the caller's signal fires (reason 'aborted'),
    * or with `MessageTooLargeError` before anything is sent.
    */
-  async send (peer: PeerId, message: OutboundMessage, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async send (peer: PeerId, message: OutboundMessage, options: { signal?: AbortSignal, purpose?: Purpose } = {}): Promise<void> {
     try {
       await this.track(peer, message, false, options)
     } catch (err) {
@@ -280,7 +306,9 @@ export class Messenger implements Startable {
       throw new MessageTooLargeError(`Message of ${bytes.byteLength} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
     }
     const timeout = checkInteger('timeout', options.timeout ?? this.config.requestTimeout, 1)
-    const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false }
+    const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false, purpose: options.purpose ?? 'other' }
+    this.stats.requests++
+    this.sink?.request(ctx.purpose, message.type)
     const onAbort = (): void => { ctx.controller.abort() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     const run = this.run(peer, message.type, bytes, expectResponse, ctx, options)
@@ -308,11 +336,15 @@ export class Messenger implements Startable {
       } finally {
         this.release(key, state)
       }
-      this.report({ type: 'request', peer, messageType, ok: true, latencyMs: this.latency(ctx), useful: response == null || options.useful == null || options.useful(response) })
+      const latencyMs = this.latency(ctx)
+      this.sink?.requestDone(ctx.purpose, messageType, latencyMs)
+      this.report({ type: 'request', peer, messageType, ok: true, latencyMs, useful: response == null || options.useful == null || options.useful(response) })
       return response
     } catch (err: any) {
       const failure = this.fail(key, ctx, err, 'stream-reset')
       this.log('%s to %p failed: %s', messageType, peer, failure.reason)
+      this.stats.failures++
+      this.sink?.requestFailed(ctx.purpose, messageType, failure.reason)
       this.report({ type: 'request', peer, messageType, ok: false, latencyMs: this.latency(ctx), reason: failure.reason })
       throw failure
     }
@@ -338,10 +370,12 @@ export class Messenger implements Startable {
           options.onSend?.()
         }
         await entry.lp.write(bytes, { signal })
+        this.counted(ctx, framedLength(bytes.byteLength), 0)
         let response: Message | undefined
         if (expectResponse) {
           const buf = await entry.lp.read({ signal })
           entry.consumed += framedLength(buf.byteLength)
+          this.counted(ctx, 0, framedLength(buf.byteLength))
           response = decodeMessage(buf)
           if (response.type !== messageType) {
             throw new InvalidMessageError(`Expected a ${messageType} response, got ${response.type}`)
@@ -374,6 +408,8 @@ export class Messenger implements Startable {
       return existing
     }
     options.onDial?.()
+    this.stats.dials++
+    this.sink?.dial(ctx.purpose)
     ctx.phase = 'dial'
     this.arm(ctx, options.dialTimeout ?? this.config.dialTimeout)
     const start = Date.now()
@@ -397,6 +433,8 @@ export class Messenger implements Startable {
     } catch (err: any) {
       throw this.fail(peer.toString(), ctx, err, STREAM_OPEN_FAILURES[err?.name] ?? 'stream-reset')
     }
+    this.stats.streams++
+    this.sink?.stream(ctx.purpose)
     const entry: Pooled = { stream, lp: lpStream(stream, lpOptions(this.config.maxMessageSize)), connection, received: 0, consumed: 0, parked: false }
     stream.addEventListener('message', (evt: StreamMessageEvent) => {
       entry.received += evt.data.byteLength
@@ -429,6 +467,13 @@ export class Messenger implements Startable {
       reason = ctx.phase === 'dial' ? 'dial-timeout' : 'timeout'
     }
     return new RequestFailedError(reason, peer, `Request to ${peer} failed (${reason}): ${err?.message ?? err}`, { cause: err })
+  }
+
+  /** Framed bytes written and read for a request, in the totals and for its purpose */
+  private counted (ctx: Ctx, sent: number, received: number): void {
+    this.stats.bytesSent += sent
+    this.stats.bytesReceived += received
+    this.sink?.bytes(ctx.purpose, sent, received)
   }
 
   private openWindow (ctx: Ctx): void {
@@ -473,7 +518,7 @@ export class Messenger implements Startable {
     if (this.peers.size >= this.config.maxPeers && !this.evictIdlePeer()) {
       throw new RequestFailedError('overloaded', key, `All ${this.config.maxPeers} tracked peers are busy`)
     }
-    state = { active: 0, waiters: [], idle: [] }
+    state = { active: 0, waiters: new WaitList(), idle: [] }
     this.peers.set(key, state)
     return state
   }
@@ -481,7 +526,7 @@ export class Messenger implements Startable {
   /** Close the pool of the least recently used peer with nothing in flight; false if there is none */
   private evictIdlePeer (): boolean {
     for (const [key, state] of this.peers) {
-      if (state.active === 0 && state.waiters.length === 0) {
+      if (state.active === 0 && state.waiters.size === 0) {
         for (const entry of state.idle.splice(0)) {
           this.unpark(entry)
           this.close(entry)
@@ -498,8 +543,8 @@ export class Messenger implements Startable {
       state.active++
       return
     }
-    if (state.waiters.length >= this.config.maxQueuedPerPeer) {
-      throw new RequestFailedError('overloaded', key, `${state.waiters.length} requests already queued for ${key}`)
+    if (state.waiters.size >= this.config.maxQueuedPerPeer) {
+      throw new RequestFailedError('overloaded', key, `${state.waiters.size} requests already queued for ${key}`)
     }
     const signal = ctx.controller.signal
     await new Promise<void>((resolve, reject) => {
@@ -510,11 +555,11 @@ export class Messenger implements Startable {
         }
       }
       const onAbort = (): void => {
-        state.waiters.splice(state.waiters.indexOf(waiter), 1)
+        state.waiters.remove(waiter)
         reject(new Error('Aborted while queued'))
       }
       signal.addEventListener('abort', onAbort, { once: true })
-      state.waiters.push(waiter)
+      state.waiters.push(waiter, isBackground(ctx.purpose))
     })
   }
 
@@ -530,7 +575,7 @@ export class Messenger implements Startable {
   }
 
   private gc (key: string, state: PeerState): void {
-    if (state.active === 0 && state.waiters.length === 0 && state.idle.length === 0 && this.peers.get(key) === state) {
+    if (state.active === 0 && state.waiters.size === 0 && state.idle.length === 0 && this.peers.get(key) === state) {
       this.peers.delete(key)
     }
   }

@@ -75,11 +75,14 @@ export class PeerValues {
   private tagTimer?: ReturnType<typeof setInterval>
   private saveTimer?: ReturnType<typeof setInterval>
   private flushing?: Promise<void>
+  /** Called when an observation puts a peer that was not in back-off into it (metrics) */
+  private readonly onBackoff?: () => void
 
-  constructor (components: PeerValuesComponents, stack: PeerStack, log: Logger, init: PeerValuesInit = {}) {
+  constructor (components: PeerValuesComponents, stack: PeerStack, log: Logger, init: PeerValuesInit = {}, onBackoff?: () => void) {
     this.components = components
     this.stack = stack
     this.log = log
+    this.onBackoff = onBackoff
     this.config = {
       maxPendingTags: init.maxPendingTags ?? 4096,
       tagBatch: init.tagBatch ?? 256,
@@ -119,7 +122,11 @@ export class PeerValues {
 
   observe (id: string, obs: Observation): void {
     const now = Date.now()
+    const wasBackedOff = this.onBackoff != null && this.stack.backedOff(id, now)
     this.stack.observe(id, obs, now)
+    if (this.onBackoff != null && !wasBackedOff && this.stack.backedOff(id, now)) {
+      this.onBackoff()
+    }
     const tag = this.stack.tag(id, now)
     if ((this.written.get(id) ?? 0) === tag) {
       this.pendingTags.delete(id)

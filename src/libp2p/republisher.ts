@@ -11,6 +11,7 @@
 import { Key } from 'interface-datastore'
 import { base32 } from 'multiformats/bases/base32'
 import { RepublishSchedule } from '../core/maintenance/schedule.ts'
+import type { Accounting } from './metrics.ts'
 import type { SeededRandom } from '../core/env.ts'
 import type { RepublishScheduleConfig } from '../core/maintenance/schedule.ts'
 import type { ProviderStore } from '../records/provider-store.ts'
@@ -65,6 +66,8 @@ export interface RepublisherDeps {
   reprovideMany?(keys: Uint8Array[]): Promise<Uint8Array[]>
   /** The clock and timers (tests pass a fake); the system's by default */
   timers?: Timers
+  /** Counts keys re-announced and keys that could not be (metrics) */
+  accounting?: Pick<Accounting, 'republished'>
 }
 
 /** What the republisher needs of time: a clock and one-shot and repeating timers */
@@ -184,6 +187,7 @@ export class Republisher {
     if (this.deps.reprovideMany != null && due.length > 0) {
       try {
         const done = await this.deps.reprovideMany(due.map(name => base32.decode(name)))
+        this.deps.accounting?.republished(done.length, due.length - done.length)
         const now = this.timers.now()
         for (const key of done) {
           const name = base32.encode(key)
@@ -193,6 +197,7 @@ export class Republisher {
         }
       } catch (err) {
         this.deps.log('republish sweep of %d keys failed - %e', due.length, err)
+        this.deps.accounting?.republished(0, due.length)
       }
       this.arm()
       return
@@ -201,11 +206,13 @@ export class Republisher {
       await Promise.all(due.slice(i, i + this.concurrency).map(async name => {
         try {
           await this.deps.reprovide(base32.decode(name))
+          this.deps.accounting?.republished(1, 0)
           if (this.schedule.has(name)) {
             await this.remember(name, this.timers.now())
           }
         } catch (err) {
           this.deps.log('republish of %s failed - %e', name, err)
+          this.deps.accounting?.republished(0, 1)
         }
       }))
     }

@@ -22,6 +22,7 @@ import { EventTypes, progressName } from './events.ts'
 import { InboundHandler } from './handler.ts'
 import { IdentifyListener } from './identify.ts'
 import { Messenger } from './messenger.ts'
+import { Accounting } from './metrics.ts'
 import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
 import { PeerValues } from './peer-values.ts'
 import { RegionStore, estimateNetworkSize } from './regions.ts'
@@ -32,6 +33,7 @@ import type { BulkProgress, BulkProvideOptions } from './bulk.ts'
 import type { QueryEvent } from './events.ts'
 import type { NewPeer } from './identify.ts'
 import type { PriorityDHTComponents, PriorityDHTInit } from './init.ts'
+import type { Usage } from './metrics.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { RegionCacheInit, RegionCacheStats } from './regions.ts'
 import type { PeerQuality } from '../core/contact.ts'
@@ -83,6 +85,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly values: ValueStore
   private readonly mapper: PeerInfoMapper
   private readonly peerValues: PeerValues
+  private readonly accounting: Accounting
   private readonly explicitMode?: DHTMode
   private readonly announced = new Set<string>()
   /** peer id -> when its disconnect was last looked into (or libp2p pruned it) */
@@ -112,7 +115,18 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     this.providers = new ProviderStore(components.datastore, init.providers)
     this.values = new ValueStore(components.datastore, { ...init.records, validators: init.validators, selectors: init.selectors })
     const stack = new PeerStack(init.peerStack)
-    this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues)
+    // gauges are computed on scrape, after construction
+    const accounting = this.accounting = new Accounting(components.metrics, {
+      routingTableSize: () => this.coordinator.routingTable.size,
+      bucketSizes: () => this.coordinator.routingTable.bucketSizes(),
+      peerCategories: () => stack.categoryCounts(Date.now()),
+      storeSizes: async () => {
+        const providers = await this.providers.size()
+        return { provider_keys: providers.keys, provider_records: providers.records, value_records: await this.values.size() }
+      },
+      republishing: () => this.republisher.size
+    }, init.metricsPrefix)
+    this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues, accounting.backoffHook())
     const quality = init.neutral === true ? NEUTRAL_QUALITY : stack
     this.coordinator = new Coordinator(toContact(components.peerId), {
       protocols: [this.protocol],
@@ -121,7 +135,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       lookup: { k, alpha: init.alpha, ...init.lookup }
     }, random.fork(), Date.now(), quality)
     this.regions = regionStore(init.regionCache, k, quality, () => this.coordinator.routingTable.bucketSizes())
-    this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network }, outcome => { this.peerValues.onOutcome(outcome) })
+    this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network }, outcome => { this.peerValues.onOutcome(outcome) }, accounting)
     const rpc = new Rpc(components, {
       coordinator: this.coordinator,
       mapper: this.mapper,
@@ -129,7 +143,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       values: this.values,
       onInbound: from => { this.driver.handle({ type: 'inbound-request', from }) }
     })
-    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound }, async (from, message, _connection, options) => rpc.dispatch(from, message, options))
+    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound, isValued: valuation(stack, init.neutral) }, async (from, message, _connection, options) => rpc.dispatch(from, message, options), accounting)
     this.identify = new IdentifyListener(components, peer => { this.onNewPeer(peer) })
     this.driver = new Driver(components, {
       coordinator: this.coordinator,
@@ -141,6 +155,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       onTableChange: (change, peer) => { this.onTableChange(change, peer) },
       onPeerLearned: peer => { this.announce(peer) },
       onFindNodeFinished: (target, result) => { this.regions?.learn(target, result.closest, result.spares) },
+      accounting,
       timeouts: init.neutral === true
         ? undefined
         : { dial: id => this.peerValues.dialTimeout(id), request: id => this.peerValues.requestTimeout(id) }
@@ -168,17 +183,16 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       values: this.values,
       random: random.fork(),
       log: this.log,
+      accounting,
       reprovide: async key => {
-        for await (const event of this.content.provide(cidOfMultihash(key))) {
-          void event
-        }
+        await drain(accounting.events('republish', this.content.provide(cidOfMultihash(key), { purpose: 'republish' })))
       },
-      reprovideMany: async keys => {
+      reprovideMany: async keys => accounting.track('republish', async () => {
         const cids = keys.map(cidOfMultihash)
         const done: Uint8Array[] = []
-        await this.bulk.provideMany(cids, { onDelivered: key => { done.push(key) } })
+        await this.bulk.provideMany(cids, { purpose: 'republish', onDelivered: key => { done.push(key) } })
         return done
-      }
+      })
     }, init.reprovide)
     this.batcher = init.provideBatching == null
       ? undefined
@@ -195,7 +209,8 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       k,
       self: components.peerId,
       selfInfo: () => this.content.selfInfo(),
-      chunkSize: init.bulk?.chunkSize
+      chunkSize: init.bulk?.chunkSize,
+      accounting
     })
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
     this.onPeerDisconnect = this.onPeerDisconnect.bind(this)
@@ -261,6 +276,18 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
    */
   get regionCache (): RegionCacheStats | undefined {
     return this.regions?.stats
+  }
+
+  /**
+   * What the DHT's work cost, by purpose (the operation that caused it:
+   * provide, put, get, findProviders, lookup, refresh, republish, and
+   * inbound for serving others): operations, requests, failures, dials,
+   * streams, bytes. `outbound` and `inbound` are the messenger's and the
+   * handler's own totals, which the purposes add up to. The same figures
+   * are the `priority_dht_usage_*` metrics.
+   */
+  usage (): Usage {
+    return { purposes: this.accounting.purposes(), outbound: { ...this.messenger.stats }, inbound: { ...this.handler.stats } }
   }
 
   /** What the priority peer stack thinks of `peer` */
@@ -341,14 +368,20 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
 
   /** Runs a lookup of our own key now, then lets bucket refresh take over */
   async refreshRoutingTable (options: AbortOptions = {}): Promise<void> {
-    const self = this.components.peerId.toMultihash().bytes
-    for await (const event of this.driver.lookup(kadKey(self), { kind: 'find-node', key: self }, options)) {
-      void event
-    }
+    await this.accounting.track('refreshRoutingTable', async () => {
+      const self = this.components.peerId.toMultihash().bytes
+      for await (const event of this.driver.lookup(kadKey(self), { kind: 'find-node', key: self }, { signal: options.signal, purpose: 'refresh' })) {
+        void event
+      }
+    })
   }
 
   /** Finds the addresses of `peerId`, from the routing table or by a lookup */
-  async * findPeer (peerId: PeerId, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+  findPeer (peerId: PeerId, options: RoutingOptions = {}): AsyncGenerator<QueryEvent, void, undefined> {
+    return this.accounting.events('findPeer', this.findPeerEvents(peerId, options))
+  }
+
+  private async * findPeerEvents (peerId: PeerId, options: RoutingOptions): AsyncGenerator<QueryEvent, void, undefined> {
     const self = this.components.peerId
     if (options.useCache !== false && this.coordinator.routingTable.has(peerId.toString())) {
       const local = await this.localInfo(peerId, options)
@@ -364,6 +397,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     let found: PeerInfo | undefined
     const lookup = this.driver.lookup(kadKey(wanted), { kind: 'find-node', key: wanted }, {
       signal: options.signal,
+      purpose: 'lookup',
       onResponse: (_from, message) => {
         for (const pb of message.closerPeers) {
           const info = fromPbPeer(pb)
@@ -388,8 +422,12 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   }
 
   /** The k peers closest to `key` that answered, as FINAL_PEER events */
-  async * getClosestPeers (key: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
-    const lookup = this.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal })
+  getClosestPeers (key: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent, void, undefined> {
+    return this.accounting.events('getClosestPeers', this.closestPeerEvents(key, options))
+  }
+
+  private async * closestPeerEvents (key: Uint8Array, options: RoutingOptions): AsyncGenerator<QueryEvent, void, undefined> {
+    const lookup = this.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal, purpose: 'lookup' })
     let step = await lookup.next()
     while (step.done !== true) {
       yield this.progress(step.value, options)
@@ -402,9 +440,13 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   }
 
   /** Announces that we provide `cid` to the k closest peers, and keeps re-announcing it */
-  async * provide (cid: CID, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
+  provide (cid: CID, options: RoutingOptions = {}): AsyncGenerator<QueryEvent, void, undefined> {
+    return this.accounting.events('provide', this.provideEvents(cid, options))
+  }
+
+  private async * provideEvents (cid: CID, options: RoutingOptions): AsyncGenerator<QueryEvent, void, undefined> {
     await this.republisher.add(cid.multihash.bytes)
-    for await (const event of this.content.provide(cid, options)) {
+    for await (const event of this.content.provide(cid, { ...options, purpose: 'provide' })) {
       yield this.progress(event, options)
     }
   }
@@ -418,16 +460,19 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
    * with an AbortError whose `progress` says what was done.
    */
   async provideMany (cids: Iterable<CID>, options: BulkProvideOptions & RoutingOptions = {}): Promise<BulkProgress> {
-    const list = [...cids]
-    for (const cid of list) {
-      await this.republisher.add(cid.multihash.bytes)
-    }
-    return this.bulk.provideMany(list, {
-      ...options,
-      onBulkProgress: progress => {
-        options.onBulkProgress?.(progress)
-        options.onProgress?.(new CustomProgressEvent('priority-dht:provide-many:progress', progress))
+    return this.accounting.track('provideMany', async () => {
+      const list = [...cids]
+      for (const cid of list) {
+        await this.republisher.add(cid.multihash.bytes)
       }
+      return this.bulk.provideMany(list, {
+        ...options,
+        purpose: 'provide',
+        onBulkProgress: progress => {
+          options.onBulkProgress?.(progress)
+          options.onProgress?.(new CustomProgressEvent('priority-dht:provide-many:progress', progress))
+        }
+      })
     })
   }
 
@@ -439,20 +484,23 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
    * in the result counts records at least one peer confirmed storing.
    */
   async putMany (records: Iterable<{ key: Uint8Array, value: Uint8Array }>, options: BulkProvideOptions & RoutingOptions = {}): Promise<BulkProgress> {
-    const list = [...records]
-    for (const r of list) {
-      await this.values.validate(r.key, r.value, options)
-    }
-    const now = Date.now()
-    for (const r of list) {
-      await this.values.put(r.key, r.value, now, options)
-    }
-    return this.bulk.putMany(list, {
-      ...options,
-      onBulkProgress: progress => {
-        options.onBulkProgress?.(progress)
-        options.onProgress?.(new CustomProgressEvent('priority-dht:put-many:progress', progress))
+    return this.accounting.track('putMany', async () => {
+      const list = [...records]
+      for (const r of list) {
+        await this.values.validate(r.key, r.value, options)
       }
+      const now = Date.now()
+      for (const r of list) {
+        await this.values.put(r.key, r.value, now, options)
+      }
+      return this.bulk.putMany(list, {
+        ...options,
+        purpose: 'put',
+        onBulkProgress: progress => {
+          options.onBulkProgress?.(progress)
+          options.onProgress?.(new CustomProgressEvent('priority-dht:put-many:progress', progress))
+        }
+      })
     })
   }
 
@@ -467,22 +515,22 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   }
 
   /** Yields PROVIDER events (and the lookup's events) for `cid` */
-  async * findProviders (cid: CID, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
-    for await (const event of this.content.findProviders(cid, options)) {
-      yield this.progress(event, options)
-    }
+  findProviders (cid: CID, options: RoutingOptions = {}): AsyncGenerator<QueryEvent, void, undefined> {
+    return this.accounting.events('findProviders', this.withProgress(this.content.findProviders(cid, options), options))
   }
 
   /** Validates and stores a record locally and on the k closest peers */
-  async * put (key: Uint8Array, value: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
-    for await (const event of this.content.put(key, value, options)) {
-      yield this.progress(event, options)
-    }
+  put (key: Uint8Array, value: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent, void, undefined> {
+    return this.accounting.events('put', this.withProgress(this.content.put(key, value, options), options))
   }
 
   /** Yields one VALUE event with the best valid record for `key` */
-  async * get (key: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent> {
-    for await (const event of this.content.get(key, options)) {
+  get (key: Uint8Array, options: RoutingOptions = {}): AsyncGenerator<QueryEvent, void, undefined> {
+    return this.accounting.events('get', this.withProgress(this.content.get(key, options), options))
+  }
+
+  private async * withProgress (events: AsyncIterable<QueryEvent>, options: RoutingOptions): AsyncGenerator<QueryEvent, void, undefined> {
+    for await (const event of events) {
       yield this.progress(event, options)
     }
   }
@@ -552,6 +600,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     const worker = async (): Promise<void> => {
       for (let id = queue.shift(); id != null && this.running; id = queue.shift()) {
         try {
+          this.accounting.dial('refresh')
           await this.components.connectionManager.openConnection(peerIdFromString(id), { signal: AbortSignal.timeout(this.peerValues.dialTimeout(id)) })
         } catch (err) {
           this.log('could not reach saved peer %s - %e', id, err)
@@ -670,6 +719,22 @@ function regionStore (init: RegionCacheInit | false | undefined, k: number, qual
     return undefined
   }
   return new RegionStore({ ...init, k, quality, networkSize: () => estimateNetworkSize(bucketSizes(), k) })
+}
+
+/**
+ * Which peers get all of the inbound streams: those that served us recently
+ * (active), or ever and are not bad now (inactive with a success); in
+ * neutral mode every peer
+ */
+function valuation (stack: PeerStack, neutral?: boolean): ((peer: PeerId) => boolean) | undefined {
+  if (neutral === true) {
+    return undefined
+  }
+  return peer => {
+    const id = peer.toString()
+    const category = stack.category(id, Date.now())
+    return category === 'active' || (category === 'inactive' && (stack.stats(id)?.successes ?? 0) > 0)
+  }
 }
 
 async function drain (events: AsyncIterable<unknown>): Promise<void> {

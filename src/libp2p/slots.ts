@@ -1,8 +1,12 @@
 /**
  * A counting semaphore with a bounded wait list, for queries waiting to start.
  * At the bound `acquire` rejects with {@link QueryOverloadedError}; an aborted
- * waiter leaves the list at once.
+ * waiter leaves the list at once. Background queries (table refresh,
+ * republishing) wait behind the application's, within the same bound (see
+ * `wait-list.ts`).
  */
+import { WaitList } from './wait-list.ts'
+
 export class QueryOverloadedError extends Error {
   name = 'QueryOverloadedError'
   code = 'ERR_QUERY_OVERLOADED'
@@ -11,7 +15,7 @@ export class QueryOverloadedError extends Error {
 export class Slots {
   private free: number
   private readonly maxWaiting: number
-  private readonly waiting: Array<() => void> = []
+  private readonly waiting = new WaitList<() => void>()
 
   constructor (size: number, maxWaiting: number) {
     this.free = size
@@ -19,31 +23,28 @@ export class Slots {
   }
 
   get waiters (): number {
-    return this.waiting.length
+    return this.waiting.size
   }
 
-  async acquire (signal?: AbortSignal): Promise<void> {
+  async acquire (signal?: AbortSignal, background = false): Promise<void> {
     signal?.throwIfAborted()
     if (this.free > 0) {
       this.free--
       return
     }
-    if (this.waiting.length >= this.maxWaiting) {
+    if (this.waiting.size >= this.maxWaiting) {
       throw new QueryOverloadedError(`${this.maxWaiting} queries are already waiting to start`)
     }
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
-        const i = this.waiting.indexOf(wake)
-        if (i !== -1) {
-          this.waiting.splice(i, 1)
-        }
+        this.waiting.remove(wake)
         reject(signal?.reason)
       }
       const wake = (): void => {
         signal?.removeEventListener('abort', onAbort)
         resolve()
       }
-      this.waiting.push(wake)
+      this.waiting.push(wake, background)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }

@@ -197,6 +197,36 @@ describe('inbound handler', () => {
     expect((await ping(await open(), 'third')).key).to.equalBytes(key('third'))
   })
 
+  it('keeps the streams beyond strangerShare of maxStreams for valued peers', async () => {
+    const friend = await createNode({})
+    await setup(echo, { maxStreams: 4, strangerShare: 0.5, isValued: peer => friend.peerId.equals(peer) })
+    await introduce(friend, server)
+    const openFrom = async (node: Libp2p<TestServices>): Promise<Raw> => {
+      const stream = await node.dialProtocol(server.peerId, PROTOCOL)
+      return { stream, lp: lpStream(stream) }
+    }
+    // a stranger gets two of the four
+    const strangers = [await open(), await open()]
+    for (const raw of strangers) {
+      await ping(raw)
+    }
+    await expectReset((await open()).stream)
+    // a valued peer still gets the other two, and no more
+    const valued = [await openFrom(friend), await openFrom(friend)]
+    for (const raw of valued) {
+      await ping(raw)
+    }
+    await expectReset((await openFrom(friend)).stream)
+    expect(server.services.handler.stats.failures).to.equal(2)
+  })
+
+  it('rejects a strangerShare outside (0, 1]', () => {
+    const components = { registrar: {} as any, logger: defaultLogger() }
+    for (const strangerShare of [0, -0.5, 1.5, Number.NaN]) {
+      expect(() => new InboundHandler(components, { protocol: PROTOCOL, strangerShare }, echo), String(strangerShare)).to.throw().with.property('name', 'InvalidParametersError')
+    }
+  })
+
   it('stop() aborts open streams and dispatches, and unregisters the protocol', async () => {
     let signal: AbortSignal | undefined
     await setup(async (from, message, connection, options) => {

@@ -146,6 +146,28 @@ describe('messenger', () => {
     expect(ids.size).to.equal(2)
   })
 
+  it('serves queued application requests to a peer before queued upkeep (refresh, republish)', async () => {
+    const gate = gated()
+    const order: string[] = []
+    const recording: Dispatch = async (from, message, connection, options) => {
+      order.push(new TextDecoder().decode(message.key))
+      return gate.dispatch(from, message, connection, options)
+    }
+    const [client, server] = await pair(recording, { maxStreamsPerPeer: 1 })
+    const messenger = client.services.messenger
+    const first = messenger.request(server.peerId, { type: MessageType.PING, key: key('first') })
+    await waitFor(() => gate.inProgress() === 1, 3000, 'the first request in progress')
+    const later = [
+      messenger.request(server.peerId, { type: MessageType.PING, key: key('refresh') }, { purpose: 'refresh' }),
+      messenger.request(server.peerId, { type: MessageType.PING, key: key('republish') }, { purpose: 'republish' }),
+      messenger.request(server.peerId, { type: MessageType.PING, key: key('get') }, { purpose: 'get' }),
+      messenger.request(server.peerId, { type: MessageType.PING, key: key('provide') }, { purpose: 'provide' })
+    ]
+    gate.release()
+    await Promise.all([first, ...later])
+    expect(order).to.deep.equal(['first', 'get', 'provide', 'refresh', 'republish'])
+  })
+
   it('rejects with overloaded beyond maxQueuedPerPeer', async () => {
     const gate = gated()
     const [client, server] = await pair(gate.dispatch, { maxStreamsPerPeer: 1, maxQueuedPerPeer: 1 })

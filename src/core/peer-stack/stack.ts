@@ -177,6 +177,15 @@ export class PeerStack implements PeerQuality {
     }
   }
 
+  /** How many known peers are in each category now (one pass over them: for metrics, on scrape) */
+  categoryCounts (now: Millis): Record<Category, number> {
+    const counts: Record<Category, number> = { unknown: 0, proving: 0, active: 0, inactive: 0, bad: 0 }
+    for (const id of this.peers.keys()) {
+      counts[this.category(id, now)]++
+    }
+    return counts
+  }
+
   forget (id: string): void {
     this.peers.delete(id)
     this.proving.delete(id)

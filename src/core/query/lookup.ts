@@ -83,6 +83,8 @@ export interface LookupStats {
   slow: number
   skipped: number
   candidates: number
+  /** requests that became slow (the lookup asked another peer past them), ever */
+  hedged: number
 }
 
 export class Lookup {
@@ -95,6 +97,7 @@ export class Lookup {
   private inFlight = 0
   private slow = 0
   private skipped = 0
+  private hedged = 0
   private retriedSkipped = false
   private requests = 0
   private responses = 0
@@ -116,7 +119,7 @@ export class Lookup {
   }
 
   stats (): LookupStats {
-    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length }
+    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged }
   }
 
   /** Whether `id` was asked and answered during this lookup */
@@ -160,6 +163,7 @@ export class Lookup {
         c.state = 'slow'
         this.inFlight--
         this.slow++
+        this.hedged++
         break
       }
       case 'overdue': {
