@@ -53,4 +53,17 @@ describe('sim/live', function () {
     expect(upgraded.samples[0].adopters?.undialableShare).to.be.above(0.3)
     expect(fresh.samples[0].adopters?.undialableShare).to.equal(0)
   })
+
+  it('calibration: classic tables settle near 45% unreachable entries (within 10 points) with --announcing 1 --churn 0.8', () => {
+    // SIGCOMM 2022: about 45% of the peers in IPFS routing tables could not
+    // be reached. Here: entries whose node is undialable or offline, the
+    // mean of the last three 10-minute samples of a one-hour run
+    const options = { world: { nodes: 300, seed: 1, eager: true, network: { announcing: 1, churn: 0.8 } } }
+    const world = createWorld(options)
+    bootstrap(world, options)
+    const { samples } = runLive(world, { ...options, live: { duration: 3_600_000, sampleEvery: 600_000, probes: 2 } })
+    const tail = samples.slice(-3).map(s => (s.classic?.undialableShare ?? 0) + (s.classic?.offlineShare ?? 0))
+    const share = tail.reduce((a, b) => a + b, 0) / tail.length
+    expect(share).to.be.within(0.35, 0.55)
+  })
 })
