@@ -16,20 +16,21 @@ function arg (name: string, fallback: number): number {
 const count = arg('count', 100_000)
 const seed = arg('seed', Math.floor(Math.random() * 2 ** 31))
 const heapBound = arg('heap-bound', 64) * 1024 * 1024
+const mib = (n: number): string => (n / 1024 / 1024).toFixed(1)
 console.log(`fuzz: ${count} inputs, seed ${seed}`)
 const stats = await runFuzz({
   count,
   seed,
   checkEvery: 10_000,
   onProgress: (done, s) => {
-    if (done % 100_000 === 0) {
-      console.log(`  ${done} inputs, ${Object.entries(s.errors).map(([k, v]) => `${k} ${v}`).join(', ')}, answered ${s.answered}`)
+    if (done % 50_000 === 0) {
+      const m = process.memoryUsage()
+      console.log(`  ${done} inputs, ${Object.entries(s.errors).map(([k, v]) => `${k} ${v}`).join(', ')}, answered ${s.answered}, rss ${mib(m.rss)} MiB, heap ${mib(m.heapUsed)} MiB, external ${mib(m.external)} MiB`)
     }
   }
 })
-const mib = (n: number): string => (n / 1024 / 1024).toFixed(1)
 console.log(JSON.stringify(stats, null, 2))
-console.log(`inputs ${stats.inputs}, crashes ${stats.crashes}, ${stats.inputsPerSecond} inputs/s, heap ${mib(stats.heapBefore)} -> ${mib(stats.heapAfter)} MiB (bound +${mib(heapBound)}), canaries lost ${stats.lostCanaries}`)
+console.log(`inputs ${stats.inputs}, crashes ${stats.crashes}, ${stats.inputsPerSecond} inputs/s, heap ${mib(stats.heapBefore)} -> ${mib(stats.heapAfter)} MiB (bound +${mib(heapBound)}), canaries lost ${stats.lostCanaries}, peak RSS ${mib(stats.peakRss)} MiB`)
 if (stats.crashes > 0 || stats.lostCanaries > 0 || stats.heapAfter - stats.heapBefore > heapBound) {
   process.exit(1)
 }

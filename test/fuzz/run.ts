@@ -40,6 +40,8 @@ export interface FuzzStats {
   inputsPerSecond: number
   heapBefore: number
   heapAfter: number
+  /** largest resident set size seen (checked every `checkEvery` inputs) */
+  peakRss: number
   lostCanaries: number
   stores: { providerKeys: number, providerRecords: number, values: number }
   limits: { providerKeys: number, providerRecords: number, values: number }
@@ -51,6 +53,10 @@ export class FuzzCrashError extends Error {
 }
 
 function gcFunction (): () => void {
+  const exposed = (globalThis as any).gc
+  if (typeof exposed === 'function') {
+    return exposed
+  }
   setFlagsFromString('--expose_gc')
   return runInNewContext('gc')
 }
@@ -97,6 +103,7 @@ export async function runFuzz (options: FuzzOptions): Promise<FuzzStats> {
       inputsPerSecond: 0,
       heapBefore: 0,
       heapAfter: 0,
+      peakRss: 0,
       lostCanaries: 0,
       stores: await storeSizes(target),
       limits
@@ -104,6 +111,9 @@ export async function runFuzz (options: FuzzOptions): Promise<FuzzStats> {
     const checkEvery = options.checkEvery ?? 10_000
     const warmup = Math.min(1000, Math.floor(options.count / 10))
     let started = performance.now()
+    // one signal for every input (a timer per input would hold ~10 s of them alive)
+    const signal = new AbortController().signal
+    stats.peakRss = process.memoryUsage().rss
 
     await fc.assert(fc.asyncProperty(arb, async input => {
       if (stats.inputs === warmup) {
@@ -115,7 +125,7 @@ export async function runFuzz (options: FuzzOptions): Promise<FuzzStats> {
       const peer = target.senders[input.sender]
       let answer: Uint8Array | undefined
       try {
-        answer = await target.handler.answer(peer, input.bytes, undefined, { signal: AbortSignal.timeout(10_000) })
+        answer = await target.handler.answer(peer, input.bytes, undefined, { signal })
       } catch (err: any) {
         if (!isTyped(err)) {
           stats.crashes++
@@ -142,6 +152,7 @@ export async function runFuzz (options: FuzzOptions): Promise<FuzzStats> {
         stats.answered++
       }
       if (stats.inputs % checkEvery === 0) {
+        stats.peakRss = Math.max(stats.peakRss, process.memoryUsage().rss)
         checkBounds(await storeSizes(target), limits)
         options.onProgress?.(stats.inputs, stats)
       }
