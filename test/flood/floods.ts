@@ -194,6 +194,7 @@ export async function floodRequests (node: Libp2p, server: Multiaddr[] | PeerId,
   const result: FloodResult = { sent: 0, answered: 0, resets: 0 }
   let next = 0
   const share = Math.ceil(opts.total / opts.streams)
+  const stopped = (): boolean => opts.stop?.aborted ?? false
   await Promise.all(Array.from({ length: opts.streams }, async () => {
     // each stream sends its share, so all of them are busy at once
     let mine = Math.min(share, opts.total - next)
@@ -209,6 +210,8 @@ export async function floodRequests (node: Libp2p, server: Multiaddr[] | PeerId,
         continue
       }
       const lp = lpStream(stream)
+      const onStop = (): void => { stream.abort(new Error('flood over')) }
+      opts.stop?.addEventListener('abort', onStop, { once: true })
       const reader = opts.answers === false
         ? Promise.resolve()
         : (async (): Promise<void> => {
@@ -234,6 +237,10 @@ export async function floodRequests (node: Libp2p, server: Multiaddr[] | PeerId,
         stream.abort(new Error('reset'))
       }
       await reader
+      opts.stop?.removeEventListener('abort', onStop)
+      if (stopped()) {
+        break
+      }
       if (stream.status === 'reset' || stream.status === 'aborted' || stream.remoteWriteStatus !== 'closed') {
         result.resets++
       }
@@ -247,7 +254,7 @@ export async function floodRequests (node: Libp2p, server: Multiaddr[] | PeerId,
  * ids, `concurrency` of them at once, each naming itself as the provider (the
  * only entries a server accepts), as fast as it can.
  */
-export async function floodProviders (server: Multiaddr[], peers: number, keysPerPeer: number, concurrency: number, stop?: AbortSignal): Promise<FloodResult & { peers: number }> {
+export async function floodProviders (server: Multiaddr[], peers: number, keysPerPeer: number, concurrency: number, stop?: AbortSignal, streams = 1): Promise<FloodResult & { peers: number }> {
   const result = { sent: 0, answered: 0, resets: 0, peers: 0 }
   let nextPeer = 0
   await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -263,7 +270,7 @@ export async function floodProviders (server: Multiaddr[], peers: number, keysPe
           crypto.getRandomValues(key.subarray(2))
           void i
           return { type: MessageType.ADD_PROVIDER, key, providerPeers: [self] }
-        }, { total: keysPerPeer, streams: 1, stop, answers: false })
+        }, { total: keysPerPeer, streams, stop, answers: false })
         result.sent += r.sent
         result.resets += r.resets
         result.peers++
