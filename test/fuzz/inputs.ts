@@ -124,8 +124,12 @@ export function inputs (target: Target, pool: Pool): fc.Arbitrary<FuzzInput> {
     { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
     { weight: 1, arbitrary: big }
   )
+  // valid and all different: a peer announcing new addresses again and again
+  const freshAddr = fc.tuple(fc.integer({ min: 1, max: 223 }), fc.nat({ max: 255 }), fc.nat({ max: 255 }), fc.nat({ max: 255 }), fc.integer({ min: 1, max: 65535 }))
+    .map(([a, b, c, d, port]) => multiaddr(`/ip4/${a}.${b}.${c}.${d}/tcp/${port}`).bytes)
   const addr = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(...pool.addrs) },
+    { weight: 2, arbitrary: freshAddr },
     { weight: 3, arbitrary: bytes(40) },
     { weight: 1, arbitrary: big }
   )
@@ -161,7 +165,7 @@ export function inputs (target: Target, pool: Pool): fc.Arbitrary<FuzzInput> {
     clusterLevelRaw: fc.option(fc.integer(), { nil: undefined })
   }).chain(m => {
     // a put whose record matches its key (so it reaches the validators), and a provider naming the sender
-    return fc.tuple(fc.constant(m), fc.boolean(), sender, fc.nat({ max: pool.records.length - 1 })).map(([m, align, s, r]) => {
+    return fc.tuple(fc.constant(m), fc.boolean(), sender, fc.nat({ max: pool.records.length - 1 }), fc.array(freshAddr, { minLength: 16, maxLength: 16 })).map(([m, align, s, r, fresh]) => {
       const out: any = { ...m }
       if (align && m.type === MessageType.PUT_VALUE) {
         const rec = pool.records[r]
@@ -169,7 +173,7 @@ export function inputs (target: Target, pool: Pool): fc.Arbitrary<FuzzInput> {
         out.record = { key: rec.key, value: rec.value, timeReceived: new Date().toISOString() }
       }
       if (align && m.type === MessageType.ADD_PROVIDER) {
-        out.providerPeers = [{ id: target.senders[s].toMultihash().bytes, addrs: pool.addrs.slice(0, 2) }, ...m.providerPeers]
+        out.providerPeers = [{ id: target.senders[s].toMultihash().bytes, addrs: fresh }, ...m.providerPeers]
       }
       return { sender: s, msg: out as Message }
     })
