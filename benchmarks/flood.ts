@@ -25,7 +25,8 @@
 import { spawn } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createHonest, createServer, percentile, probe } from '../test/flood/floods.ts'
+import { MemoryDatastore } from 'datastore-core'
+import { createHonest, createServer, percentile, probe, providerRecords } from '../test/flood/floods.ts'
 import type { ProbeResult } from '../test/flood/floods.ts'
 
 function arg (name: string, fallback: string): string {
@@ -38,7 +39,8 @@ const seconds = (kind: string): number => fixed === '' ? DURATIONS[kind] ?? 30 :
 const only = arg('only', 'streams,requests,providers,gets').split(',')
 const mib = (n: number): number => Math.round(n / 1024 / 1024)
 
-const server = await createServer()
+const datastore = new MemoryDatastore()
+const server = await createServer({}, datastore)
 const honest = await createHonest(server)
 const addr = server.getMultiaddrs()[0].toString()
 
@@ -95,7 +97,8 @@ for (const kind of only) {
   clearInterval(sampler)
   const after = server.services.dht.inbound
   const limits = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before as any)[k]]))
-  const row = { flood: kind, seconds: Math.round((Date.now() - started) / 1000), idle, during, ratioP50: Number((during.p50 / idle.p50).toFixed(2)), ratioP95: Number((during.p95 / idle.p95).toFixed(2)), flooder: flood, limits, peakRssMiB: mib(peakRss), peakHeapMiB: mib(peakHeap) }
+  const held = await providerRecords(datastore)
+  const row = { flood: kind, providerStore: held, seconds: Math.round((Date.now() - started) / 1000), idle, during, ratioP50: Number((during.p50 / idle.p50).toFixed(2)), ratioP95: Number((during.p95 / idle.p95).toFixed(2)), flooder: flood, limits, peakRssMiB: mib(peakRss), peakHeapMiB: mib(peakHeap) }
   rows.push(row)
   console.log(JSON.stringify(row))
   // let the server drain before the next flood

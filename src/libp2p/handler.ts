@@ -176,6 +176,8 @@ export type Dispatch = (from: PeerId, message: Message, connection: Connection |
 
 /** What the inbound limits refused since start (counters only grow) */
 export interface InboundStats {
+  /** messages decoded (each then answered, refused or failed) */
+  messages: number
   /** streams aborted on arrival: `maxStreams` reached */
   refusedStreams: number
   /** streams aborted on arrival: the peer's `maxStreamsPerPeer` reached */
@@ -268,7 +270,7 @@ export class InboundHandler implements Startable {
   private readonly rates: PeerBuckets
   /** turns to dispatch; waiters at most one per open stream */
   private readonly inFlight: Slots
-  private readonly counters: InboundStats = { refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0 }
+  private readonly counters: InboundStats = { messages: 0, refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0 }
   private shutdown = new AbortController()
   private running = false
 
@@ -318,6 +320,7 @@ export class InboundHandler implements Startable {
    */
   async answer (peer: PeerId, bytes: Uint8Array | Uint8ArrayList, connection: Connection | undefined, options: { signal: AbortSignal }): Promise<Uint8Array | undefined> {
     const message = decodeMessage(bytes)
+    this.counters.messages++
     const wait = this.rates.take(peer.toString(), Date.now())
     if (wait == null) {
       this.counters.rateLimitedRequests++

@@ -21,6 +21,7 @@ import type { PriorityDHTInit } from '../../src/index.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Datastore } from 'interface-datastore'
 
 export const PROTOCOL = '/ipfs/kad/1.0.0'
 
@@ -35,8 +36,19 @@ export async function createRawNode (privateKey?: PrivateKey): Promise<Libp2p> {
   })
 }
 
-export async function createServer (init: PriorityDHTInit = {}): Promise<OurNode> {
-  return createOurNode(init)
+export async function createServer (init: PriorityDHTInit = {}, datastore?: Datastore): Promise<OurNode> {
+  return createOurNode(init, { datastore })
+}
+
+/** Provider records and distinct keys in a server's datastore (default prefix) */
+export async function providerRecords (datastore: Datastore): Promise<{ keys: number, records: number }> {
+  const keys = new Set<string>()
+  let records = 0
+  for await (const key of datastore.queryKeys({ prefix: '/dht/providers/' })) {
+    keys.add(key.toString().split('/')[3])
+    records++
+  }
+  return { keys: keys.size, records }
 }
 
 export async function multihashOf (s: string): Promise<Uint8Array<ArrayBuffer>> {
@@ -241,7 +253,8 @@ export async function floodRequests (node: Libp2p, server: Multiaddr[] | PeerId,
       if (stopped()) {
         break
       }
-      if (stream.status === 'reset' || stream.status === 'aborted' || stream.remoteWriteStatus !== 'closed') {
+      // without reading, the remote's end is not seen closing: only a failed write tells
+      if (stream.status === 'reset' || stream.status === 'aborted' || (opts.answers !== false && stream.remoteWriteStatus !== 'closed')) {
         result.resets++
       }
     }
