@@ -19,12 +19,15 @@
  * Each flood runs until its worker is done or its time is up (streams 20 s,
  * requests 30 s, providers 300 s, gets 30 s; `--seconds S` sets all).
  * Reports per flood: honest latency p50/p95/max, failures, records missing,
- * the flooder's sent/answered/reset, what the limits counted, and the
- * server process's peak RSS and heap.
+ * the flooder's sent/answered/reset, what the limits counted, the provider
+ * store's size, the server process's peak RSS and heap, its event-loop
+ * utilisation and CPU ms per second (server and honest peer; the flooder's
+ * process is not counted).
  */
 import { spawn } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { MemoryDatastore } from 'datastore-core'
 import { createHonest, createServer, percentile, probe, providerRecords } from '../test/flood/floods.ts'
 import type { ProbeResult } from '../test/flood/floods.ts'
@@ -89,6 +92,8 @@ for (const kind of only) {
     peakHeap = Math.max(peakHeap, m.heapUsed)
   }, 100)
   const stop = new AbortController()
+  const elu = performance.eventLoopUtilization()
+  const cpu = process.cpuUsage()
   const worker = runWorker(kind, Buffer.from(honest.providerKey).toString('hex'))
   // let the flood get going before measuring
   await new Promise(resolve => setTimeout(resolve, 1500))
@@ -100,8 +105,10 @@ for (const kind of only) {
   clearInterval(sampler)
   const after = server.services.dht.inbound
   const limits = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before as any)[k]]))
+  const busy = performance.eventLoopUtilization(elu)
+  const used = process.cpuUsage(cpu)
   const held = await providerRecords(datastore)
-  const row = { flood: kind, providerStore: held, seconds: Math.round((Date.now() - started) / 1000), idle, during, ratioP50: Number((during.p50 / idle.p50).toFixed(2)), ratioP95: Number((during.p95 / idle.p95).toFixed(2)), flooder: flood, limits, peakRssMiB: mib(peakRss), peakHeapMiB: mib(peakHeap) }
+  const row = { flood: kind, providerStore: held, seconds: Math.round((Date.now() - started) / 1000), idle, during, ratioP50: Number((during.p50 / idle.p50).toFixed(2)), ratioP95: Number((during.p95 / idle.p95).toFixed(2)), flooder: flood, limits, peakRssMiB: mib(peakRss), peakHeapMiB: mib(peakHeap), serverLoopUtilisation: Number(busy.utilization.toFixed(2)), serverCpuMsPerSecond: Math.round((used.user + used.system) / 1000 / (busy.idle + busy.active) * 1000) }
   rows.push(row)
   console.log(JSON.stringify(row))
   // let the server drain before the next flood
