@@ -65,3 +65,18 @@ export class PutFailedError extends Error {
   name = 'PutFailedError'
   code = 'ERR_PUT_FAILED'
 }
+
+/**
+ * An inbound message was refused because its peer is over its request rate
+ * (the wait for a token would exceed the handler's `maxRequestDelay`).
+ */
+export class RateLimitedError extends Error {
+  name = 'RateLimitedError'
+  code = 'ERR_RATE_LIMITED'
+}
+
+/** Serving an inbound message was abandoned: the handler timed out, the stream ended, or the handler stopped */
+export class HandlerAbortedError extends Error {
+  name = 'HandlerAbortedError'
+  code = 'ERR_HANDLER_ABORTED'
+}

@@ -21,17 +21,29 @@
  *
  * Bounds: libp2p enforces `maxInboundStreams`/`maxOutboundStreams` per
  * connection. Across all connections at most `maxStreams` inbound streams are
- * served at once; a stream arriving beyond that is aborted immediately.
- * Peers `isValued` does not vouch for (strangers) may hold only
- * `strangerShare` of them: the rest stays for valued peers, so under load a
- * stranger's stream is refused before a valued peer's.
+ * served at once, and at most `maxStreamsPerPeer` of one peer; a stream
+ * arriving beyond either is aborted immediately. Peers `isValued` does not
+ * vouch for (strangers) may hold only `strangerShare` of `maxStreams`: the
+ * rest stays for valued peers, so under load a stranger's stream is refused
+ * before a valued peer's.
+ *
+ * Rate and concurrency (see {@link InboundHandler.answer}): each peer has a
+ * token bucket of `requestBurst` messages refilled at `requestsPerSecond`.
+ * A message arriving on an empty bucket waits for its token (the stream is
+ * not read meanwhile, so a flooder is slowed by back-pressure) unless the
+ * wait would exceed `maxRequestDelay`: then its stream is aborted with a
+ * {@link RateLimitedError}. At most `maxRequestsInFlight` messages are
+ * dispatched at once across all peers; others wait their turn (one per
+ * stream at most, so the wait list is bounded by `maxStreams`).
  */
 
 import { InvalidParametersError } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
-import { InvalidMessageError, MessageTooLargeError } from './errors.ts'
+import { HandlerAbortedError, InvalidMessageError, MessageTooLargeError, RateLimitedError } from './errors.ts'
+import { PeerBuckets, PeerCounts } from './limits.ts'
 import { emptyTraffic } from './metrics.ts'
+import { Slots } from './slots.ts'
 import type { InboundError, InboundSink, TrafficFigures } from './metrics.ts'
 import type { MessageType } from '../generated/dht.ts'
 import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamMessageEvent } from '@libp2p/interface'
@@ -107,6 +119,47 @@ export interface InboundHandlerInit {
    */
   maxStreams?: number
   /**
+   * Inbound streams one peer may hold open at once across all its
+   * connections (>= 1); a stream beyond that is aborted immediately
+   *
+   * @default 32
+   */
+  maxStreamsPerPeer?: number
+  /**
+   * Messages dispatched at once across all peers (>= 1); more wait for a
+   * turn, one per stream at most
+   *
+   * @default 128
+   */
+  maxRequestsInFlight?: number
+  /**
+   * Sustained messages per second accepted from one peer (>= 1)
+   *
+   * @default 100
+   */
+  requestsPerSecond?: number
+  /**
+   * Messages one peer may send at once above the sustained rate (>= 1)
+   *
+   * @default 200
+   */
+  requestBurst?: number
+  /**
+   * Longest time in ms a message over its peer's rate waits for a token
+   * (>= 0); a message that would wait longer aborts its stream with
+   * RateLimitedError
+   *
+   * @default 2000
+   */
+  maxRequestDelay?: number
+  /**
+   * Peers whose request rate is tracked at once (>= 1); beyond that the peer
+   * heard from longest ago is forgotten (and starts again with a full bucket)
+   *
+   * @default 4096
+   */
+  maxTrackedPeers?: number
+  /**
    * A stream on which no message arrives within this many ms is closed
    *
    * @default 10000
@@ -134,16 +187,50 @@ export interface InboundHandlerComponents {
   logger: ComponentLogger
 }
 
-/** Answer one inbound message; `undefined` means no response (e.g. ADD_PROVIDER) */
-export type Dispatch = (from: PeerId, message: Message, connection: Connection, options: { signal: AbortSignal }) => Promise<Partial<Message> & { type: MessageType } | undefined>
+/**
+ * Answer one inbound message; `undefined` means no response (e.g.
+ * ADD_PROVIDER). `connection` is the one the message came on, if any.
+ */
+export type Dispatch = (from: PeerId, message: Message, connection: Connection | undefined, options: { signal: AbortSignal }) => Promise<Partial<Message> & { type: MessageType } | undefined>
+
+/** What the inbound limits refused since start (counters only grow) */
+export interface InboundStats {
+  /** messages decoded (each then answered, refused or failed) */
+  messages: number
+  /** streams aborted on arrival: `maxStreams` reached */
+  refusedStreams: number
+  /** streams aborted on arrival: the peer's `maxStreamsPerPeer` reached */
+  refusedPeerStreams: number
+  /** messages that waited for their peer's rate */
+  delayedRequests: number
+  /** messages refused (their stream aborted): the wait would exceed `maxRequestDelay` */
+  rateLimitedRequests: number
+  /** messages that waited for a `maxRequestsInFlight` turn */
+  queuedRequests: number
+}
 
 const DATA_ERRORS = ['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'StreamBufferError']
 
-function positiveInteger (name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new InvalidParametersError(`${name} must be a positive integer, got ${value}`)
+function positiveInteger (name: string, value: number, min = 1): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new InvalidParametersError(`${name} must be an integer >= ${min}, got ${value}`)
   }
   return value
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /** A controller aborted by a timer or by `parent`; `clear()` drops both */
@@ -172,7 +259,7 @@ function timed (ms: number, parent: AbortSignal): { signal: AbortSignal, expired
 /** Settle with `promise`, or reject as soon as `signal` fires */
 async function raceSignal <T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(new Error('Handler timed out or was stopped')) }
+    const onAbort = (): void => { reject(new HandlerAbortedError('Handler timed out or was stopped')) }
     if (signal.aborted) {
       onAbort()
     }
@@ -189,16 +276,14 @@ export class InboundHandler implements Startable {
   private readonly maxInboundStreams: number
   private readonly maxOutboundStreams: number
   private readonly maxStreams: number
+  private readonly idleTimeout: number
+  private readonly handlerTimeout: number
+  private readonly maxStreamsPerPeer: number
+  private readonly maxRequestDelay: number
+  private readonly dispatch: Dispatch
   /** streams strangers may hold at once (see `strangerShare`) */
   private readonly strangerStreams: number
   private readonly isValued?: (peer: PeerId) => boolean
-  private readonly idleTimeout: number
-  private readonly handlerTimeout: number
-  private readonly dispatch: Dispatch
-  /** open inbound streams and their serving loops; at most maxStreams */
-  private readonly streams = new Map<Stream, Promise<void>>()
-  private shutdown = new AbortController()
-  private running = false
   private readonly sink?: InboundSink
   /**
    * What was served, whatever the sink: streams accepted, messages
@@ -206,6 +291,17 @@ export class InboundHandler implements Startable {
    * answered), framed bytes; `dials` stays 0
    */
   readonly stats: TrafficFigures = emptyTraffic()
+  /** open inbound streams and their serving loops; at most maxStreams */
+  private readonly streams = new Map<Stream, Promise<void>>()
+  /** open inbound streams by peer; at most maxStreams entries */
+  private readonly peerStreams = new PeerCounts()
+  /** request rate by peer; at most maxTrackedPeers entries */
+  private readonly rates: PeerBuckets
+  /** turns to dispatch; waiters at most one per open stream */
+  private readonly inFlight: Slots
+  private readonly counters: InboundStats = { messages: 0, refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0 }
+  private shutdown = new AbortController()
+  private running = false
 
   constructor (components: InboundHandlerComponents, init: InboundHandlerInit, dispatch: Dispatch, sink?: InboundSink) {
     if (typeof init.protocol !== 'string' || init.protocol === '') {
@@ -218,16 +314,85 @@ export class InboundHandler implements Startable {
     this.maxInboundStreams = positiveInteger('maxInboundStreams', init.maxInboundStreams ?? 64)
     this.maxOutboundStreams = positiveInteger('maxOutboundStreams', init.maxOutboundStreams ?? 64)
     this.maxStreams = positiveInteger('maxStreams', init.maxStreams ?? 1024)
+    this.idleTimeout = positiveInteger('idleTimeout', init.idleTimeout ?? 10_000)
+    this.handlerTimeout = positiveInteger('handlerTimeout', init.handlerTimeout ?? 10_000)
+    this.maxStreamsPerPeer = positiveInteger('maxStreamsPerPeer', init.maxStreamsPerPeer ?? 32)
+    const maxRequestsInFlight = positiveInteger('maxRequestsInFlight', init.maxRequestsInFlight ?? 128)
+    this.maxRequestDelay = positiveInteger('maxRequestDelay', init.maxRequestDelay ?? 2000, 0)
+    this.rates = new PeerBuckets({
+      perSecond: positiveInteger('requestsPerSecond', init.requestsPerSecond ?? 100),
+      burst: positiveInteger('requestBurst', init.requestBurst ?? 200),
+      maxDelay: this.maxRequestDelay,
+      maxPeers: positiveInteger('maxTrackedPeers', init.maxTrackedPeers ?? 4096)
+    })
+    // never more waiters than streams, each of which has one message at a time
+    this.inFlight = new Slots(maxRequestsInFlight, Number.MAX_SAFE_INTEGER)
+    this.dispatch = dispatch
     const share = init.strangerShare ?? 0.75
     if (!(share > 0 && share <= 1)) {
       throw new InvalidParametersError(`strangerShare must be in (0, 1], got ${share}`)
     }
     this.strangerStreams = Math.max(1, Math.floor(this.maxStreams * share))
     this.isValued = init.isValued
-    this.idleTimeout = positiveInteger('idleTimeout', init.idleTimeout ?? 10_000)
-    this.handlerTimeout = positiveInteger('handlerTimeout', init.handlerTimeout ?? 10_000)
-    this.dispatch = dispatch
     this.sink = sink
+  }
+
+  /** What the limits refused or delayed so far */
+  limits (): InboundStats {
+    return { ...this.counters }
+  }
+
+  /**
+   * Answers one inbound message body from `peer`: decode, the peer's rate,
+   * a turn among `maxRequestsInFlight`, dispatch, encode. Resolves with the
+   * response bytes, or undefined for a message that takes no response.
+   * The inbound loop of every stream goes through here.
+   *
+   * Throws typed errors only: InvalidMessageError (undecodable, unknown type,
+   * missing fields), RateLimitedError, MessageTooLargeError (our response),
+   * HandlerAbortedError (`signal` fired), or what dispatch throws for a
+   * message it refuses (the record stores' InvalidRecordError,
+   * ProviderStoreFullError, ValueStoreFullError, SelectorError).
+   */
+  async answer (peer: PeerId, bytes: Uint8Array | Uint8ArrayList, connection: Connection | undefined, options: { signal: AbortSignal }): Promise<Uint8Array | undefined> {
+    const message = decodeMessage(bytes)
+    this.counters.messages++
+    this.stats.requests++
+    this.stats.bytesReceived += framedLength(bytes.byteLength)
+    this.sink?.inboundRequest(message.type, framedLength(bytes.byteLength))
+    const wait = this.rates.take(peer.toString(), Date.now())
+    if (wait == null) {
+      this.counters.rateLimitedRequests++
+      throw new RateLimitedError(`${peer} is over its request rate`)
+    }
+    try {
+      if (wait > 0) {
+        this.counters.delayedRequests++
+        await sleep(wait, options.signal)
+      }
+      if (this.inFlight.waiters > 0) {
+        this.counters.queuedRequests++
+      }
+      await this.inFlight.acquire(options.signal)
+    } catch (err) {
+      throw new HandlerAbortedError('Handler timed out or was stopped while waiting for a turn', { cause: err })
+    }
+    let response
+    try {
+      response = await raceSignal(this.dispatch(peer, message, connection, { signal: options.signal }), options.signal)
+    } finally {
+      this.inFlight.release()
+    }
+    if (response == null) {
+      return undefined
+    }
+    const out = Message.encode(response)
+    if (out.byteLength > this.maxMessageSize) {
+      throw new MessageTooLargeError(`${response.type} response of ${out.byteLength} bytes exceeds ${this.maxMessageSize}`)
+    }
+    this.stats.bytesSent += framedLength(out.byteLength)
+    this.sink?.inboundResponse(framedLength(out.byteLength))
+    return out
   }
 
   async start (): Promise<void> {
@@ -268,11 +433,21 @@ export class InboundHandler implements Startable {
       return
     }
     if (this.streams.size >= this.limitFor(connection.remotePeer)) {
-      this.log('refusing stream from %p: %d inbound streams already open', connection.remotePeer, this.streams.size)
+      this.counters.refusedStreams++
       this.failed('refused')
+      this.log('refusing stream from %p: %d inbound streams already open', connection.remotePeer, this.streams.size)
       stream.abort(new Error('Too many inbound DHT streams'))
       return
     }
+    const peer = connection.remotePeer.toString()
+    if (this.peerStreams.get(peer) >= this.maxStreamsPerPeer) {
+      this.counters.refusedPeerStreams++
+      this.failed('refused')
+      this.log('refusing stream from %p: %d of its inbound streams already open', connection.remotePeer, this.maxStreamsPerPeer)
+      stream.abort(new Error('Too many inbound DHT streams from this peer'))
+      return
+    }
+    this.peerStreams.increment(peer)
     this.stats.streams++
     this.sink?.inboundStream()
     const loop = this.serve(stream, connection)
@@ -282,6 +457,7 @@ export class InboundHandler implements Startable {
       })
       .finally(() => {
         this.streams.delete(stream)
+        this.peerStreams.decrement(peer)
       })
     this.streams.set(stream, loop)
   }
@@ -339,36 +515,27 @@ export class InboundHandler implements Startable {
       }
       consumed += framedLength(buf.byteLength)
 
-      let message: Message
-      try {
-        message = decodeMessage(buf)
-      } catch (err: any) {
-        this.failed('malformed')
-        this.invalid(stream, peer, err)
-        return
-      }
-      this.stats.requests++
-      this.stats.bytesReceived += framedLength(buf.byteLength)
-      this.sink?.inboundRequest(message.type, framedLength(buf.byteLength))
-
       const scope = timed(this.handlerTimeout, ended)
       try {
-        const response = await raceSignal(this.dispatch(peer, message, connection, { signal: scope.signal }), scope.signal)
+        const response = await this.answer(peer, buf, connection, { signal: scope.signal })
         if (response != null) {
-          const bytes = Message.encode(response)
-          if (bytes.byteLength > this.maxMessageSize) {
-            throw new MessageTooLargeError(`${response.type} response of ${bytes.byteLength} bytes exceeds ${this.maxMessageSize}`)
-          }
-          await lp.write(bytes, { signal: scope.signal })
-          this.stats.bytesSent += framedLength(bytes.byteLength)
-          this.sink?.inboundResponse(framedLength(bytes.byteLength))
+          await lp.write(response, { signal: scope.signal })
         }
       } catch (err: any) {
-        this.failed('failed')
-        if (stream.status === 'open') {
-          this.log.error('could not answer %s from %p - %e', message.type, peer, err)
+        if (err instanceof InvalidMessageError) {
+          this.failed('malformed')
+          this.invalid(stream, peer, err)
+        } else if (err instanceof RateLimitedError) {
+          this.failed('refused')
+          this.log('aborting stream from %p - %e', peer, err)
+          stream.abort(err)
+        } else {
+          this.failed('failed')
+          if (stream.status === 'open') {
+            this.log.error('could not answer a message from %p - %e', peer, err)
+          }
+          stream.abort(err)
         }
-        stream.abort(err)
         return
       } finally {
         scope.clear()

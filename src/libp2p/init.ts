@@ -9,6 +9,7 @@ import type { PeerInfoMapper } from './peer-info.ts'
 import type { PeerValuesInit } from './peer-values.ts'
 import type { RegionCacheInit } from './regions.ts'
 import type { RepublisherInit } from './republisher.ts'
+import type { ProviderQuotaInit } from './rpc.ts'
 import type { RepublishScheduleConfig } from '../core/maintenance/schedule.ts'
 import type { PeerStackConfig } from '../core/peer-stack/index.ts'
 import type { LookupConfig } from '../core/query/config.ts'
@@ -78,8 +79,21 @@ export interface PriorityDHTInit {
   lookup?: Partial<LookupConfig>
   /** Timeouts and bounds of outbound requests (see MessengerInit) */
   network?: Partial<Omit<MessengerInit, 'protocol'>>
-  /** Bounds of the inbound handler (see InboundHandlerInit) */
+  /**
+   * Bounds and limits of the inbound handler (see InboundHandlerInit): per
+   * connection, per peer and global stream caps, a per-peer token bucket of
+   * requests and a global cap on requests in flight.
+   *
+   * @default { maxStreams: 1024, maxStreamsPerPeer: 32, maxRequestsInFlight: 128, requestsPerSecond: 100, requestBurst: 200, maxRequestDelay: 2000, maxTrackedPeers: 4096 }
+   */
   inbound?: Partial<Omit<InboundHandlerInit, 'protocol' | 'isValued'>>
+  /**
+   * Provider records one peer may add through ADD_PROVIDER per window (see
+   * ProviderQuotaInit); entries beyond it are ignored.
+   *
+   * @default { records: 4096, window: 3600000, maxPeers: 4096 }
+   */
+  providerQuota?: ProviderQuotaInit
   /**
    * Record validators by namespace without slashes (`pk`, `ipns` built in),
    * as `@libp2p/kad-dht` takes them.

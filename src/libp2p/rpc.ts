@@ -10,14 +10,25 @@
  * invalid record aborts the stream with InvalidRecordError and stores nothing.
  * - ADD_PROVIDER: only provider entries naming the sender itself are
  * accepted (anyone else's are ignored), at most the addresses the mapper
- * keeps, up to 16 per provider. No response.
+ * keeps, up to 16 per provider, and none once the peer store holds 16 or
+ * more addresses of that peer (else each message could add 16 more; they
+ * expire after an hour). Each peer may add or refresh at most
+ * `providerQuota.records` records per `providerQuota.window` ms (a token
+ * bucket); entries beyond it are ignored and counted. No response.
  * - GET_PROVIDERS: the providers we hold with their known addresses, plus
  * closer peers.
+ *
+ * Every peer named in an answer carries at most {@link MAX_ANSWER_ADDRS}
+ * addresses, the decode limit peers apply (`MESSAGE_LIMITS`): one peer with
+ * more would make the whole answer undecodable.
  */
+import { InvalidParametersError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { MessageType } from '../generated/dht.ts'
 import { InvalidMessageError } from './errors.ts'
+import { MESSAGE_LIMITS } from './handler.ts'
+import { PeerBuckets } from './limits.ts'
 import { fromPbPeer, kadKey, toContact, toPbPeer } from './peer-info.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { Coordinator } from '../core/coordinator.ts'
@@ -38,8 +49,41 @@ export type Reply = (Partial<Message> & { type: MessageType }) | undefined
 
 const MAX_PROVIDER_ADDRS = 16
 
+/** Addresses per peer in an answer: the decode limit of `MESSAGE_LIMITS` */
+export const MAX_ANSWER_ADDRS = Math.min(MESSAGE_LIMITS.closerPeers$.addrs, MESSAGE_LIMITS.providerPeers$.addrs)
+
+/** The wire form of a peer for an answer, its addresses capped at MAX_ANSWER_ADDRS */
+function answerPeer (info: { id: PeerId, multiaddrs: Multiaddr[] }): Peer {
+  return toPbPeer({ id: info.id, multiaddrs: info.multiaddrs.slice(0, MAX_ANSWER_ADDRS) })
+}
+
+/** How many provider records one peer may add through ADD_PROVIDER */
+export interface ProviderQuotaInit {
+  /**
+   * Records (new or refreshed) one peer may add per `window` (a token
+   * bucket of this size, refilled over the window)
+   *
+   * @default 4096
+   */
+  records?: number
+  /**
+   * The window in ms
+   *
+   * @default 3600000 (1 hour)
+   */
+  window?: number
+  /**
+   * Peers whose quota is tracked at once; beyond that the peer heard from
+   * longest ago is forgotten (and starts again with a full quota)
+   *
+   * @default 4096
+   */
+  maxPeers?: number
+}
+
 export interface RpcInit {
   coordinator: Coordinator
+  providerQuota?: ProviderQuotaInit
   mapper: PeerInfoMapper
   providers: ProviderStore
   values: ValueStore
@@ -55,8 +99,21 @@ export class Rpc {
   private readonly onInbound: (from: PeerContact) => void
   /** peer id -> its wire form (undefined: no usable address) and until when it may be reused */
   private readonly wirePeers = new Map<string, { pb: Peer | undefined, until: number }>()
+  /** provider records each peer may still add; at most providerQuota.maxPeers entries */
+  private readonly quota: PeerBuckets
+  /** ADD_PROVIDER entries naming their sender that were ignored because it was over quota */
+  droppedProviders = 0
 
   constructor (components: RpcComponents, init: RpcInit) {
+    const records = init.providerQuota?.records ?? 4096
+    const window = init.providerQuota?.window ?? 3_600_000
+    const maxPeers = init.providerQuota?.maxPeers ?? 4096
+    for (const [name, value] of [['records', records], ['window', window], ['maxPeers', maxPeers]] as const) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new InvalidParametersError(`providerQuota.${name} must be a positive integer, got ${value}`)
+      }
+    }
+    this.quota = new PeerBuckets({ burst: records, perSecond: records * 1000 / window, maxDelay: 0, maxPeers })
     this.components = components
     this.coordinator = init.coordinator
     this.mapper = init.mapper
@@ -121,11 +178,19 @@ export class Rpc {
       if (info == null || !info.id.equals(from)) {
         continue // a peer may only announce itself
       }
+      if (this.quota.take(info.id.toString(), Date.now()) !== 0) {
+        this.droppedProviders++
+        continue
+      }
       const mapped = this.mapper({ id: from, multiaddrs: info.multiaddrs.slice(0, MAX_PROVIDER_ADDRS) })
       await this.providers.addProvider(key, from, Date.now(), options)
       if (mapped.multiaddrs.length > 0) {
-        await this.components.peerStore.merge(from, { multiaddrs: mapped.multiaddrs }, options)
+        const known = (await this.components.peerStore.get(from, options).catch(() => undefined))?.addresses.length ?? 0
+        if (known < MAX_PROVIDER_ADDRS) {
+          await this.components.peerStore.merge(from, { multiaddrs: mapped.multiaddrs.slice(0, MAX_PROVIDER_ADDRS - known) }, options)
+        }
       }
+      return // one record per message: further entries naming the sender add nothing
     }
   }
 
@@ -141,7 +206,7 @@ export class Rpc {
       const multiaddrs = peerId.equals(this.components.peerId)
         ? this.ownAddresses()
         : ((await this.components.peerStore.get(peerId, options).catch(() => undefined))?.addresses.map(a => a.multiaddr) ?? [])
-      providerPeers.push(toPbPeer(this.mapper({ id: peerId, multiaddrs })))
+      providerPeers.push(answerPeer(this.mapper({ id: peerId, multiaddrs })))
     }
     return { type: MessageType.GET_PROVIDERS, key, providerPeers, closerPeers: await this.closerPeers(key, from, options) }
   }
@@ -164,7 +229,7 @@ export class Rpc {
     try {
       const peer = await this.components.peerStore.get(c.peerId, options)
       const mapped = this.mapper({ id: c.peerId, multiaddrs: peer.addresses.map(a => a.multiaddr) })
-      pb = mapped.multiaddrs.length > 0 ? toPbPeer(mapped) : undefined
+      pb = mapped.multiaddrs.length > 0 ? answerPeer(mapped) : undefined
     } catch {
       // not in the peer store any more: we cannot tell anyone how to reach it
     }
@@ -182,7 +247,7 @@ export class Rpc {
     if (uint8ArrayEquals(key, self.toMultihash().bytes)) {
       const mine = this.mapper({ id: self, multiaddrs: this.ownAddresses() })
       if (mine.multiaddrs.length > 0) {
-        out.push(toPbPeer(mine))
+        out.push(answerPeer(mine))
       }
     }
     const now = Date.now()

@@ -31,6 +31,7 @@ import { Rpc } from './rpc.ts'
 import type { ProvideBatchStats } from './batcher.ts'
 import type { BulkProgress, BulkProvideOptions } from './bulk.ts'
 import type { QueryEvent } from './events.ts'
+import type { InboundStats } from './handler.ts'
 import type { NewPeer } from './identify.ts'
 import type { PriorityDHTComponents, PriorityDHTInit } from './init.ts'
 import type { Usage } from './metrics.ts'
@@ -74,6 +75,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly coordinator: Coordinator
   private readonly messenger: Messenger
   private readonly handler: InboundHandler
+  private readonly rpc: Rpc
   private readonly identify: IdentifyListener
   private readonly driver: Driver
   private readonly content: ContentOperations
@@ -136,8 +138,9 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }, random.fork(), Date.now(), quality)
     this.regions = regionStore(init.regionCache, k, quality, () => this.coordinator.routingTable.bucketSizes())
     this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network }, outcome => { this.peerValues.onOutcome(outcome) }, accounting)
-    const rpc = new Rpc(components, {
+    const rpc = this.rpc = new Rpc(components, {
       coordinator: this.coordinator,
+      providerQuota: init.providerQuota,
       mapper: this.mapper,
       providers: this.providers,
       values: this.values,
@@ -288,6 +291,15 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
    */
   usage (): Usage {
     return { purposes: this.accounting.purposes(), outbound: { ...this.messenger.stats }, inbound: { ...this.handler.stats } }
+  }
+
+  /**
+   * What the inbound limits refused or delayed since construction, and the
+   * ADD_PROVIDER entries ignored because their peer was over its
+   * `providerQuota`
+   */
+  get inbound (): InboundStats & { droppedProviders: number } {
+    return { ...this.handler.limits(), droppedProviders: this.rpc.droppedProviders }
   }
 
   /** What the priority peer stack thinks of `peer` */

@@ -249,4 +249,50 @@ describe('inbound handler', () => {
     expect(protocolStreams(server, client.peerId)).to.be.empty()
     await expect(client.dialProtocol(server.peerId, PROTOCOL)).to.eventually.be.rejected.with.property('name', 'UnsupportedProtocolError')
   })
+
+  it('dispatches at most maxRequestsInFlight messages at once across peers; the others wait their turn', async () => {
+    let current = 0
+    let max = 0
+    const gate = Promise.withResolvers<void>()
+    await setup(async (from, message) => {
+      current++
+      max = Math.max(max, current)
+      await gate.promise
+      current--
+      return { type: message.type, key: message.key }
+    }, { maxRequestsInFlight: 2 })
+    const clients = [client, ...await Promise.all([1, 2, 3, 4].map(async () => createNode({})))]
+    const raws = await Promise.all(clients.map(async c => {
+      await introduce(c, server)
+      const stream = await c.dialProtocol(server.peerId, PROTOCOL)
+      return { stream, lp: lpStream(stream) }
+    }))
+    const answers = Promise.all(raws.map(async (raw, i) => ping(raw, `c${i}`)))
+    await waitFor(() => server.services.handler.limits().queuedRequests >= 1 && current === 2, 3000, 'two dispatching, others waiting')
+    gate.resolve()
+    const res = await answers
+    expect(res.map(r => new TextDecoder().decode(r.key))).to.deep.equal(['c0', 'c1', 'c2', 'c3', 'c4'])
+    expect(max).to.equal(2)
+  })
+
+  it('a peer over its request rate waits for tokens, and is reset when the wait would exceed maxRequestDelay', async () => {
+    await setup(echo, { requestsPerSecond: 10, requestBurst: 2, maxRequestDelay: 150 })
+    const raw = await open()
+    // 2 from the burst, then 1 token per 100 ms: the 3rd waits ~100 ms; a 4th and 5th in parallel would wait 200 and 300 ms
+    expect((await ping(raw, 'a')).key).to.equalBytes(key('a'))
+    expect((await ping(raw, 'b')).key).to.equalBytes(key('b'))
+    expect((await ping(raw, 'c')).key).to.equalBytes(key('c'))
+    expect(server.services.handler.limits().delayedRequests).to.be.at.least(1)
+    const others = await Promise.all([open(), open(), open()])
+    await Promise.all(others.map(async r => r.lp.write(Message.encode({ type: MessageType.PING, key: key('x') }))))
+    await waitFor(() => others.some(r => r.stream.status === 'reset'), 3000, 'a stream reset')
+    expect(server.services.handler.limits().rateLimitedRequests).to.be.at.least(1)
+  })
+
+  it('rejects invalid limits at construction', () => {
+    const components = { registrar: {} as any, logger: defaultLogger() }
+    for (const init of [{ maxStreamsPerPeer: 0 }, { maxRequestsInFlight: -1 }, { requestsPerSecond: 0 }, { requestBurst: 1.5 }, { maxRequestDelay: -1 }, { maxTrackedPeers: 0 }]) {
+      expect(() => new InboundHandler(components, { protocol: PROTOCOL, ...init }, echo), JSON.stringify(init)).to.throw().with.property('name', 'InvalidParametersError')
+    }
+  })
 })

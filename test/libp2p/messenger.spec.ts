@@ -33,8 +33,8 @@ function dialFailures (outcomes: Outcome[]): FailureReason[] {
 
 /** Ids of inbound protocol streams the server has seen while dispatching */
 function streamRecorder (ids: Set<string>, inner: Dispatch = echo): Dispatch {
-  return async (from, message, connection: Connection, options) => {
-    connection.streams.filter(s => s.protocol === PROTOCOL && s.direction === 'inbound').forEach(s => ids.add(s.id))
+  return async (from, message, connection: Connection | undefined, options) => {
+    connection?.streams.filter(s => s.protocol === PROTOCOL && s.direction === 'inbound').forEach(s => ids.add(s.id))
     return inner(from, message, connection, options)
   }
 }
