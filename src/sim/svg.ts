@@ -32,6 +32,15 @@ function niceStep (max: number, count: number): number {
   return 10 * power
 }
 
+/** The opening of a chart: the svg element, a white background, the title */
+function open (title: string): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
+    `<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escape(title)}</text>`
+  ]
+}
+
 export function cdfSvg (title: string, series: CdfSeries[]): string {
   const maxMs = Math.max(1, ...series.flatMap(s => s.values))
   const maxS = maxMs / 1000
@@ -41,10 +50,7 @@ export function cdfSvg (title: string, series: CdfSeries[]): string {
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom
   const x = (s: number): number => MARGIN.left + (s / xMax) * plotW
   const y = (p: number): number => MARGIN.top + (1 - p) * plotH
-  const out: string[] = []
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`)
-  out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`)
-  out.push(`<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escape(title)}</text>`)
+  const out = open(title)
   for (let s = 0; s <= xMax + 1e-9; s += step) {
     out.push(`<line x1="${x(s)}" x2="${x(s)}" y1="${y(0)}" y2="${y(1)}" stroke="#eee"/>`)
     out.push(`<text x="${x(s)}" y="${y(0) + 16}" text-anchor="middle">${Number(s.toFixed(3))}</text>`)
@@ -88,10 +94,7 @@ export function lineSvg (title: string, xLabel: string, yLabel: string, series: 
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom
   const x = (v: number): number => MARGIN.left + (v / xMax) * plotW
   const y = (v: number): number => MARGIN.top + (1 - v / yMax) * plotH
-  const out: string[] = []
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`)
-  out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`)
-  out.push(`<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escape(title)}</text>`)
+  const out = open(title)
   for (let v = 0; v <= xMax + 1e-9; v += xStep) {
     out.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${y(0)}" y2="${y(yMax)}" stroke="#eee"/>`)
     out.push(`<text x="${x(v)}" y="${y(0) + 16}" text-anchor="middle">${Number(v.toFixed(3))}</text>`)

@@ -14,7 +14,7 @@ import pWaitFor from 'p-wait-for'
 import { createOurNode, stopAll } from '../libp2p/fixtures/network.ts'
 import { expiredIpnsRecord, ipnsKey, ipnsRecord, pkRecord, tamper } from '../records/fixtures.ts'
 import { buildGoPeer, goVersion, GoPeer } from './fixtures/go-peer.ts'
-import { cidOf, take } from './fixtures/helpers.ts'
+import { cidOf, requireToolchains, take } from './fixtures/helpers.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
 
 const OURS = 5
@@ -27,15 +27,7 @@ describe('interop with go-libp2p-kad-dht v0.42.2 (Go peer on TCP)', function () 
 
   before(async function () {
     this.timeout(15 * 60_000)
-    const version = await goVersion()
-    if (version == null) {
-      if (process.env.CI === 'true') {
-        throw new Error('`go` is not on the PATH: the Go interop tests cannot run under CI')
-      }
-      // eslint-disable-next-line no-console
-      console.warn('    skipping the go-libp2p-kad-dht interop tests: `go` is not on the PATH')
-      this.skip()
-    }
+    requireToolchains(this, (await goVersion()) == null ? ['go'] : [], 'go-libp2p-kad-dht interop')
     await buildGoPeer()
     go = await GoPeer.start()
     ours = await Promise.all(Array.from({ length: OURS }, async () => createOurNode()))

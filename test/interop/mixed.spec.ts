@@ -15,7 +15,7 @@ import all from 'it-all'
 import pWaitFor from 'p-wait-for'
 import { createOurNode, createTheirNode, stopAll, trueClosest } from '../libp2p/fixtures/network.ts'
 import { buildGoPeer, goVersion, GoPeer } from './fixtures/go-peer.ts'
-import { cidOf, take } from './fixtures/helpers.ts'
+import { cidOf, requireToolchains, take } from './fixtures/helpers.ts'
 import { buildRustPeer, cargoVersion, RustPeer } from './fixtures/rust-peer.ts'
 import type { LinePeer } from './fixtures/line-peer.ts'
 import type { AnyNode } from '../libp2p/fixtures/network.ts'
@@ -67,14 +67,7 @@ describe('a mixed network: priority-dht, go-libp2p-kad-dht, rust-libp2p and @lib
   before(async function () {
     this.timeout(25 * 60_000)
     const missing = [(await goVersion()) == null ? 'go' : undefined, (await cargoVersion()) == null ? 'cargo' : undefined].filter(t => t != null)
-    if (missing.length > 0) {
-      if (process.env.CI === 'true') {
-        throw new Error(`${missing.join(' and ')} not on the PATH: the mixed-network interop tests cannot run under CI`)
-      }
-      // eslint-disable-next-line no-console
-      console.warn(`    skipping the mixed-network interop tests: ${missing.join(' and ')} not on the PATH`)
-      this.skip()
-    }
+    requireToolchains(this, missing, 'mixed-network interop')
     await buildGoPeer()
     await buildRustPeer()
     goPeers = await Promise.all(Array.from({ length: 4 }, async () => GoPeer.start()))

@@ -22,7 +22,7 @@ import pWaitFor from 'p-wait-for'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { createOurNode, stopAll, trueClosest } from '../libp2p/fixtures/network.ts'
 import { expiredIpnsRecord, ipnsKey, ipnsRecord, pkRecord, tamper } from '../records/fixtures.ts'
-import { cidOf, take } from './fixtures/helpers.ts'
+import { cidOf, requireToolchains, take } from './fixtures/helpers.ts'
 import { buildRustPeer, cargoVersion, RustPeer } from './fixtures/rust-peer.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -67,15 +67,7 @@ describe('interop with rust-libp2p 0.57.1 / libp2p-kad 0.49 (Rust peers on TCP)'
 
   before(async function () {
     this.timeout(25 * 60_000)
-    const version = await cargoVersion()
-    if (version == null) {
-      if (process.env.CI === 'true') {
-        throw new Error('`cargo` is not on the PATH: the Rust interop tests cannot run under CI')
-      }
-      // eslint-disable-next-line no-console
-      console.warn('    skipping the rust-libp2p kad interop tests: `cargo` is not on the PATH')
-      this.skip()
-    }
+    requireToolchains(this, (await cargoVersion()) == null ? ['cargo'] : [], 'rust-libp2p kad interop')
     await buildRustPeer()
     rust = await Promise.all(Array.from({ length: RUST }, async () => RustPeer.start({ k: K })))
     ours = await Promise.all(Array.from({ length: OURS }, async () => createOurNode({ kBucketSize: K })))

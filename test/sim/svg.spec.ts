@@ -1,5 +1,5 @@
 import { expect } from 'aegir/chai'
-import { cdfSvg } from '../../src/sim/svg.ts'
+import { cdfSvg, lineSvg } from '../../src/sim/svg.ts'
 
 describe('sim/svg', () => {
   it('draws one rising step line per series, ending at 100%, with escaped labels', () => {
@@ -19,5 +19,20 @@ describe('sim/svg', () => {
     }
     // three lookups: three steps of a third each
     expect(lines[0]).to.have.length(1 + 2 * 3)
+  })
+
+  it('draws time series as lines, broken where a value is missing, the largest value at the top', () => {
+    const svg = lineSvg('t', 'hours', 'share', [
+      { label: 'a', points: [[0, 0.5], [1, 1], [2, NaN], [3, 0.25]] },
+      { label: 'b', points: [[0, 0], [3, 0]] }
+    ])
+    expect(svg).to.match(/^<svg /)
+    const lines = [...svg.matchAll(/<polyline [^>]*points="([^"]+)"/g)].map(m => m[1].split(' ').map(p => p.split(',').map(Number)))
+    // series a: two runs around the gap; series b: one
+    expect(lines.map(l => l.length)).to.deep.equal([2, 1, 2])
+    // y = 1 is the largest value: the top of the plot
+    expect(lines[0][1][1]).to.equal(30)
+    // x increases along a run
+    expect(lines[0][1][0]).to.be.above(lines[0][0][0])
   })
 })
