@@ -47,8 +47,8 @@
  * (see `slots.ts`): entries live in parallel typed arrays, bucket by bucket
  * (a bucket's entries, then its replacements, then the next bucket's), with
  * no object, map entry or array per entry. A lookup by id compares a 32-bit
- * hash of the id per slot; a contact at hand narrows it to its bucket.
- * Order within a bucket is insertion order, as with arrays.
+ * hash of the id per slot. Order within a bucket is insertion order, as
+ * with arrays.
  */
 import { commonPrefixLength, compareDistance, keyWithPrefixLength, KEY_BITS, KEY_BYTES } from '../key.ts'
 import { validateRoutingTableConfig } from './config.ts'
@@ -156,23 +156,26 @@ export class RoutingTable {
     }
     const s = this.slots
     s.track(cpl)
-    const i = s.find(contact.id, s.entriesStart(cpl), s.replacementsEnd(cpl))
+    // ids are unique in the table: one seen before with another key stays
+    // where it is
+    const i = s.find(contact.id)
     if (i >= 0) {
+      const at = s.bucketOf(i)
       s.setLastSeen(i, now)
       s.setFailures(i, 0)
-      if (!s.isReplacement(i, cpl) || !s.unproven(i)) {
+      if (!s.isReplacement(i, at) || !s.unproven(i)) {
         return []
       }
       if (!proven) {
-        return this.verifyIfRoom(cpl, i, now)
+        return this.verifyIfRoom(at, i, now)
       }
       // an unproven replacement just proved itself
       s.setUnproven(i, false)
       this.unping(contact.id)
-      if (s.entryCount(cpl) < this.config.k && this.allows(contact.group, cpl)) {
-        return this.promote(cpl, i)
+      if (s.entryCount(at) < this.config.k && this.allows(contact.group, at)) {
+        return this.promote(at, i)
       }
-      return this.maybeEvict(cpl, now)
+      return this.maybeEvict(at, now)
     }
 
     if (proven && s.entryCount(cpl) < this.config.k && this.allows(contact.group, cpl)) {

@@ -28,6 +28,17 @@ describe('core/routing-table', () => {
     expect(rt.bucketSizes().slice(0, 2)).to.deep.equal([1, 2])
   })
 
+  it('keeps an id once: the same id seen again with another key stays in its bucket', () => {
+    // fast-check seed 1811776366 found a compact-table version that looked
+    // an id up only in the new key's bucket and took it in twice
+    const rt = new RoutingTable(SELF, { k: 1 }, NEUTRAL_QUALITY, 0)
+    rt.observe({ id: 'n', key: tinyKey(0x80) }, 1)
+    expect(rt.observe({ id: 'n', key: tinyKey(0x20) }, 2)).to.deep.equal([])
+    expect(rt.size).to.equal(1)
+    expect(rt.snapshots()).to.have.length(1)
+    expect(rt.entry('n')).to.include({ cpl: 0, lastSeen: 2 })
+  })
+
   it('ignores our own key', () => {
     const rt = new RoutingTable(SELF, {}, NEUTRAL_QUALITY, 0)
     expect(rt.observe({ id: 'me', key: tinyKey(0) }, 0)).to.deep.equal([])
