@@ -9,7 +9,7 @@ import all from 'it-all'
 import pWaitFor from 'p-wait-for'
 import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll, trueClosest, waitForTables } from '../libp2p/fixtures/network.ts'
 import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
-import { cidOf, take } from './fixtures/helpers.ts'
+import { cidOf, providersOf, take } from './fixtures/helpers.ts'
 import type { AnyNode, OurNode, TheirNode } from '../libp2p/fixtures/network.ts'
 
 const K = 4
@@ -114,12 +114,14 @@ describe('interop with `@libp2p/kad-dht`', function () {
       for (let i = 0; i < 4; i++) {
         const ourCid = await cidOf(`ours-provides-${i}`)
         await ours[i].contentRouting.provide(ourCid)
-        const foundByThem = await all(take(theirs[(i + 5) % 10].contentRouting.findProviders(ourCid), 1))
+        const them = theirs[(i + 5) % 10]
+        const us = ours[(i + 5) % 10]
+        const foundByThem = await providersOf(async () => all(take(them.contentRouting.findProviders(ourCid), 1)))
         expect(foundByThem.map(p => p.id.toString())).to.include(ours[i].peerId.toString())
 
         const theirCid = await cidOf(`theirs-provides-${i}`)
         await theirs[i].contentRouting.provide(theirCid)
-        const foundByUs = await all(ours[(i + 5) % 10].contentRouting.findProviders(theirCid))
+        const foundByUs = await providersOf(async () => all(us.contentRouting.findProviders(theirCid)))
         expect(foundByUs.map(p => p.id.toString())).to.include(theirs[i].peerId.toString())
       }
     })

@@ -22,7 +22,7 @@ import pWaitFor from 'p-wait-for'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { createOurNode, stopAll, trueClosest } from '../libp2p/fixtures/network.ts'
 import { expiredIpnsRecord, ipnsKey, ipnsRecord, pkRecord, tamper } from '../records/fixtures.ts'
-import { cidOf, requireToolchains, take } from './fixtures/helpers.ts'
+import { cidOf, providersOf, requireToolchains, take } from './fixtures/helpers.ts'
 import { buildRustPeer, cargoVersion, RustPeer } from './fixtures/rust-peer.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -36,18 +36,6 @@ const K = 4
 /** Addresses without `/p2p/<id>`: Rust answers with its table's addresses, which carry it */
 function transports (addrs: Multiaddr[]): string[] {
   return addrs.map(a => a.decapsulateCode(421).toString())
-}
-
-/**
- * ADD_PROVIDER has no response: Rust's start_providing resolves once it has
- * handed the messages to its connections (before they are written), ours
- * once they are written, and a holder stores the record a moment later. A lookup right after may miss it, so ask until the answer
- * names someone (at most 10 s).
- */
-async function providersOf <T extends { id: PeerId }> (find: () => Promise<T[]>): Promise<T[]> {
-  let found: T[] = []
-  await pWaitFor(async () => (found = await find()).length > 0, { timeout: 10_000, interval: 100 }).catch(() => {})
-  return found
 }
 
 async function ourFind (node: OurNode, cid: CID): Promise<Array<{ id: PeerId, multiaddrs: Multiaddr[] }>> {
