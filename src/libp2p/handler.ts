@@ -133,15 +133,18 @@ export interface InboundHandlerInit {
    */
   maxRequestsInFlight?: number
   /**
-   * Sustained messages per second accepted from one peer (>= 1)
+   * Sustained messages per second accepted from one peer (>= 1). Sized for
+   * an honest bulk provider: `provideMany` of 10 000 CIDs on 40 nodes sends
+   * each node about 5 000 ADD_PROVIDER messages within seconds (at 100/s
+   * that run took 66.7 s instead of 22 s)
    *
-   * @default 100
+   * @default 1000
    */
   requestsPerSecond?: number
   /**
    * Messages one peer may send at once above the sustained rate (>= 1)
    *
-   * @default 200
+   * @default 2000
    */
   requestBurst?: number
   /**
@@ -320,8 +323,8 @@ export class InboundHandler implements Startable {
     const maxRequestsInFlight = positiveInteger('maxRequestsInFlight', init.maxRequestsInFlight ?? 128)
     this.maxRequestDelay = positiveInteger('maxRequestDelay', init.maxRequestDelay ?? 2000, 0)
     this.rates = new PeerBuckets({
-      perSecond: positiveInteger('requestsPerSecond', init.requestsPerSecond ?? 100),
-      burst: positiveInteger('requestBurst', init.requestBurst ?? 200),
+      perSecond: positiveInteger('requestsPerSecond', init.requestsPerSecond ?? 1000),
+      burst: positiveInteger('requestBurst', init.requestBurst ?? 2000),
       maxDelay: this.maxRequestDelay,
       maxPeers: positiveInteger('maxTrackedPeers', init.maxTrackedPeers ?? 4096)
     })

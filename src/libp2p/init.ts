@@ -84,14 +84,14 @@ export interface PriorityDHTInit {
    * connection, per peer and global stream caps, a per-peer token bucket of
    * requests and a global cap on requests in flight.
    *
-   * @default { maxStreams: 1024, maxStreamsPerPeer: 32, maxRequestsInFlight: 128, requestsPerSecond: 100, requestBurst: 200, maxRequestDelay: 2000, maxTrackedPeers: 4096 }
+   * @default { maxStreams: 1024, maxStreamsPerPeer: 32, maxRequestsInFlight: 128, requestsPerSecond: 1000, requestBurst: 2000, maxRequestDelay: 2000, maxTrackedPeers: 4096 }
    */
   inbound?: Partial<Omit<InboundHandlerInit, 'protocol' | 'isValued'>>
   /**
    * Provider records one peer may add through ADD_PROVIDER per window (see
    * ProviderQuotaInit); entries beyond it are ignored.
    *
-   * @default { records: 4096, window: 3600000, maxPeers: 4096 }
+   * @default { records: 25000, window: 3600000, maxPeers: 4096 }
    */
   providerQuota?: ProviderQuotaInit
   /**
