@@ -10,18 +10,9 @@ import { expect } from 'aegir/chai'
 import fc from 'fast-check'
 import { MessageType } from '../../src/generated/dht.ts'
 import { closed, createNode, echo, introduce, lpStream, Message, PROTOCOL, stopAll } from '../libp2p/fixtures/nodes.ts'
+import { varint } from './inputs.ts'
 import type { TestServices } from '../libp2p/fixtures/nodes.ts'
 import type { Libp2p } from '@libp2p/interface'
-
-function varint (n: number): number[] {
-  const out: number[] = []
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 0x80)
-  }
-  out.push(n)
-  return out
-}
 
 type Frame = { kind: 'valid' } | { kind: 'garbage', body: Uint8Array } | { kind: 'oversize' } | { kind: 'truncated', length: number, have: number }
 

@@ -34,7 +34,7 @@ export interface FuzzInput {
 const enc = new TextEncoder()
 
 // hand-made protobuf pieces, for what the generated encoder refuses to write
-function varint (n: number): number[] {
+export function varint (n: number): number[] {
   const out: number[] = []
   while (n >= 0x80) {
     out.push((n & 0x7f) | 0x80)
