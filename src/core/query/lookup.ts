@@ -302,8 +302,19 @@ export class Lookup {
     const effects: LookupEffect[] = []
     if (waiting.length > 1) {
       // most valuable first; the sort is stable, so ties stay nearest first
-      const value = new Map(waiting.map(c => [c, this.quality.value(c.contact.id, now)]))
-      waiting.sort((a, b) => (value.get(b) ?? 0) - (value.get(a) ?? 0))
+      // (and when every value is the same, as with no peer stack, the
+      // order is already right)
+      const value = new Map<Candidate, number>()
+      const first = this.quality.value(waiting[0].contact.id, now)
+      let differ = false
+      for (const c of waiting) {
+        const v = value.size === 0 ? first : this.quality.value(c.contact.id, now)
+        differ ||= v !== first
+        value.set(c, v)
+      }
+      if (differ) {
+        waiting.sort((a, b) => (value.get(b) ?? 0) - (value.get(a) ?? 0))
+      }
     }
     for (const c of waiting) {
       if (this.inFlight >= this.config.alpha || this.requests >= this.config.maxRequests) {
