@@ -32,6 +32,8 @@ export class PeerStack implements PeerQuality {
   /** peer id -> when it took its proving slot */
   private readonly proving = new Map<string, Millis>()
   private readonly global: GlobalEstimates = { srtt: -1, rttvar: -1, sdial: -1, dialvar: -1 }
+  /** when any peer last answered us */
+  private lastResponse: Millis = NEVER
 
   constructor (init: Partial<PeerStackConfig> = {}) {
     this.config = peerStackConfig(init)
@@ -57,8 +59,12 @@ export class PeerStack implements PeerQuality {
       stats = emptyStats(now)
       this.tryExplore(id, now)
     }
-    const next = applyObservation(stats, obs, this.config, now)
+    const othersAnswer = this.lastResponse !== NEVER && now - this.lastResponse <= this.config.activeWindow
+    const next = applyObservation(stats, obs, this.config, now, othersAnswer)
     this.peers.set(id, next)
+    if (obs.type === 'response') {
+      this.lastResponse = Math.max(this.lastResponse, now)
+    }
     if (obs.type === 'dial-ok') {
       [this.global.sdial, this.global.dialvar] = smooth(this.global.sdial, this.global.dialvar, Math.max(0, obs.duration))
     } else if (obs.type === 'response') {
