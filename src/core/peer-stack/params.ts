@@ -99,6 +99,21 @@ export interface PeerStackConfig {
    */
   unreachedBackoffMax: Millis
   /**
+   * Outcomes (decayed by `halfLife`) of the peers an advisor named before
+   * its advice can be doubted.
+   *
+   * @default 4 (range 0..1000)
+   */
+  adviceEvidence: number
+  /**
+   * An advisor whose named peers answered at a rate below this (with a
+   * uniform prior) is doubtful: a peer we never reached that only it named
+   * is left aside while others remain. 0 never doubts.
+   *
+   * @default 0.7 (range 0..1)
+   */
+  adviceThreshold: number
+  /**
    * Below this value (with enough evidence) a peer is bad even outside back-off.
    *
    * @default 0.2 (range 0..1)
@@ -176,6 +191,8 @@ export function defaultPeerStackConfig (): PeerStackConfig {
     backoffMax: 60 * 60_000,
     unreachedBackoffBase: 30 * 60_000,
     unreachedBackoffMax: 24 * 60 * 60_000,
+    adviceEvidence: 4,
+    adviceThreshold: 0.7,
     badValue: 0.2,
     badEvidence: 3,
     maxProving: 64,
@@ -206,6 +223,8 @@ export function peerStackConfig (init: Partial<PeerStackConfig> = {}): PeerStack
   checkRange('peerStack.backoffMax', c.backoffMax, c.backoffBase, 604_800_000)
   checkRange('peerStack.unreachedBackoffBase', c.unreachedBackoffBase, c.backoffBase, 604_800_000)
   checkRange('peerStack.unreachedBackoffMax', c.unreachedBackoffMax, c.unreachedBackoffBase, 604_800_000)
+  checkRange('peerStack.adviceEvidence', c.adviceEvidence, 0, 1000, false)
+  checkRange('peerStack.adviceThreshold', c.adviceThreshold, 0, 1, false)
   checkRange('peerStack.badValue', c.badValue, 0, 1, false)
   checkRange('peerStack.badEvidence', c.badEvidence, 0, 1000, false)
   checkRange('peerStack.maxProving', c.maxProving, 0, 100_000)

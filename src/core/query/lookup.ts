@@ -67,12 +67,19 @@ export type LookupEffect =
  * `slow`: in flight past its hedge delay (no α slot); `overdue`: past two
  * (no longer awaited for convergence); `skipped`: in back-off, left aside
  */
+/** Namers remembered per candidate (advice is credited to each) */
+const MAX_NAMERS = 4
+
 type State = 'waiting' | 'in-flight' | 'slow' | 'overdue' | 'responded' | 'failed' | 'skipped'
 
 interface Candidate {
   contact: Contact
   state: State
   sentAt: Millis
+  /** who named it, the first few (undefined: a seed from our own table) */
+  namers?: string[]
+  /** skipped because its namer's advice is doubtful, not for back-off */
+  doubted?: boolean
 }
 
 export interface LookupStats {
@@ -99,6 +106,7 @@ export class Lookup {
   private skipped = 0
   private hedged = 0
   private retriedSkipped = false
+  private retriedDoubted = false
   private requests = 0
   private responses = 0
   private failures = 0
@@ -141,8 +149,11 @@ export class Lookup {
         }
         c.state = 'responded'
         this.responses++
+        for (const n of c.namers ?? []) {
+          this.quality.advice(n, true, now)
+        }
         for (const p of event.closer) {
-          this.add(p)
+          this.add(p, event.peer, now)
         }
         break
       }
@@ -153,6 +164,14 @@ export class Lookup {
         }
         c.state = 'failed'
         this.failures++
+        // only a failed dial says the advice was bad (the peer cannot be
+        // reached); a request that timed out over a connection reached a
+        // peer that is merely slow or busy, as under load
+        if (event.reason === 'dial-timeout' || event.reason === 'dial-refused') {
+          for (const n of c.namers ?? []) {
+            this.quality.advice(n, false, now)
+          }
+        }
         break
       }
       case 'slow': {
@@ -227,11 +246,27 @@ export class Lookup {
     return out
   }
 
-  private add (contact: Contact): void {
-    if (contact.id === this.selfId || this.byId.has(contact.id) || contact.key.length !== this.target.length) {
+  private add (contact: Contact, namer?: string, now: Millis = 0): void {
+    if (contact.id === this.selfId || contact.key.length !== this.target.length) {
       return
     }
-    const c: Candidate = { contact, state: 'waiting', sentAt: 0 }
+    const known = this.byId.get(contact.id)
+    if (known != null) {
+      // named again: if it was left aside for its namers' advice and this
+      // namer is not doubtful, it is back in the running
+      if (namer != null && known.namers != null && known.namers.length < MAX_NAMERS) {
+        known.namers.push(namer)
+      }
+      if (known.doubted === true && namer != null && !this.quality.doubtful(namer, now)) {
+        known.doubted = false
+        if (known.state === 'skipped') {
+          known.state = 'waiting'
+          this.skipped--
+        }
+      }
+      return
+    }
+    const c: Candidate = { contact, state: 'waiting', sentAt: 0, namers: namer == null ? undefined : [namer] }
     // binary search for the insertion point
     let lo = 0
     let hi = this.candidates.length
@@ -271,9 +306,15 @@ export class Lookup {
       if (live >= this.config.beta) {
         break
       }
-      if (c.state === 'waiting' && !this.retriedSkipped && this.quality.backedOff(c.contact.id, now)) {
-        c.state = 'skipped'
-        this.skipped++
+      if (c.state === 'waiting' && !this.retriedSkipped) {
+        if (this.quality.backedOff(c.contact.id, now)) {
+          c.state = 'skipped'
+          this.skipped++
+        } else if (!this.retriedDoubted && c.namers != null && !this.quality.reached(c.contact.id, now) && c.namers.every(n => this.quality.doubtful(n, now))) {
+          c.state = 'skipped'
+          c.doubted = true
+          this.skipped++
+        }
       }
       if (c.state === 'slow') {
         // awaited, but the window reaches past it so the next one is asked
@@ -296,8 +337,11 @@ export class Lookup {
 
   private advance (now: Millis): LookupEffect[] {
     const { live, allAnswered, waiting } = this.window(now)
-    if (live > 0 && allAnswered) {
+    if (live > 0 && allAnswered && (live >= this.config.beta || !this.retryDoubted())) {
       return this.finish('converged')
+    }
+    if (live > 0 && allAnswered) {
+      return this.advance(now) // fewer than beta answered: the doubted are back in the running
     }
     const effects: LookupEffect[] = []
     if (waiting.length > 1) {
@@ -343,7 +387,30 @@ export class Lookup {
       this.skipped = 0
       return this.retrySkipped(now)
     }
+    if (this.retryDoubted()) {
+      return this.advance(now)
+    }
     return this.finish('exhausted')
+  }
+
+  /**
+   * When the lookup would end short (exhausted, or fewer than beta
+   * answered), the peers left aside for their advisors' sake are asked
+   * after all: true if there were any (once per lookup)
+   */
+  private retryDoubted (): boolean {
+    if (this.retriedDoubted || !this.candidates.some(c => c.doubted === true && c.state === 'skipped')) {
+      return false
+    }
+    this.retriedDoubted = true
+    for (const c of this.candidates) {
+      if (c.doubted === true && c.state === 'skipped') {
+        c.state = 'waiting'
+        c.doubted = false
+        this.skipped--
+      }
+    }
+    return true
   }
 
   /** Asks the candidates that were in back-off, ignoring back-off this time */

@@ -102,6 +102,33 @@ describe('core/peer-stack', () => {
     expect(s.backedOff('nat', 300_020)).to.equal(false)
   })
 
+  it('doubts an advisor whose named peers failed, once there is enough evidence, and forgets with time', () => {
+    const s = new PeerStack({ adviceEvidence: 4, adviceThreshold: 0.5, halfLife: 1000, maxPeers: 16 })
+    expect(s.doubtful('a', 0)).to.equal(false) // unknown advisor
+    for (let i = 0; i < 3; i++) {
+      s.advice('a', false, 0)
+    }
+    expect(s.doubtful('a', 0)).to.equal(false) // 3 outcomes: not enough
+    s.advice('a', false, 0)
+    expect(s.doubtful('a', 0)).to.equal(true) // 0 of 4: (0 + 1) / (4 + 2) < 0.5
+    // evidence halves every halfLife: after one, 2 outcomes are left, not enough
+    expect(s.doubtful('a', 1000)).to.equal(false)
+    // an advisor whose named peers answer is not doubted
+    for (let i = 0; i < 6; i++) {
+      s.advice('b', i % 3 !== 0, 0)
+    }
+    expect(s.doubtful('b', 0)).to.equal(false) // 4 of 6
+    // bounded by maxPeers: the least recently updated advisor goes first
+    for (let i = 0; i < 16; i++) {
+      s.advice(`x${i}`, false, 0)
+    }
+    for (let i = 0; i < 4; i++) {
+      s.advice('x15', false, 0)
+    }
+    expect(s.doubtful('a', 0)).to.equal(false) // forgotten
+    expect(s.doubtful('x15', 0)).to.equal(true)
+  })
+
   it('rejects an unreached back-off shorter than the ordinary one', () => {
     expect(() => peerStackConfig({ backoffBase: 10_000, unreachedBackoffBase: 5000 })).to.throw(InvalidConfigError, /unreachedBackoffBase/)
   })
