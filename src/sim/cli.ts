@@ -40,6 +40,7 @@ const USAGE = `usage: cli.ts [options]
   --churn P             share of dialable nodes that go offline and come back (default 0)
   --session-median MS   median session and absence of a churning node (default 1800000)
   --depart-rate R       share of nodes that leave for good per virtual hour, exponentially (default 0)
+  --join-rate R         live scenario: share of nodes that join per virtual hour, arriving over the run (default: the depart rate, so the size stays about steady)
   --rtt-median MS       median round-trip time (default 100)
   --rtt-p95 MS          95th percentile round-trip time (default 300)
   --bootstrap seed|join seeded tables (fast, default) or nodes joining with real lookups (slow)
@@ -82,6 +83,7 @@ const OPTIONS = {
   churn: { type: 'string' },
   'session-median': { type: 'string' },
   'depart-rate': { type: 'string' },
+  'join-rate': { type: 'string' },
   'rtt-median': { type: 'string' },
   'rtt-p95': { type: 'string' },
   bootstrap: { type: 'string' },
@@ -126,6 +128,11 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
     throw new RangeError(`--scenario must be lookups, records, all, bulk or live, got ${scenario}`)
   }
   const k = num(values.k)
+  const hours = values.hours === undefined ? undefined : Number(values.hours)
+  const joinRate = num(values['join-rate']) ?? (scenario === 'live' ? num(values['depart-rate']) : undefined)
+  if (joinRate !== undefined && joinRate > 0 && scenario !== 'live') {
+    throw new RangeError('--join-rate needs --scenario live (nodes join over the live run)')
+  }
   const base: ExperimentOptions = {
     world: {
       nodes: num(values.nodes) ?? 1000,
@@ -140,6 +147,8 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
         churn: num(values.churn),
         sessionMedian: num(values['session-median']),
         departRate: num(values['depart-rate']),
+        joinRate,
+        joinWindow: joinRate === undefined ? undefined : (hours ?? 2) * 3_600_000,
         rttMedian: num(values['rtt-median']),
         rttP95: num(values['rtt-p95'])
       },
@@ -159,7 +168,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       publishers: num(values.publishers)
     },
     live: {
-      duration: values.hours === undefined ? undefined : Number(values.hours) * 3_600_000,
+      duration: hours === undefined ? undefined : hours * 3_600_000,
       sampleEvery: values['sample-minutes'] === undefined ? undefined : Number(values['sample-minutes']) * 60_000,
       probes: num(values.probes)
     },
@@ -346,15 +355,15 @@ function printByAdoption (world: World, lookups: readonly LookupRecord[] | undef
 /** The live scenario's samples as a table, a row per interval */
 function formatLive (samples: readonly LiveSample[]): string {
   const groups = (['classic', 'adopters'] as const).filter(g => samples.some(x => x[g] != null))
-  const header = ['virtual min', 'requests/node/min', 'refreshes']
+  const header = ['virtual min', 'online', 'joined', 'requests/node/min', 'refreshes']
   for (const g of groups) {
-    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'undialable dials/lookup', 'undialable dials/node/min')
+    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'recall', 'undialable dials/lookup', 'undialable dials/node/min')
   }
   const rows = samples.map(x => {
-    const row = [String(Math.round(x.at / 60_000)), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups)]
+    const row = [String(Math.round(x.at / 60_000)), String(x.online), String(x.joined), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups)]
     for (const g of groups) {
       const v = x[g] as LiveGroup
-      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), v.undialableDialsPerLookup.toFixed(2), v.undialableDialsPerNodeMinute.toFixed(2))
+      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), `${(100 * v.recall).toFixed(1)} %`, v.undialableDialsPerLookup.toFixed(2), v.undialableDialsPerNodeMinute.toFixed(2))
     }
     return row
   })

@@ -128,6 +128,27 @@ export interface NetworkConfig {
    * @default 0 (range 0..100)
    */
   departRate: number
+  /**
+   * Rate at which new nodes join, per virtual hour, as a share of the
+   * nodes there: a hash-derived share x / (1 + x) of the world's nodes,
+   * with x = `joinRate` times `joinWindow` in hours (at most 0.9), is not
+   * there at first and arrives at uniformly random moments within
+   * `joinWindow`; each then joins (connects to a few online
+   * dialable nodes, looks up its own key, then refreshes its buckets) and
+   * from then on departs and churns like any other. Equal to `departRate`,
+   * the network size stays about steady. Nodes still to arrive are in no
+   * table and in no ground truth until they do.
+   *
+   * @default 0 (range 0..100)
+   */
+  joinRate: number
+  /**
+   * Virtual ms over which the joining nodes arrive (a live run sets it to
+   * its duration).
+   *
+   * @default 7200000 (2 h; range 1000..2592000000)
+   */
+  joinWindow: Millis
 }
 
 export function defaultNetworkConfig (): NetworkConfig {
@@ -145,7 +166,9 @@ export function defaultNetworkConfig (): NetworkConfig {
     maxConnections: 300,
     churn: 0,
     sessionMedian: 30 * 60_000,
-    departRate: 0
+    departRate: 0,
+    joinRate: 0,
+    joinWindow: 7_200_000
   }
 }
 
@@ -165,6 +188,8 @@ export function validateNetworkConfig (partial: Partial<NetworkConfig> = {}): Ne
   checkRange('network.churn', c.churn, 0, 1, false)
   checkRange('network.sessionMedian', c.sessionMedian, 1000, 86_400_000, false)
   checkRange('network.departRate', c.departRate, 0, 100, false)
+  checkRange('network.joinRate', c.joinRate, 0, 100, false)
+  checkRange('network.joinWindow', c.joinWindow, 1000, 2_592_000_000, false)
   return c
 }
 

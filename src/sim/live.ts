@@ -20,7 +20,11 @@
  * Bounds: one sample per interval (`duration / sampleEvery`, at most
  * 10 000); the probes are a `RandomLookups`, bounded as it is.
  */
+import { SeededRandom } from '../core/env.ts'
+import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { Arrivals } from './arrivals.ts'
+import { hash32 } from './hash.ts'
 import { RandomLookups } from './scenarios.ts'
 import type { SimContact } from './node.ts'
 import type { LookupRecord } from './report.ts'
@@ -65,6 +69,13 @@ export interface LiveGroup {
   lookups: number
   latencyP50: Millis
   latencyP95: Millis
+  /**
+   * mean share of the true k closest (dialable and online when the lookup
+   * ended) that the probe lookups returned
+   */
+  recall: number
+  /** share of the probe lookups that returned exactly those k */
+  exact: number
   undialableDialsPerLookup: number
   /**
    * dials to undialable nodes per node per virtual minute during the
@@ -88,7 +99,14 @@ export interface LiveSample {
   requestsPerNodeMinute: number
   /** refresh lookups finished network-wide during the interval */
   refreshLookups: number
+  /** nodes online at the end of the interval (joins and departures move it) */
+  online: number
+  /** nodes that joined so far (with `joinRate`) */
+  joined: number
 }
+
+/** Salt of the joining nodes' random stream (their bootstrap peers and refresh keys) */
+const SALT_ARRIVALS = 0x61727276
 
 function quantile (sorted: number[], q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
@@ -99,7 +117,9 @@ export class LiveRun {
   readonly samples: LiveSample[] = []
   private readonly world: World
   private readonly probes: RandomLookups
+  private readonly arrivals: Arrivals | undefined
   private readonly intervals: number
+  private readonly k: number
   private startedAt: Millis = 0
   private seenRecords = 0
   private lastRequests = 0
@@ -111,11 +131,14 @@ export class LiveRun {
     this.world = world
     this.options = validateLiveOptions(options)
     this.intervals = Math.floor(this.options.duration / this.options.sampleEvery)
+    this.k = validateLookupConfig(world.config.coordinator.lookup).k
     this.probes = new RandomLookups(world, {
       lookups: this.intervals * this.options.probes,
       interval: this.options.sampleEvery / this.options.probes,
-      initiators: 'any'
+      initiators: 'any',
+      truth: 'online'
     }, random)
+    this.arrivals = world.network.config.joinRate > 0 ? new Arrivals(world, new SeededRandom(hash32(world.config.seed, SALT_ARRIVALS))) : undefined
   }
 
   get done (): boolean {
@@ -136,6 +159,7 @@ export class LiveRun {
     this.lastRequests = this.world.stats.requests
     this.lastRefreshes = this.world.stats.refreshLookups
     this.probes.start()
+    this.arrivals?.start()
     for (let m = 1; m <= this.intervals; m++) {
       this.world.at(this.startedAt + m * this.options.sampleEvery, 'sample', () => { this.sample() })
     }
@@ -149,8 +173,17 @@ export class LiveRun {
     const sample: LiveSample = {
       at: world.now - this.startedAt,
       requestsPerNodeMinute: (world.stats.requests - this.lastRequests) / world.size / minutes,
-      refreshLookups: world.stats.refreshLookups - this.lastRefreshes
+      refreshLookups: world.stats.refreshLookups - this.lastRefreshes,
+      online: 0,
+      joined: this.arrivals?.joined ?? 0
     }
+    let present = 0
+    for (let i = 0; i < world.size; i++) {
+      sample.online += world.network.online(i, world.now) ? 1 : 0
+      present += world.network.arrivesAt(i) <= world.now && world.now < world.network.departsAt(i) ? 1 : 0
+    }
+    // per node of the network as it is now (joined and not departed, online or not)
+    sample.requestsPerNodeMinute *= world.size / Math.max(1, present)
     this.lastRequests = world.stats.requests
     this.lastRefreshes = world.stats.refreshLookups
     const adoption = world.config.peerStack ? world.config.adoption : 0
@@ -196,6 +229,8 @@ export class LiveRun {
       lookups: records.length,
       latencyP50: quantile(latencies, 0.5),
       latencyP95: quantile(latencies, 0.95),
+      recall: records.length === 0 ? NaN : records.reduce((s, r) => s + r.found, 0) / (records.length * this.k),
+      exact: records.length === 0 ? NaN : records.filter(r => r.success).length / records.length,
       undialableDialsPerLookup: records.length === 0 ? NaN : records.reduce((s, r) => s + r.undialableDials, 0) / records.length,
       undialableDialsPerNodeMinute: nodes === 0 ? 0 : newDials / nodes / (this.options.sampleEvery / 60_000),
       entries,

@@ -84,12 +84,33 @@ export class Network {
     }
     // exponential with `rate` per hour; u in (0, 1]
     const u = 1 - unitFloat(hash32(this.seed, i, 0x64657061))
-    return -Math.log(u) / rate * 3_600_000
+    return this.arrivesAt(i) + -Math.log(u) / rate * 3_600_000
   }
 
-  /** Whether node `i` is online at virtual time `t` (always, without churn or departures) */
+  /**
+   * Share of the nodes that join during the run (see `joinRate`): with x =
+   * joinRate x window (in hours), x / (1 + x), so that arrivals per hour
+   * (share x N / window) match `joinRate` times the nodes already there,
+   * N (1 - share): equal to `departRate`, joins replace departures
+   */
+  get joiningShare (): number {
+    const x = this.config.joinRate * this.config.joinWindow / 3_600_000
+    return Math.min(0.9, x / (1 + x))
+  }
+
+  /** When node `i` joins: 0 for the nodes there from the start (all of them without joins) */
+  arrivesAt (i: number): Millis {
+    const share = this.joiningShare
+    if (share === 0) {
+      return 0
+    }
+    const u = unitFloat(hash32(this.seed, i, 0x6a6f696e))
+    return u < share ? Math.max(1, Math.floor(u / share * this.config.joinWindow)) : 0
+  }
+
+  /** Whether node `i` is online at virtual time `t` (always, without churn, joins or departures) */
   online (i: number, t: Millis): boolean {
-    if (t >= this.departsAt(i)) {
+    if (t >= this.departsAt(i) || (this.config.joinRate > 0 && t < this.arrivesAt(i))) {
       return false
     }
     const churn = this.config.churn

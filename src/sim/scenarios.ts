@@ -52,15 +52,26 @@ export interface RandomLookupsOptions {
    * @default 0 (range 0..1,000,000)
    */
   publishers: number
+  /**
+   * What a result is checked against: the k closest dialable nodes, or the
+   * k closest dialable nodes online when the lookup ends (for runs with
+   * churn or departures, where the others cannot answer).
+   *
+   * @default 'dialable'
+   */
+  truth: 'dialable' | 'online'
 }
 
 export function validateRandomLookupsOptions (partial: Partial<RandomLookupsOptions> = {}): RandomLookupsOptions {
-  const o: RandomLookupsOptions = { lookups: 500, interval: 100, initiators: 'any', publishers: 0, ...stripUndefined(partial) }
+  const o: RandomLookupsOptions = { lookups: 500, interval: 100, initiators: 'any', publishers: 0, truth: 'dialable', ...stripUndefined(partial) }
   checkRange('lookups', o.lookups, 1, 10_000_000)
   checkRange('publishers', o.publishers, 0, 1_000_000)
   checkRange('interval', o.interval, 0, 3_600_000, false)
   if (o.initiators !== 'any' && o.initiators !== 'dialable') {
     throw new RangeError(`initiators must be 'any' or 'dialable', got ${String(o.initiators)}`)
+  }
+  if (o.truth !== 'dialable' && o.truth !== 'online') {
+    throw new RangeError(`truth must be 'dialable' or 'online', got ${String(o.truth)}`)
   }
   return o
 }
@@ -123,7 +134,10 @@ export class RandomLookups implements WorldListener {
       return
     }
     this.running.delete(e.queryId)
-    const truth = new Set(closestDialable(this.world, r.target, this.k, r.node))
+    const world = this.world
+    const truth = new Set(this.options.truth === 'dialable'
+      ? closestDialable(world, r.target, this.k, r.node)
+      : world.keyIndex.closest(r.target, this.k, i => i !== r.node && world.network.dialable(i) && world.network.online(i, world.now)))
     let found = 0
     for (const c of e.closest) {
       if (truth.has((c as { index?: number }).index ?? -1)) {

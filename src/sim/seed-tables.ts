@@ -87,6 +87,9 @@ export class TableSeeder {
     const table = node.coordinator.routingTable
     const want = table.config.k + table.config.replacements
     const adopter = node.stack != null
+    if (this.world.network.arrivesAt(node.index) > 0) {
+      return 0 // joins later, with an empty table (see arrivals.ts)
+    }
     let lo = 0
     let hi = this.index.size
     let count = 0
@@ -127,7 +130,8 @@ export class TableSeeder {
     if (size <= 0) {
       return []
     }
-    const eligible = (i: number): boolean => this.options.listUndialable || this.world.network.dialable(i)
+    const network = this.world.network
+    const eligible = (i: number): boolean => (this.options.listUndialable || network.dialable(i)) && network.arrivesAt(i) === 0
     if (size <= 4 * want) {
       const all: number[] = []
       for (let p = lo; p < hi; p++) {

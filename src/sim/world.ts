@@ -228,7 +228,9 @@ export class World {
   buildAll (): void {
     const interval = validateRoutingTableConfig(this.config.coordinator.routingTable ?? {}).refreshInterval
     for (let i = 0; i < this.size; i++) {
-      this.node(i, -Math.floor(interval * hash32(this.config.seed, i, 0x70686173) / 0x1_0000_0000))
+      if (this.network.arrivesAt(i) === 0) { // a node that joins later is built when it does
+        this.node(i, -Math.floor(interval * hash32(this.config.seed, i, 0x70686173) / 0x1_0000_0000))
+      }
     }
   }
 

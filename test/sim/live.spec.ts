@@ -37,6 +37,38 @@ describe('sim/live', function () {
     }
   })
 
+  it('joins replace departures: same seed, same trace; joiners build tables and are found', () => {
+    const world = { nodes: 200, seed: 8, eager: true, peerStack: true, adoption: 0.5, network: { churn: 0.2, departRate: 0.5, joinRate: 0.5, joinWindow: live.duration, sessionMedian: 600_000 } }
+    const a = createWorld({ world })
+    // before the run nobody knows a joiner, and joiners are not built
+    const joiners = new Set([...Array(a.size).keys()].filter(i => a.network.arrivesAt(i) > 0).map(i => a.contacts[i].id))
+    for (let i = 0; i < a.size; i++) {
+      expect(a.built(i)).to.equal(!joiners.has(a.contacts[i].id))
+      if (a.built(i)) {
+        expect([...a.node(i).coordinator.routingTable.contacts()].filter(c => joiners.has(c.id))).to.deep.equal([])
+      }
+    }
+    const ra = runLive(a, { live })
+    const rb = runLive(createWorld({ world }), { live })
+    expect(ra.traceHash).to.equal(rb.traceHash)
+    expect(ra.samples).to.deep.equal(rb.samples)
+    const joining = [...Array(a.size).keys()].filter(i => a.network.arrivesAt(i) > 0)
+    // x = 0.5/h x 1/3 h: a share x / (1 + x) of the nodes joins during the run
+    expect(joining.length).to.be.within(20, 45)
+    const last = ra.samples[ra.samples.length - 1]
+    expect(last.joined).to.be.at.least(joining.length * 0.5)
+    // the network stays about its size: departures and joins balance
+    expect(last.online).to.be.within(ra.samples[0].online * 0.8, ra.samples[0].online * 1.25)
+    // a joiner that arrived early has a table, and others know it
+    const early = joining.filter(i => a.network.arrivesAt(i) < live.duration / 2 && a.built(i) && a.network.online(i, a.now))
+    expect(early.length).to.be.above(0)
+    for (const i of early) {
+      expect(a.node(i).coordinator.routingTable.size).to.be.above(5)
+    }
+    const knownBy = early.map(i => [...Array(a.size).keys()].filter(j => a.built(j) && a.node(j).coordinator.routingTable.has(a.contacts[i].id)).length)
+    expect(Math.max(...knownBy)).to.be.above(0)
+  })
+
   it('undialable servers keep entering classic tables, never the adopters\'', () => {
     // every undialable node announces the DHT protocol: classic nodes admit
     // those that dial them, adopters verify them and drop them
