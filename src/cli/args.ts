@@ -36,6 +36,24 @@ export function parseMultiaddr (text: string, where: string): Multiaddr {
   }
 }
 
+/**
+ * The daemon's API address: a TCP multiaddr, or `/unix/PATH` with PATH an
+ * absolute path written plainly (`/unix/tmp/dht.sock` is /tmp/dht.sock) or
+ * percent-encoded as multiaddr prints it (`/unix/%2Ftmp%2Fdht.sock`)
+ */
+export function parseApiAddr (text: string, where = '--api'): Multiaddr {
+  if (text.startsWith('/unix/')) {
+    let path: string
+    try {
+      path = decodeURIComponent(text.slice('/unix/'.length))
+    } catch (err) {
+      throw new UsageError(`${where}: bad unix socket path in ${JSON.stringify(text)}`, { cause: err })
+    }
+    return parseMultiaddr(`/unix/${encodeURIComponent(path.startsWith('/') ? path : `/${path}`)}`, where)
+  }
+  return parseMultiaddr(text, where)
+}
+
 /** A whole number in [min, max] */
 export function parseInteger (text: string | undefined, where: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (text == null) {

@@ -22,7 +22,7 @@ import { createLibp2p } from 'libp2p'
 import { Registry } from 'prom-client'
 import { passthroughMapper, priorityDHT } from '../index.ts'
 import { daemonDHT } from './adapter.ts'
-import { parseInteger, parseMultiaddr } from './args.ts'
+import { parseApiAddr, parseInteger, parseMultiaddr } from './args.ts'
 import { DEFAULT_API, DEFAULT_LISTEN } from './defaults.ts'
 import { UsageError } from './errors.ts'
 import type { Io } from './io.ts'
@@ -64,7 +64,7 @@ export function daemonOptions (values: Record<string, string | boolean | string[
   return {
     listen: (listen.length > 0 ? listen : [DEFAULT_LISTEN]).map(a => parseMultiaddr(a, '--listen')),
     bootstrap,
-    api: parseMultiaddr((values.api as string | undefined) ?? DEFAULT_API, '--api'),
+    api: parseApiAddr((values.api as string | undefined) ?? DEFAULT_API),
     datastore: values.datastore as string | undefined,
     clientMode: values.client === true || (values.server === true ? false : undefined),
     metricsPort: values['metrics-port'] == null ? undefined : parseInteger(values['metrics-port'] as string, '--metrics-port', 0, 0, 65535),

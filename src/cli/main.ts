@@ -3,7 +3,7 @@
  * (`util.parseArgs`, strict), help texts and exit codes.
  */
 import { parseArgs } from 'node:util'
-import { parseInteger, parseMultiaddr } from './args.ts'
+import { parseApiAddr, parseInteger } from './args.ts'
 import { closest, findPeer, findProviders, get, provide, put, stats } from './commands.ts'
 import { DEFAULT_API, DEFAULT_LISTEN } from './defaults.ts'
 import { EXIT_OK, EXIT_USAGE, UsageError, exitCodeOf } from './errors.ts'
@@ -35,7 +35,7 @@ const CLIENT_FLAGS = `  --api ADDR         the daemon's API multiaddr (default $
 
 function clientContext (values: Values, io: Io): ClientContext {
   return {
-    api: parseMultiaddr((values.api as string | undefined) ?? DEFAULT_API, '--api'),
+    api: parseApiAddr((values.api as string | undefined) ?? DEFAULT_API),
     timeout: parseInteger(values.timeout as string | undefined, '--timeout', 60, 1, 86_400) * 1000,
     io
   }

@@ -98,7 +98,8 @@ describe('cli: priority-dht daemon and client commands through child processes',
     dir = await mkdtemp(join(tmpdir(), 'priority-dht-cli-'))
     const first = await daemon()
     const second = await daemon('--bootstrap', first.listen[0], '--datastore', join(dir, 'ds-provider'))
-    const third = await daemon('--bootstrap', first.listen[0], '--bootstrap', second.listen[0])
+    // the third serves its API on a unix socket
+    const third = await daemon('--bootstrap', first.listen[0], '--bootstrap', second.listen[0], '--api', `/unix${join(dir, 'api.sock')}`)
     daemons = [first, second, third]
     await pWaitFor(async () => (await Promise.all(daemons.map(statsOf))).every(s => s.routingTable.size === 2), { timeout: 20_000, interval: 100 })
     cids = await Promise.all(Array.from({ length: 1000 }, async (_, i) => CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`cli spec ${i}`))).toString()))
@@ -114,11 +115,11 @@ describe('cli: priority-dht daemon and client commands through child processes',
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('each daemon prints its peer id, listen addresses and API address on its first line', () => {
+  it('each daemon prints its peer id, listen addresses and API address (TCP or unix socket) on its first line', () => {
     for (const d of daemons) {
       expect(d.peerId).to.match(/^12D3KooW/)
       expect(d.listen[0]).to.match(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${d.peerId}$`))
-      expect(d.api).to.match(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
+      expect(d.api).to.match(d === daemons[2] ? /^\/unix\/%2F.*api\.sock$/ : /^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
       expect(d.metrics).to.match(/^http:\/\/127\.0\.0\.1:\d+$/)
     }
   })
