@@ -164,6 +164,13 @@ export async function runDaemon (options: DaemonOptions, io: Io, signal?: AbortS
   // the daemon server adds SIGINT/SIGTERM/SIGHUP handlers that stop it without exiting; we shut down ourselves
   const before = new Map(['SIGINT', 'SIGTERM', 'SIGHUP'].map(s => [s, new Set(process.listeners(s as NodeJS.Signals))]))
   try {
+    await node.start()
+  } catch (err: any) {
+    await datastore?.close()
+    throw new UsageError(`--listen: cannot start the node on ${options.listen.join(' ')}: ${err.message}`, { cause: err })
+  }
+  try {
+    // starts the API listener (the node is started already)
     await api.start()
   } catch (err: any) {
     await node.stop()

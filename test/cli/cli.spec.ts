@@ -4,7 +4,6 @@
  * against them, the exit codes scripts rely on, and a restart over
  * `--datastore`.
  */
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -18,58 +17,8 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
 import { COMMANDS, main } from '../../src/cli/main.ts'
 import { Progress } from '../../src/cli/progress.ts'
-import type { ChildProcess } from 'node:child_process'
-
-const BIN = new URL('../../src/cli/bin.ts', import.meta.url).pathname
-const NODE_FLAGS = ['--experimental-transform-types', '--no-warnings']
-
-interface Run { code: number | null, stdout: Buffer, stderr: string }
-
-interface Daemon {
-  child: ChildProcess
-  peerId: string
-  listen: string[]
-  api: string
-  metrics: string
-  metricsPort: string
-  exited: Promise<number | null>
-  stderr(): string
-}
-
-/** Runs the CLI once and collects what it wrote and its exit code */
-async function cli (...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const out: Buffer[] = []
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => out.push(d))
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const code = await new Promise<number | null>(resolve => child.on('close', resolve))
-  return { code, stdout: Buffer.concat(out), stderr }
-}
-
-const children: ChildProcess[] = []
-
-/** Starts `daemon` and resolves with what its first stdout line says */
-async function daemon (...args: string[]): Promise<Daemon> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'daemon', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '/ip4/127.0.0.1/tcp/0', '--metrics-port', '0', '--server', '--private-addrs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.push(child)
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const exited = new Promise<number | null>(resolve => child.on('close', resolve))
-  const line = await new Promise<string>((resolve, reject) => {
-    let buffered = ''
-    child.stdout?.on('data', (d: Buffer) => {
-      buffered += d.toString()
-      const end = buffered.indexOf('\n')
-      if (end !== -1) {
-        resolve(buffered.slice(0, end))
-      }
-    })
-    void exited.then(code => { reject(new Error(`daemon exited with ${code} before its first line: ${stderr}`)) })
-  })
-  const first = JSON.parse(line)
-  return { child, ...first, metricsPort: new URL(first.metrics).port, exited, stderr: () => stderr }
-}
+import { cli, daemon, killAll } from './fixtures/daemon.ts'
+import type { Daemon, Run } from './fixtures/daemon.ts'
 
 async function statsOf (d: Daemon): Promise<any> {
   return (await fetch(`${d.metrics}/stats`)).json()
@@ -107,11 +56,7 @@ describe('cli: priority-dht daemon and client commands through child processes',
   })
 
   after(async () => {
-    for (const child of children) {
-      if (child.exitCode == null && child.signalCode == null) {
-        child.kill('SIGKILL')
-      }
-    }
+    killAll()
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -227,6 +172,16 @@ describe('cli: priority-dht daemon and client commands through child processes',
     const file = await cli('provide', '--file', join(dir, 'bad.txt'), '--api', daemons[0].api)
     expect(file.code).to.equal(2)
     expect(file.stderr).to.include('bad.txt:3: not a CID: "bafy-broken"')
+  })
+
+  it('a listen or API address already in use exits 2 and names the flag', async () => {
+    const taken = daemons[0].listen[0].replace(`/p2p/${daemons[0].peerId}`, '')
+    const listen = await cli('daemon', '--listen', taken, '--api', '/ip4/127.0.0.1/tcp/0')
+    expect(listen.code, listen.stderr).to.equal(2)
+    expect(listen.stderr).to.include('--listen: cannot start the node')
+    const api = await cli('daemon', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', daemons[0].api)
+    expect(api.code, api.stderr).to.equal(2)
+    expect(api.stderr).to.include(`--api: cannot listen on ${daemons[0].api}`)
   })
 
   it('an unreachable daemon exits 3, for the daemon protocol and for stats', async () => {
