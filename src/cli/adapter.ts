@@ -43,8 +43,12 @@ export function daemonDHT (dht: PriorityDHT, contentRouting: ContentRouting): Da
     },
     async * findProviders (cid) {
       for await (const event of dht.findProviders(cid)) {
-        if (event.name === 'PROVIDER') {
-          yield { type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: event.from, messageName: 'GET_PROVIDERS', messageType: MessageType.GET_PROVIDERS, closer: [], providers: event.providers, path: event.path }
+        if (event.name !== 'PROVIDER') {
+          continue
+        }
+        // one provider per event: the server checks its count after each event
+        for (const provider of event.providers) {
+          yield { type: EventTypes.PEER_RESPONSE, name: 'PEER_RESPONSE', from: event.from, messageName: 'GET_PROVIDERS', messageType: MessageType.GET_PROVIDERS, closer: [], providers: [provider], path: event.path }
         }
       }
     },

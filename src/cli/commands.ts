@@ -105,6 +105,9 @@ export async function findProviders (ctx: ClientContext, values: Values, positio
     for await (const provider of client.dht.findProviders(cid, count)) {
       providers.push(provider)
       ctx.io.stdout(peerLine(provider))
+      if (providers.length >= count) {
+        break
+      }
     }
     return providers.length
   })

@@ -171,9 +171,13 @@ ${EXIT_CODES}
 /** Runs the CLI on `argv` (without node and script) and resolves with its exit code */
 export async function main (argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv
-  if (name == null || name === '--help' || name === '-h' || name === 'help') {
+  if (name == null) {
+    io.stderr(mainHelp())
+    return EXIT_USAGE
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout(mainHelp())
-    return name == null ? EXIT_USAGE : EXIT_OK
+    return EXIT_OK
   }
   const command = COMMANDS[name]
   try {

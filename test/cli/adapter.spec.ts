@@ -36,15 +36,17 @@ function fakeService (events: QueryEvent[]): PriorityDHT {
 }
 
 describe('cli/adapter: what the daemon server reads from our events', () => {
-  it('findProviders hands over our PROVIDER events (local providers included), not the raw responses', async () => {
+  it('findProviders hands over our PROVIDER events (local providers included), one provider per event, not the raw responses', async () => {
     const [self, remote, local, far, raw] = await peers(5)
     const events: QueryEvent[] = [
       { type: EventTypes.PROVIDER, name: 'PROVIDER', from: self.id, providers: [local], path },
-      response(remote.id, [far], [raw, local]),
-      { type: EventTypes.PROVIDER, name: 'PROVIDER', from: remote.id, providers: [raw], path }
+      response(remote.id, [far], [raw, local, far]),
+      { type: EventTypes.PROVIDER, name: 'PROVIDER', from: remote.id, providers: [raw, far], path }
     ]
     const out = await all(daemonDHT(fakeService(events), {} as unknown as ContentRouting).findProviders(cid))
-    expect(served(out, 'providers')).to.deep.equal([local.id.toString(), raw.id.toString()])
+    expect(served(out, 'providers')).to.deep.equal([local.id.toString(), raw.id.toString(), far.id.toString()])
+    // one provider per event, so the server's count (checked after each event) stops it exactly
+    expect(out.map(e => e.name === 'PEER_RESPONSE' ? e.providers.length : 0)).to.deep.equal([1, 1, 1])
   })
 
   it('getClosestPeers hands over the lookup\'s result (FINAL_PEER), not every peer a response named', async () => {
