@@ -205,8 +205,19 @@ function dialsText (s: Summary): string {
   return `${s.tarpitDialsMean.toFixed(2)} (max ${Number(s.tarpitDialsMax.toFixed(2))})`
 }
 
-export function table (cells: Cell[], impls: Implementation[], o: Options): string {
-  const lines: string[] = []
+/** A table: its header and rows of cells, as text */
+export interface TextTable {
+  head: string[]
+  rows: string[][]
+}
+
+/**
+ * The comparison as two tables: per tarpit share and workload, each
+ * implementation's p50, p95, success and tarpit dials per operation (and
+ * ours/theirs ratios when both priority-dht and kad-dht ran); per tarpit
+ * share and implementation, the measured phase
+ */
+export function tables (cells: Cell[], impls: Implementation[], o: Options): [TextTable, TextTable] {
   const head = ['tarpits', 'workload']
   for (const impl of impls) {
     head.push(`${impl} p50`, 'p95', 'ok', o.inFlight > 1 ? 'tarpit dials/op (split)' : 'tarpit dials/op')
@@ -215,7 +226,7 @@ export function table (cells: Cell[], impls: Implementation[], o: Options): stri
   if (compare) {
     head.push('p50 ours/theirs', 'p95 ours/theirs')
   }
-  lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`)
+  const rows: string[][] = []
   for (const t of o.tarpits) {
     for (const w of WORKLOADS) {
       const row = [`${Math.round(t * 100)}%`, w]
@@ -229,10 +240,13 @@ export function table (cells: Cell[], impls: Implementation[], o: Options): stri
         const theirs = byImpl.get('kad-dht')
         row.push(ours != null && theirs != null ? ratio(ours.p50, theirs.p50) : '-', ours != null && theirs != null ? ratio(ours.p95, theirs.p95) : '-')
       }
-      lines.push(`| ${row.join(' | ')} |`)
+      rows.push(row)
     }
   }
-  lines.push('', '| tarpits | implementation | measured wall | operations | CPU ms/op (user + sys) | event-loop utilisation | tarpit dials (total / per op) | getClosestPeers = true k closest live (set) |', '| --- | --- | --- | --- | --- | --- | --- | --- |')
+  const phases: TextTable = {
+    head: ['tarpits', 'implementation', 'measured wall', 'operations', 'CPU ms/op (user + sys)', 'event-loop utilisation', 'tarpit dials (total / per op)', 'getClosestPeers = true k closest live (set)'],
+    rows: []
+  }
   for (const t of o.tarpits) {
     for (const impl of impls) {
       const c = cells.find(c => c.impl === impl && c.tarpits === t)
@@ -242,16 +256,39 @@ export function table (cells: Cell[], impls: Implementation[], o: Options): stri
       const m = c.measured
       const exact = c.closest.filter(x => x.exact).length
       const recall = c.closest.reduce((a, x) => a + x.found, 0) / Math.max(1, c.closest.reduce((a, x) => a + x.truth, 0))
-      row2(lines, [`${Math.round(t * 100)}%`, impl, fmt(m.wallMs), String(m.operations), m.cpuMsPerOp.toFixed(1), `${(m.elu * 100).toFixed(0)}%`, `${m.tarpitDials} / ${m.tarpitDialsPerOp.toFixed(2)}`, c.closest.length === 0 ? '-' : `${exact}/${c.closest.length} (in order ${c.closest.filter(x => x.ordered).length}; ${(recall * 100).toFixed(0)}% of the true closest found; tarpits returned ${c.closest.reduce((a, x) => a + x.tarpits, 0)}; p50 ${fmt(summarizeMs(c.closest.map(x => x.ms)))})`])
+      phases.rows.push([`${Math.round(t * 100)}%`, impl, fmt(m.wallMs), String(m.operations), m.cpuMsPerOp.toFixed(1), `${(m.elu * 100).toFixed(0)}%`, `${m.tarpitDials} / ${m.tarpitDialsPerOp.toFixed(2)}`, c.closest.length === 0 ? '-' : `${exact}/${c.closest.length} (in order ${c.closest.filter(x => x.ordered).length}; ${(recall * 100).toFixed(0)}% of the true closest found; tarpits returned ${c.closest.reduce((a, x) => a + x.tarpits, 0)}; p50 ${fmt(summarizeMs(c.closest.map(x => x.ms)))})`])
     }
   }
-  return lines.join('\n')
+  return [{ head, rows }, phases]
+}
+
+/** `tables` as Markdown, one after the other */
+export function table (cells: Cell[], impls: Implementation[], o: Options): string {
+  const markdown = (t: TextTable): string[] => [t.head, t.head.map(() => '---'), ...t.rows].map(cells => `| ${cells.join(' | ')} |`)
+  const [ops, phases] = tables(cells, impls, o)
+  return [...markdown(ops), '', ...markdown(phases)].join('\n')
 }
 
 function summarizeMs (ms: number[]): number {
   return percentile([...ms].sort((a, b) => a - b), 0.5)
 }
 
-function row2 (lines: string[], cells: string[]): void {
-  lines.push(`| ${cells.join(' | ')} |`)
+/** Reads `--name value` flags: `get` the value as given, `num` a non-negative number (`fallback` when absent) */
+export function flagReader (argv: string[]): { get(name: string): string | undefined, num(name: string, fallback: number): number } {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`)
+    return i === -1 ? undefined : argv[i + 1]
+  }
+  const num = (name: string, fallback: number): number => {
+    const v = get(name)
+    if (v == null) {
+      return fallback
+    }
+    const n = Number(v)
+    if (!Number.isFinite(n) || n < 0) {
+      throw new RangeError(`--${name} must be a non-negative number, got ${v}`)
+    }
+    return n
+  }
+  return { get, num }
 }

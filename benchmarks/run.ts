@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { measureCell, table } from './measure.ts'
+import { flagReader, measureCell, table } from './measure.ts'
 import type { Cell, Options } from './measure.ts'
 import type { Implementation } from './network.ts'
 
@@ -14,21 +14,7 @@ const ALL_IMPLS: Implementation[] = ['priority-dht', 'priority-dht-neutral', 'pr
 
 function parse (argv: string[]): Options {
   const quick = argv.includes('--quick')
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`)
-    return i === -1 ? undefined : argv[i + 1]
-  }
-  const num = (name: string, fallback: number): number => {
-    const v = get(name)
-    if (v == null) {
-      return fallback
-    }
-    const n = Number(v)
-    if (!Number.isFinite(n) || n < 0) {
-      throw new RangeError(`--${name} must be a non-negative number, got ${v}`)
-    }
-    return n
-  }
+  const { get, num } = flagReader(argv)
   const share = num('tarpits', 0.3)
   if (share >= 1) {
     throw new RangeError('--tarpits must be below 1')

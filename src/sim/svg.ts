@@ -20,7 +20,8 @@ const PLOT_W = WIDTH - MARGIN.left - MARGIN.right
 const PLOT_H = HEIGHT - MARGIN.top - MARGIN.bottom
 const COLOURS = ['#d1495b', '#00798c', '#edae49', '#30638e', '#66a182', '#8d6a9f']
 
-function escape (text: string): string {
+/** Text made safe for XML and HTML content and attribute values */
+export function escape (text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }
 
