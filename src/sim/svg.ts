@@ -57,6 +57,17 @@ function axisTitles (out: string[], xLabel: string, yLabel: string): void {
   out.push(`<text transform="translate(16 ${MARGIN.top + PLOT_H / 2}) rotate(-90)" text-anchor="middle">${escape(yLabel)}</text>`)
 }
 
+/** A data line of `label`'s series through `points` ("x,y") */
+function polyline (out: string[], label: string, colour: string, points: string[]): void {
+  out.push(`<polyline data-series="${escape(label)}" fill="none" stroke="${colour}" stroke-width="2" points="${points.join(' ')}"/>`)
+}
+
+/** The end of a chart: the whole svg element as text */
+function close (out: string[]): string {
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}
+
 /** The opening of a chart: the svg element, a white background, the title */
 function open (title: string): string[] {
   return [
@@ -97,11 +108,10 @@ export function cdfSvg (title: string, series: CdfSeries[], axes: CdfAxes = { x:
       points.push(`${x(v / 1000).toFixed(1)},${y(j / sorted.length).toFixed(1)}`, `${x(v / 1000).toFixed(1)},${y((j + 1) / sorted.length).toFixed(1)}`)
     })
     const colour = COLOURS[i % COLOURS.length]
-    out.push(`<polyline data-series="${escape(s.label)}" fill="none" stroke="${colour}" stroke-width="2" points="${points.join(' ')}"/>`)
+    polyline(out, s.label, colour, points)
     legend(out, i, s.label, colour)
   })
-  out.push('</svg>')
-  return out.join('\n') + '\n'
+  return close(out)
 }
 
 export interface LineSeries {
@@ -138,12 +148,11 @@ export function lineSvg (title: string, xLabel: string, yLabel: string, series: 
       }
     }
     for (const run of runs.filter(r => r.length > 0)) {
-      out.push(`<polyline data-series="${escape(s.label)}" fill="none" stroke="${colour}" stroke-width="2" points="${run.join(' ')}"/>`)
+      polyline(out, s.label, colour, run)
     }
     legend(out, i, s.label, colour)
   })
-  out.push('</svg>')
-  return out.join('\n') + '\n'
+  return close(out)
 }
 
 export interface BarSeries {
@@ -176,6 +185,5 @@ export function barSvg (title: string, xLabel: string, yLabel: string, groups: s
     })
     legend(out, i, s.label, colour)
   })
-  out.push('</svg>')
-  return out.join('\n') + '\n'
+  return close(out)
 }
