@@ -33,6 +33,8 @@ export interface Options {
   impls?: Implementation[]
   cpuProf?: string
   out?: string
+  /** how long to wait for the routing tables to fill (ms; createNetwork's TABLE_TIMEOUT when unset) */
+  tableTimeout?: number
 }
 
 /** getClosestPeers from a live node for a random key, against the true k closest of the live nodes */
@@ -131,7 +133,7 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
   // the same seed for every implementation: same tarpit positions in the node list, same choices of nodes
   const random = new SeededRandom(o.seed * 1000 + Math.round(tarpits * 100))
   const log = hooks.log ?? ((msg: string): void => { console.error(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${msg}`) })
-  const net = await createNetwork(impl, o.nodes, o.k, tarpits, random, log)
+  const net = await createNetwork(impl, o.nodes, o.k, tarpits, random, log, o.tableTimeout)
   const samples: Record<Workload, Sample[]> = { provide: [], findProviders: [], put: [], get: [] }
   let measured: Cell['measured']
   let closest: ClosestCheck[] = []

@@ -49,6 +49,8 @@ function parse (argv: string[]): Options & { out: string } {
     opTimeout: num('op-timeout', 20_000),
     closestChecks: 0,
     neutral: false,
+    // a loaded machine can take minutes to fill kad-dht's tables; the demo goes on after this
+    tableTimeout: 15_000,
     out: resolve(get('out') ?? join(import.meta.dirname, '..', 'benchmarks', 'results', 'demo.html'))
   }
   if (o.nodes < 4) {

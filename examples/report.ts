@@ -74,11 +74,11 @@ export function renderReport (result: DemoResult): string {
 <meta charset="utf-8">
 <title>${escape(title)}</title>
 <style>
-body { font-family: sans-serif; margin: 2em; max-width: 1500px; }
+body { font-family: sans-serif; margin: 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure { display: inline-block; margin: 4px; vertical-align: top; }
 figcaption { max-width: 720px; font-size: 13px; color: #444; }
 </style>
 </head>
