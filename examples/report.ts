@@ -6,6 +6,7 @@
  * gave the other peers while the operations ran.
  */
 import { tables } from '../benchmarks/measure.ts'
+import { TABLE_TIMEOUT } from '../benchmarks/network.ts'
 import { WORKLOADS } from '../benchmarks/workloads.ts'
 import { barSvg, cdfSvg, escape, lineSvg } from '../src/sim/svg.ts'
 import type { Cell, Options, TextTable } from '../benchmarks/measure.ts'
@@ -84,7 +85,7 @@ figcaption { max-width: 720px; font-size: 13px; color: #444; }
 </head>
 <body>
 <h1>${escape(title)}</h1>
-<p id="setup">${escape(`${o.nodes} real libp2p nodes per implementation on 127.0.0.1 (TCP, noise, yamux, identify, ping; k = ${o.k}), the same seed (${o.seed}) for both. Once the routing tables had filled, ${Math.round(share * 100)}% of the nodes became tarpits (their port accepts TCP connections and never answers). Then ${o.ops} rounds of provide, findProviders by another node, an IPNS put and a get by another node, ${o.inFlight} rounds in flight, no warm-up: the nodes meet the dead peers cold. Whole run ${(result.wallMs / 1000).toFixed(1)} s on Node ${result.node}, ${result.date}.`)}</p>
+<p id="setup">${escape(`${o.nodes} real libp2p nodes per implementation on 127.0.0.1 (TCP, noise, yamux, identify, ping; k = ${o.k}), the same seed (${o.seed}) for both. Once the routing tables had filled (or after ${(o.tableTimeout ?? TABLE_TIMEOUT) / 1000} s), ${Math.round(share * 100)}% of the nodes became tarpits (their port accepts TCP connections and never answers). Then ${o.ops} rounds of provide, findProviders by another node, an IPNS put and a get by another node, ${o.inFlight} rounds in flight, no warm-up: the nodes meet the dead peers cold. Whole run ${(result.wallMs / 1000).toFixed(1)} s on Node ${result.node}, ${result.date}.`)}</p>
 <h2>Per operation</h2>
 ${htmlTable('operations', ops)}
 <h2>Measured phase</h2>
