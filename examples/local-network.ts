@@ -1,6 +1,6 @@
 /* eslint-disable no-console */
 /**
- * `npm start`: runs a local network of priority-dht nodes on 127.0.0.1 (no
+ * `npm run example`: runs a local network of priority-dht nodes on 127.0.0.1 (no
  * internet needed), then does real lookups through it and prints what
  * happened: findPeer, getClosestPeers, provide/findProviders and an IPNS
  * put/get, each from a different node. Options: --nodes N (default 20),

@@ -1,5 +1,5 @@
 import { expect } from 'aegir/chai'
-import { cdfSvg, lineSvg } from '../../src/sim/svg.ts'
+import { barSvg, cdfSvg, lineSvg } from '../../src/sim/svg.ts'
 
 describe('sim/svg', () => {
   it('draws one rising step line per series, ending at 100%, with escaped labels', () => {
@@ -34,5 +34,26 @@ describe('sim/svg', () => {
     expect(lines[0][1][1]).to.equal(30)
     // x increases along a run
     expect(lines[0][1][0]).to.be.above(lines[0][0][0])
+  })
+
+  it('draws grouped bars, one per series and group, as tall as their values, each tagged with its series', () => {
+    const svg = barSvg('dials', 'operation', 'per op', ['provide', 'get'], [
+      { label: 'ours', values: [2, 0] },
+      { label: 'their "dht"', values: [4, 1] }
+    ])
+    expect(svg).to.match(/^<svg /)
+    const bars = [...svg.matchAll(/<rect data-series="([^"]+)" x="([^"]+)" y="([^"]+)" width="([^"]+)" height="([^"]+)"/g)]
+      .map(m => ({ series: m[1], x: Number(m[2]), y: Number(m[3]), width: Number(m[4]), height: Number(m[5]) }))
+    expect(bars.map(b => b.series)).to.deep.equal(['ours', 'ours', 'their &quot;dht&quot;', 'their &quot;dht&quot;'])
+    // heights in proportion to the values, a zero value has none, all stand on the same baseline
+    expect(bars[0].height).to.be.closeTo(bars[2].height / 2, 0.2)
+    expect(bars[3].height).to.be.closeTo(bars[2].height / 4, 0.2)
+    expect(bars[1].height).to.equal(0)
+    expect(new Set(bars.map(b => (b.y + b.height).toFixed(0))).size).to.equal(1)
+    // the largest value at the top of the plot, the groups left to right, the series side by side in a group
+    expect(bars[2].y).to.equal(30)
+    expect(bars[1].x).to.be.above(bars[2].x)
+    expect(bars[2].x).to.be.above(bars[0].x)
+    expect(bars.every(b => b.width > 0)).to.equal(true)
   })
 })
