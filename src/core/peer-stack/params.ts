@@ -80,9 +80,10 @@ export interface PeerStackConfig {
    */
   backoffMax: Millis
   /**
-   * First back-off after a failed dial to a peer we have never reached
-   * (no dial of ours ever succeeded and it never answered us), while other
-   * peers answer us (a response within `activeWindow`, so the failure is
+   * Back-off after a second failed dial in a row to a peer we have never
+   * reached (no dial of ours ever succeeded and it never answered us; the
+   * first failure gets `backoffBase`, as one dial that ran out of time on a
+   * busy machine proves little), while other peers answer us (a response within `activeWindow`, so the failure is
    * the peer's, not our own network's). Such a peer is most likely behind
    * a NAT: on a network where classic nodes keep naming undialable peers,
    * retrying it after a minute (`backoffBase`) is what made an adopter dial

@@ -94,8 +94,8 @@ export function neverReached (stats: PeerStats): boolean {
 /**
  * The statistics after one more observation (pure: a new object).
  * `othersAnswer`: another peer answered us within `activeWindow` (our own
- * network works), which makes a failed dial to a peer never reached the
- * longer `unreachedBackoff*` kind.
+ * network works), which makes a second failed dial in a row to a peer never
+ * reached the longer `unreachedBackoff*` kind.
  */
 export function applyObservation (stats: PeerStats, obs: Observation, params: PeerStackConfig, now: Millis, othersAnswer = false): PeerStats {
   const at = Math.max(now, stats.updated)
@@ -124,8 +124,10 @@ export function applyObservation (stats: PeerStats, obs: Observation, params: Pe
       return next
   }
   next.consecutiveFailures = stats.consecutiveFailures + 1
-  const unreached = obs.type === 'dial-failed' && othersAnswer && neverReached(stats)
-  next.backoffUntil = at + backoffFor(next.consecutiveFailures, params, unreached)
+  // the long kind from the second failed dial in a row: one dial that ran
+  // out of time (a busy machine, a slow path) shuts nobody out for long
+  const unreached = obs.type === 'dial-failed' && othersAnswer && neverReached(stats) && next.consecutiveFailures >= 2
+  next.backoffUntil = at + backoffFor(next.consecutiveFailures - (unreached ? 1 : 0), params, unreached)
   return next
 }
 
