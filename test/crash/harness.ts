@@ -168,7 +168,7 @@ export async function inspect (ds: LevelDatastore, self: PeerId, done: Set<strin
 
 interface Worker {
   child: ChildProcess
-  /** resolves with the first line matching, rejects on exit or timeout */
+  /** resolves with the first line matching (already read or to come), rejects on exit or timeout */
   waitFor(test: (line: string) => boolean): Promise<string>
   exited: Promise<void>
 }
@@ -186,7 +186,10 @@ function startWorker (args: WorkerArgs, onLine: (line: string) => void): Worker 
       resolve()
     })
   })
+  // every line of this worker (a few thousand over its life at most): a wait for a line that came already ends at once
+  const lines: string[] = []
   createInterface({ input: child.stdout! }).on('line', line => {
+    lines.push(line)
     onLine(line)
     for (const w of [...waiting]) {
       if (w.test(line)) {
@@ -199,6 +202,11 @@ function startWorker (args: WorkerArgs, onLine: (line: string) => void): Worker 
     child,
     exited,
     waitFor: async test => new Promise((resolve, reject) => {
+      const seen = lines.find(l => test(l))
+      if (seen != null) {
+        resolve(seen)
+        return
+      }
       const w = { test, resolve, reject }
       const timer = setTimeout(() => { waiting.delete(w); reject(new Error(`no matching line in ${LINE_TIMEOUT} ms ${stderr}`)) }, LINE_TIMEOUT)
       w.resolve = l => { clearTimeout(timer); resolve(l) }
