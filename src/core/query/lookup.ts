@@ -21,6 +21,13 @@
  * reported for each.
  * - `finished { closest, reason }`: the lookup is over; `closest` holds up to k
  * peers that answered, nearest first.
+ * - `misled { peer }`: `peer` named `misledAfter` peers that could not be
+ * reached at all (`dial-refused`: refused, no usable address, another peer
+ * id there; or `protocol-unsupported`) and none that answered: fabricated
+ * peers. Its other unconfirmed candidates are dropped and it is left out of
+ * `closest` and `spares`. Timeouts are not held against whoever named the
+ * peer: on a loaded host honest peers' contacts time out too. At most once per
+ * peer and lookup; the driver may hold it against the peer.
  * Timeouts: none of its own. The driver applies request timeouts and reports
  * them as failures, so the machine never waits on real time.
  *
@@ -36,7 +43,17 @@
  * convergence, so this changes the order, not the result). Peers in back-off
  * are skipped while anyone else is left; if the lookup would otherwise end
  * with nobody having answered, they are tried after all.
- * - `closest()` and `spares()` are by distance alone.
+ * - `closest()` and `spares()` are by distance alone (less discredited peers).
+ * - Lying peers: every candidate remembers who named it first. A failed
+ * candidate leaves the candidate list at once (its id stays in a set of at
+ * most `maxRequests`, so it is never asked again), so failures do not hold
+ * slots near the target. A peer that named `misledAfter` unreachable
+ * candidates and no answering one is discredited (see `misled`); a candidate named by
+ * another peer too is kept. Candidates that answered are never forgotten
+ * (at most `maxRequests` of them), so fabricated peers nearer the target
+ * than everyone can push out only peers not yet asked, which honest
+ * answers name again. Peers naming far peers or themselves cost nothing:
+ * known and far candidates are ignored.
  */
 import { NEUTRAL_QUALITY } from '../contact.ts'
 import { assertNever } from '../env.ts'
@@ -48,6 +65,9 @@ import type { Millis } from '../env.ts'
 import type { Key } from '../key.ts'
 
 export type FailureReason = 'dial-timeout' | 'dial-refused' | 'protocol-unsupported' | 'stream-reset' | 'timeout' | 'bad-response' | 'aborted' | 'overloaded'
+
+/** Failures that say the peer is not there at all, rather than slow or busy */
+const FABRICATED = new Set<FailureReason>(['dial-refused', 'protocol-unsupported'])
 
 export type LookupEvent =
   | { type: 'start' }
@@ -62,6 +82,7 @@ export type FinishReason = 'converged' | 'exhausted' | 'stopped' | 'request-limi
 export type LookupEffect =
   | { type: 'request', peer: Contact }
   | { type: 'finished', closest: Contact[], reason: FinishReason }
+  | { type: 'misled', peer: Contact }
 
 /**
  * `slow`: in flight past its hedge delay (no α slot); `overdue`: past two
@@ -73,6 +94,18 @@ interface Candidate {
   contact: Contact
   state: State
   sentAt: Millis
+  /** the responder that named it first (undefined for a seed) */
+  by?: string
+  /** whether a second responder (or the seeds) named it too */
+  vouched: boolean
+}
+
+/** What the candidates one responder named turned out to be */
+interface Credit {
+  contact: Contact
+  failed: number
+  answered: number
+  discredited: boolean
 }
 
 export interface LookupStats {
@@ -85,6 +118,8 @@ export interface LookupStats {
   candidates: number
   /** requests that became slow (the lookup asked another peer past them), ever */
   hedged: number
+  /** responders discredited for naming only peers that failed */
+  misled: number
 }
 
 export class Lookup {
@@ -103,6 +138,11 @@ export class Lookup {
   private responses = 0
   private failures = 0
   private done = false
+  /** ids that failed: never asked again (at most maxRequests) */
+  private readonly failed = new Set<string>()
+  /** by responder (at most maxRequests) */
+  private readonly credit = new Map<string, Credit>()
+  private misled: LookupEffect[] = []
 
   constructor (target: Key, selfId: string, seeds: readonly Contact[], config: Partial<LookupConfig> = {}, quality: PeerQuality = NEUTRAL_QUALITY) {
     this.target = target
@@ -119,7 +159,7 @@ export class Lookup {
   }
 
   stats (): LookupStats {
-    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged }
+    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged, misled: [...this.credit.values()].filter(c => c.discredited).length }
   }
 
   /** Whether `id` was asked and answered during this lookup */
@@ -141,8 +181,12 @@ export class Lookup {
         }
         c.state = 'responded'
         this.responses++
+        if (c.by != null) {
+          this.creditOf(c.by).answered++
+        }
+        this.credit.set(c.contact.id, this.credit.get(c.contact.id) ?? { contact: c.contact, failed: 0, answered: 0, discredited: false })
         for (const p of event.closer) {
-          this.add(p)
+          this.add(p, c.contact.id)
         }
         break
       }
@@ -153,6 +197,10 @@ export class Lookup {
         }
         c.state = 'failed'
         this.failures++
+        this.forget(c)
+        if (c.by != null && FABRICATED.has(event.reason)) {
+          this.blame(c.by)
+        }
         break
       }
       case 'slow': {
@@ -179,7 +227,57 @@ export class Lookup {
       default:
         assertNever(event)
     }
-    return this.advance(now)
+    const effects = this.advance(now)
+    if (this.misled.length === 0) {
+      return effects
+    }
+    const out = [...this.misled, ...effects]
+    this.misled = []
+    return out
+  }
+
+  private creditOf (id: string): Credit {
+    let c = this.credit.get(id)
+    if (c == null) {
+      // a responder is in the list once it answered; only a forgotten one lands here
+      c = { contact: { id, key: new Uint8Array(0) }, failed: 0, answered: 0, discredited: false }
+      this.credit.set(id, c)
+    }
+    return c
+  }
+
+  /** A candidate `by` named failed: at `misledAfter` with none answering, `by` is discredited */
+  private blame (by: string): void {
+    const credit = this.creditOf(by)
+    credit.failed++
+    if (credit.discredited || credit.answered > 0 || credit.failed < this.config.misledAfter) {
+      return
+    }
+    credit.discredited = true
+    for (let i = this.candidates.length - 1; i >= 0; i--) {
+      const c = this.candidates[i]
+      if (c.by === by && !c.vouched && (c.state === 'waiting' || c.state === 'skipped')) {
+        this.candidates.splice(i, 1)
+        this.byId.delete(c.contact.id)
+      }
+    }
+    if (credit.contact.key.length > 0) {
+      this.misled.push({ type: 'misled', peer: credit.contact })
+    }
+  }
+
+  /** Takes a failed candidate out of the list; its id stays known, so it is never asked again */
+  private forget (c: Candidate): void {
+    this.failed.add(c.contact.id)
+    this.byId.delete(c.contact.id)
+    const i = this.candidates.indexOf(c)
+    if (i !== -1) {
+      this.candidates.splice(i, 1)
+    }
+  }
+
+  private isDiscredited (id: string): boolean {
+    return this.credit.get(id)?.discredited === true
   }
 
   /** Releases the slot of an in-flight or slow candidate; false if it had none */
@@ -203,7 +301,7 @@ export class Lookup {
     const out: Contact[] = []
     let seen = 0
     for (const c of this.candidates) {
-      if (c.state === 'responded' && ++seen > this.config.k) {
+      if (c.state === 'responded' && !this.isDiscredited(c.contact.id) && ++seen > this.config.k) {
         out.push(c.contact)
         if (out.length === n) {
           break
@@ -217,7 +315,7 @@ export class Lookup {
   closest (): Contact[] {
     const out: Contact[] = []
     for (const c of this.candidates) {
-      if (c.state === 'responded') {
+      if (c.state === 'responded' && !this.isDiscredited(c.contact.id)) {
         out.push(c.contact)
         if (out.length === this.config.k) {
           break
@@ -227,11 +325,18 @@ export class Lookup {
     return out
   }
 
-  private add (contact: Contact): void {
-    if (contact.id === this.selfId || this.byId.has(contact.id) || contact.key.length !== this.target.length) {
+  private add (contact: Contact, by?: string): void {
+    if (contact.id === this.selfId || contact.key.length !== this.target.length || this.failed.has(contact.id)) {
       return
     }
-    const c: Candidate = { contact, state: 'waiting', sentAt: 0 }
+    const known = this.byId.get(contact.id)
+    if (known != null) {
+      if (known.by !== by) {
+        known.vouched = true
+      }
+      return
+    }
+    const c: Candidate = { contact, state: 'waiting', sentAt: 0, by, vouched: by == null }
     // binary search for the insertion point
     let lo = 0
     let hi = this.candidates.length
@@ -248,10 +353,10 @@ export class Lookup {
     }
     this.candidates.splice(lo, 0, c)
     this.byId.set(contact.id, c)
-    // forget the farthest idle candidates beyond the bound
+    // forget the farthest candidates not yet asked beyond the bound (those that answered are results)
     for (let i = this.candidates.length - 1; this.candidates.length > this.config.maxCandidates && i >= 0; i--) {
       const far = this.candidates[i]
-      if (far.state !== 'in-flight' && far.state !== 'slow' && far.state !== 'overdue') {
+      if (far.state === 'waiting' || far.state === 'skipped') {
         this.candidates.splice(i, 1)
         this.byId.delete(far.contact.id)
       }
