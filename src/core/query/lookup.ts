@@ -46,14 +46,16 @@
  * - `closest()` and `spares()` are by distance alone (less discredited peers).
  * - Lying peers: every candidate remembers who named it first. A failed
  * candidate leaves the candidate list at once (its id stays in a set of at
- * most `maxRequests`, so it is never asked again), so failures do not hold
- * slots near the target. A peer that named `misledAfter` unreachable
- * candidates and no answering one is discredited (see `misled`); a candidate named by
- * another peer too is kept. Candidates that answered are never forgotten
- * (at most `maxRequests` of them), so fabricated peers nearer the target
- * than everyone can push out only peers not yet asked, which honest
- * answers name again. Peers naming far peers or themselves cost nothing:
- * known and far candidates are ignored.
+ * most `maxRequests`, so it is never asked again): failures hold no slots
+ * near the target. A peer that named `misledAfter` unreachable candidates
+ * and no answering one is discredited (see `misled`; a candidate another
+ * peer named too is kept) and no longer counts towards convergence, so the
+ * window reaches past it. Candidates that answered are never forgotten (at
+ * most `maxRequests` of them, so the list holds at most `maxCandidates` +
+ * `maxRequests`): fabricated peers nearer the target than everyone can push
+ * out only peers not yet asked, which honest answers name again. Peers
+ * naming far peers or themselves cost nothing: known and far candidates are
+ * ignored.
  */
 import { NEUTRAL_QUALITY } from '../contact.ts'
 import { assertNever } from '../env.ts'
@@ -174,35 +176,16 @@ export class Lookup {
     switch (event.type) {
       case 'start':
         break
-      case 'response': {
-        const c = this.byId.get(event.peer)
-        if (c == null || !this.settle(c)) {
+      case 'response':
+        if (!this.onResponse(event.peer, event.closer)) {
           return [] // unsolicited or duplicate: ignore
         }
-        c.state = 'responded'
-        this.responses++
-        if (c.by != null) {
-          this.creditOf(c.by).answered++
-        }
-        this.credit.set(c.contact.id, this.credit.get(c.contact.id) ?? { contact: c.contact, failed: 0, answered: 0, discredited: false })
-        for (const p of event.closer) {
-          this.add(p, c.contact.id)
-        }
         break
-      }
-      case 'failure': {
-        const c = this.byId.get(event.peer)
-        if (c == null || !this.settle(c)) {
+      case 'failure':
+        if (!this.onFailure(event.peer, event.reason)) {
           return []
         }
-        c.state = 'failed'
-        this.failures++
-        this.forget(c)
-        if (c.by != null && FABRICATED.has(event.reason)) {
-          this.blame(c.by)
-        }
         break
-      }
       case 'slow': {
         const c = this.byId.get(event.peer)
         if (c?.state !== 'in-flight' || this.slow >= this.config.maxSlow) {
@@ -234,6 +217,39 @@ export class Lookup {
     const out = [...this.misled, ...effects]
     this.misled = []
     return out
+  }
+
+  /** `peer` answered naming `closer`; false if it had nothing in flight */
+  private onResponse (peer: string, closer: readonly Contact[]): boolean {
+    const c = this.byId.get(peer)
+    if (c == null || !this.settle(c)) {
+      return false
+    }
+    c.state = 'responded'
+    this.responses++
+    if (c.by != null) {
+      this.creditOf(c.by).answered++
+    }
+    this.credit.set(c.contact.id, this.credit.get(c.contact.id) ?? { contact: c.contact, failed: 0, answered: 0, discredited: false })
+    for (const p of closer) {
+      this.add(p, c.contact.id)
+    }
+    return true
+  }
+
+  /** The request to `peer` failed; false if it had nothing in flight */
+  private onFailure (peer: string, reason: FailureReason): boolean {
+    const c = this.byId.get(peer)
+    if (c == null || !this.settle(c)) {
+      return false
+    }
+    c.state = 'failed'
+    this.failures++
+    this.forget(c)
+    if (c.by != null && FABRICATED.has(reason)) {
+      this.blame(c.by)
+    }
+    return true
   }
 
   private creditOf (id: string): Credit {
@@ -385,7 +401,8 @@ export class Lookup {
         allAnswered = false
         continue
       }
-      if (c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped') {
+      if (c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped' || (c.state === 'responded' && this.isDiscredited(c.contact.id))) {
+        // a discredited peer is no result, so the window reaches past it too
         continue
       }
       live++

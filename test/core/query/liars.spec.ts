@@ -9,7 +9,9 @@
  * invalid response.
  *
  * Checked for every lookup: it returns every honest peer among the true k
- * closest, and only real peers; it sends at most 80 requests (4k; at most
+ * closest, and only real peers (fewer than k when liars are among the true
+ * k closest: the discredited and those in back-off are left out, and honest
+ * answers, capped at k, name nobody beyond the true k closest); it sends at most 100 requests (5k; at most
  * 30 without liars, 200 is `maxRequests`) and holds at most 100 candidates
  * (`maxCandidates`). The fixture answers one request per tick, so time is
  * bounded with the requests. After the 40 lookups: liars are valued below
@@ -29,7 +31,7 @@ const K = 20
 const NODES = 300
 const SHARE = 0.3
 const LOOKUPS = 40
-const MAX_REQUESTS = 4 * K
+const MAX_REQUESTS = 5 * K
 const MAX_CANDIDATES = 100
 
 interface Outcome {
