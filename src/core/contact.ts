@@ -41,6 +41,16 @@ export interface PeerQuality {
   reached(id: string, now: Millis): boolean
   /** How the peer stands when we consider naming it to others (see {@link Standing}) */
   standing(id: string, now: Millis): Standing
+  /**
+   * A peer that `advisor` named in an answer was asked: it answered (`good`)
+   * or could not be reached. What makes an advisor's advice worth following.
+   */
+  advice(advisor: string, good: boolean, now: Millis): void
+  /**
+   * Whether the peers `advisor` names have failed us so often that one we
+   * have never reached, named only by it, is left aside while others remain
+   */
+  doubtful(advisor: string, now: Millis): boolean
 }
 
 /**
@@ -55,5 +65,7 @@ export const NEUTRAL_QUALITY: PeerQuality = {
   backedOff: () => false,
   hedgeDelay: () => Infinity,
   reached: () => true,
-  standing: () => 'unverified'
+  standing: () => 'unverified',
+  advice: () => {},
+  doubtful: () => false
 }

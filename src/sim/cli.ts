@@ -348,13 +348,13 @@ function formatLive (samples: readonly LiveSample[]): string {
   const groups = (['classic', 'adopters'] as const).filter(g => samples.some(x => x[g] != null))
   const header = ['virtual min', 'requests/node/min', 'refreshes']
   for (const g of groups) {
-    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'undialable dials/lookup')
+    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'undialable dials/lookup', 'undialable dials/node/min')
   }
   const rows = samples.map(x => {
     const row = [String(Math.round(x.at / 60_000)), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups)]
     for (const g of groups) {
       const v = x[g] as LiveGroup
-      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), v.undialableDialsPerLookup.toFixed(2))
+      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), v.undialableDialsPerLookup.toFixed(2), v.undialableDialsPerNodeMinute.toFixed(2))
     }
     return row
   })

@@ -66,6 +66,11 @@ export interface LiveGroup {
   latencyP50: Millis
   latencyP95: Millis
   undialableDialsPerLookup: number
+  /**
+   * dials to undialable nodes per node per virtual minute during the
+   * interval, whatever made them (probe and refresh lookups, verifies)
+   */
+  undialableDialsPerNodeMinute: number
   /** routing table entries of the group's nodes (replacements not counted) */
   entries: number
   /** share of those entries whose node is undialable */
@@ -99,6 +104,8 @@ export class LiveRun {
   private seenRecords = 0
   private lastRequests = 0
   private lastRefreshes = 0
+  /** undialable dials of [classic, adopter] nodes as of the last sample */
+  private readonly lastUndialable = [0, 0]
 
   constructor (world: World, options: Partial<LiveOptions>, random: Random) {
     this.world = world
@@ -163,10 +170,14 @@ export class LiveRun {
     let entries = 0
     let undialable = 0
     let offline = 0
+    let nodes = 0
+    let dials = 0
     for (let i = 0; i < world.size; i++) {
       if (!world.built(i) || world.adopter(i) !== adopter) {
         continue
       }
+      nodes++
+      dials += world.node(i).undialableDials
       for (const c of world.node(i).coordinator.routingTable.contacts()) {
         const peer = (c as SimContact).index
         entries++
@@ -178,11 +189,15 @@ export class LiveRun {
         }
       }
     }
+    const g = adopter ? 1 : 0
+    const newDials = dials - this.lastUndialable[g]
+    this.lastUndialable[g] = dials
     return {
       lookups: records.length,
       latencyP50: quantile(latencies, 0.5),
       latencyP95: quantile(latencies, 0.95),
       undialableDialsPerLookup: records.length === 0 ? NaN : records.reduce((s, r) => s + r.undialableDials, 0) / records.length,
+      undialableDialsPerNodeMinute: nodes === 0 ? 0 : newDials / nodes / (this.options.sampleEvery / 60_000),
       entries,
       undialableShare: entries === 0 ? 0 : undialable / entries,
       offlineShare: entries === 0 ? 0 : offline / entries

@@ -32,6 +32,8 @@ export class SimNode {
   readonly stack?: PeerStack
   /** When the currently scheduled tick is due (Infinity: none scheduled) */
   tickAt: Millis = Infinity
+  /** Dials this node made to undialable nodes, all purposes (lookups, refresh, verifies, records) */
+  undialableDials = 0
   private readonly maxConnections: number
   private connections: Map<number, Millis> | undefined
   private recordStore: RecordStore | undefined

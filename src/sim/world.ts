@@ -529,6 +529,7 @@ export class World {
     this.stats.dials++
     if (!this.network.dialable(peer)) {
       this.stats.undialableDials++
+      n.undialableDials++
       fail('dial-timeout', this.clock + this.dialTimeoutFor(n, peer), { type: 'dial-failed', reason: 'timeout' }, true, true)
       return undefined
     }

@@ -1,4 +1,5 @@
 import { expect } from 'aegir/chai'
+import { NEUTRAL_QUALITY } from '../../src/core/contact.ts'
 import { Coordinator } from '../../src/core/coordinator.ts'
 import { SeededRandom } from '../../src/core/env.ts'
 import { commonPrefixLength } from '../../src/core/key.ts'
@@ -111,6 +112,7 @@ describe('core/coordinator', () => {
 
   describe('with a peer quality', () => {
     const quality = (backedOff: string[], verified: string[] = [], reached?: string[]): PeerQuality => ({
+      ...NEUTRAL_QUALITY,
       value: () => 0.5,
       backedOff: id => backedOff.includes(id),
       hedgeDelay: () => 250,

@@ -80,6 +80,40 @@ export interface PeerStackConfig {
    */
   backoffMax: Millis
   /**
+   * First back-off after a failed dial to a peer we have never reached
+   * (no dial of ours ever succeeded and it never answered us), while other
+   * peers answer us (a response within `activeWindow`, so the failure is
+   * the peer's, not our own network's). Such a peer is most likely behind
+   * a NAT: on a network where classic nodes keep naming undialable peers,
+   * retrying it after a minute (`backoffBase`) is what made an adopter dial
+   * 10 to 15 of them per lookup (issue #10). Each further consecutive
+   * failure doubles it.
+   *
+   * @default 1800000 (30 minutes; range backoffBase..604800000)
+   */
+  unreachedBackoffBase: Millis
+  /**
+   * Longest back-off of a peer never reached.
+   *
+   * @default 86400000 (24 hours; range unreachedBackoffBase..604800000)
+   */
+  unreachedBackoffMax: Millis
+  /**
+   * Outcomes (decayed by `halfLife`) of the peers an advisor named before
+   * its advice can be doubted.
+   *
+   * @default 4 (range 0..1000)
+   */
+  adviceEvidence: number
+  /**
+   * An advisor whose named peers answered at a rate below this (with a
+   * uniform prior) is doubtful: a peer we never reached that only it named
+   * is left aside while others remain. 0 never doubts.
+   *
+   * @default 0.7 (range 0..1)
+   */
+  adviceThreshold: number
+  /**
    * Below this value (with enough evidence) a peer is bad even outside back-off.
    *
    * @default 0.2 (range 0..1)
@@ -155,6 +189,10 @@ export function defaultPeerStackConfig (): PeerStackConfig {
     activeWindow: 15 * 60_000,
     backoffBase: 60_000,
     backoffMax: 60 * 60_000,
+    unreachedBackoffBase: 30 * 60_000,
+    unreachedBackoffMax: 24 * 60 * 60_000,
+    adviceEvidence: 4,
+    adviceThreshold: 0.7,
     badValue: 0.2,
     badEvidence: 3,
     maxProving: 64,
@@ -183,6 +221,10 @@ export function peerStackConfig (init: Partial<PeerStackConfig> = {}): PeerStack
   checkRange('peerStack.activeWindow', c.activeWindow, 1000, 86_400_000)
   checkRange('peerStack.backoffBase', c.backoffBase, 0, 86_400_000)
   checkRange('peerStack.backoffMax', c.backoffMax, c.backoffBase, 604_800_000)
+  checkRange('peerStack.unreachedBackoffBase', c.unreachedBackoffBase, c.backoffBase, 604_800_000)
+  checkRange('peerStack.unreachedBackoffMax', c.unreachedBackoffMax, c.unreachedBackoffBase, 604_800_000)
+  checkRange('peerStack.adviceEvidence', c.adviceEvidence, 0, 1000, false)
+  checkRange('peerStack.adviceThreshold', c.adviceThreshold, 0, 1, false)
   checkRange('peerStack.badValue', c.badValue, 0, 1, false)
   checkRange('peerStack.badEvidence', c.badEvidence, 0, 1000, false)
   checkRange('peerStack.maxProving', c.maxProving, 0, 100_000)

@@ -74,16 +74,30 @@ export function smooth (mean: Millis, dev: Millis, sample: Millis): [Millis, Mil
   return [0.875 * mean + 0.125 * sample, nextDev]
 }
 
-/** Exponential back-off after `n` consecutive failures */
-export function backoffFor (n: number, params: PeerStackConfig): Millis {
+/**
+ * Exponential back-off after `n` consecutive failures; `unreached`: of a
+ * peer never reached, whose dial failed while others answer us
+ */
+export function backoffFor (n: number, params: PeerStackConfig, unreached = false): Millis {
   if (n <= 0) {
     return 0
   }
-  return Math.min(params.backoffMax, params.backoffBase * Math.pow(2, Math.min(n - 1, 40)))
+  const [base, max] = unreached ? [params.unreachedBackoffBase, params.unreachedBackoffMax] : [params.backoffBase, params.backoffMax]
+  return Math.min(max, base * Math.pow(2, Math.min(n - 1, 40)))
 }
 
-/** The statistics after one more observation (pure: a new object) */
-export function applyObservation (stats: PeerStats, obs: Observation, params: PeerStackConfig, now: Millis): PeerStats {
+/** Whether we never reached this peer: no dial of ours succeeded, it never answered */
+export function neverReached (stats: PeerStats): boolean {
+  return stats.sdial < 0 && stats.lastSuccess === NEVER
+}
+
+/**
+ * The statistics after one more observation (pure: a new object).
+ * `othersAnswer`: another peer answered us within `activeWindow` (our own
+ * network works), which makes a failed dial to a peer never reached the
+ * longer `unreachedBackoff*` kind.
+ */
+export function applyObservation (stats: PeerStats, obs: Observation, params: PeerStackConfig, now: Millis, othersAnswer = false): PeerStats {
   const at = Math.max(now, stats.updated)
   const { successes, failures } = evidenceAt(stats, params, at)
   const next: PeerStats = { ...stats, successes, failures, updated: at, lastSeen: Math.max(stats.lastSeen, at), interactions: stats.interactions + 1 }
@@ -110,7 +124,8 @@ export function applyObservation (stats: PeerStats, obs: Observation, params: Pe
       return next
   }
   next.consecutiveFailures = stats.consecutiveFailures + 1
-  next.backoffUntil = at + backoffFor(next.consecutiveFailures, params)
+  const unreached = obs.type === 'dial-failed' && othersAnswer && neverReached(stats)
+  next.backoffUntil = at + backoffFor(next.consecutiveFailures, params, unreached)
   return next
 }
 

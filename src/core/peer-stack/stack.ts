@@ -17,7 +17,7 @@
  * amortised. Proving slots: `maxProving`.
  */
 import { peerStackConfig } from './params.ts'
-import { applyObservation, categorize, computeScore, dialTimeoutOf, emptyStats, hedgeDelayOf, inBackoff, isPeerStats, NEVER, requestTimeoutOf, smooth } from './score.ts'
+import { applyObservation, categorize, computeScore, decay, dialTimeoutOf, emptyStats, hedgeDelayOf, inBackoff, isPeerStats, NEVER, requestTimeoutOf, smooth } from './score.ts'
 import type { Category, Observation, PeerStackConfig } from './params.ts'
 import type { GlobalEstimates, PeerStats } from './score.ts'
 import type { PeerQuality, Standing } from '../contact.ts'
@@ -32,6 +32,10 @@ export class PeerStack implements PeerQuality {
   /** peer id -> when it took its proving slot */
   private readonly proving = new Map<string, Millis>()
   private readonly global: GlobalEstimates = { srtt: -1, rttvar: -1, sdial: -1, dialvar: -1 }
+  /** when any peer last answered us */
+  private lastResponse: Millis = NEVER
+  /** per advisor: decayed outcomes of the peers it named, least recently updated first */
+  private readonly advisors = new Map<string, { good: number, bad: number, updated: Millis }>()
 
   constructor (init: Partial<PeerStackConfig> = {}) {
     this.config = peerStackConfig(init)
@@ -57,8 +61,12 @@ export class PeerStack implements PeerQuality {
       stats = emptyStats(now)
       this.tryExplore(id, now)
     }
-    const next = applyObservation(stats, obs, this.config, now)
+    const othersAnswer = this.lastResponse !== NEVER && now - this.lastResponse <= this.config.activeWindow
+    const next = applyObservation(stats, obs, this.config, now, othersAnswer)
     this.peers.set(id, next)
+    if (obs.type === 'response') {
+      this.lastResponse = Math.max(this.lastResponse, now)
+    }
     if (obs.type === 'dial-ok') {
       [this.global.sdial, this.global.dialvar] = smooth(this.global.sdial, this.global.dialvar, Math.max(0, obs.duration))
     } else if (obs.type === 'response') {
@@ -68,6 +76,28 @@ export class PeerStack implements PeerQuality {
     if (since != null && (next.consecutiveFailures > 0 || next.interactions >= this.config.provingInteractions || now - since >= this.config.provingWindow)) {
       this.proving.delete(id)
     }
+  }
+
+  advice (advisor: string, good: boolean, now: Millis): void {
+    const a = this.advisors.get(advisor)
+    const d = a == null ? 0 : decay(now - a.updated, this.config)
+    const next = { good: (a?.good ?? 0) * d + (good ? 1 : 0), bad: (a?.bad ?? 0) * d + (good ? 0 : 1), updated: Math.max(now, a?.updated ?? now) }
+    this.advisors.delete(advisor)
+    this.advisors.set(advisor, next)
+    if (this.advisors.size > this.config.maxPeers) {
+      this.advisors.delete(this.advisors.keys().next().value as string)
+    }
+  }
+
+  doubtful (advisor: string, now: Millis): boolean {
+    const a = this.advisors.get(advisor)
+    if (a == null) {
+      return false
+    }
+    const d = decay(now - a.updated, this.config)
+    const good = a.good * d
+    const bad = a.bad * d
+    return good + bad >= this.config.adviceEvidence && (good + 1) / (good + bad + 2) < this.config.adviceThreshold
   }
 
   value (id: string, now: Millis): number {

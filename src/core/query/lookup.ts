@@ -90,19 +90,26 @@ export type LookupEffect =
  * `slow`: in flight past its hedge delay (no α slot); `overdue`: past two
  * (no longer awaited for convergence); `skipped`: in back-off, left aside
  */
+/** Namers remembered per candidate (advice is credited to each) */
+const MAX_NAMERS = 4
+
 type State = 'waiting' | 'in-flight' | 'slow' | 'overdue' | 'responded' | 'failed' | 'skipped'
 
 interface Candidate {
   contact: Contact
   state: State
   sentAt: Millis
+  /** who named it, the first few (undefined: a seed from our own table) */
+  namers?: string[]
+  /** skipped because its namer's advice is doubtful, not for back-off */
+  doubted?: boolean
   /** the responder that named it first (undefined for a seed) */
   by?: string
   /** whether a second responder (or the seeds) named it too */
   vouched: boolean
 }
 
-/** What the candidates one responder named turned out to be */
+/** What the candidates one responder named turned out to be, in this lookup */
 interface Credit {
   contact: Contact
   failed: number
@@ -136,6 +143,7 @@ export class Lookup {
   private skipped = 0
   private hedged = 0
   private retriedSkipped = false
+  private retriedDoubted = false
   private requests = 0
   private responses = 0
   private failures = 0
@@ -177,12 +185,12 @@ export class Lookup {
       case 'start':
         break
       case 'response':
-        if (!this.onResponse(event.peer, event.closer)) {
+        if (!this.onResponse(event.peer, event.closer, now)) {
           return [] // unsolicited or duplicate: ignore
         }
         break
       case 'failure':
-        if (!this.onFailure(event.peer, event.reason)) {
+        if (!this.onFailure(event.peer, event.reason, now)) {
           return []
         }
         break
@@ -220,31 +228,42 @@ export class Lookup {
   }
 
   /** `peer` answered naming `closer`; false if it had nothing in flight */
-  private onResponse (peer: string, closer: readonly Contact[]): boolean {
+  private onResponse (peer: string, closer: readonly Contact[], now: Millis): boolean {
     const c = this.byId.get(peer)
     if (c == null || !this.settle(c)) {
       return false
     }
     c.state = 'responded'
     this.responses++
+    for (const n of c.namers ?? []) {
+      this.quality.advice(n, true, now)
+    }
     if (c.by != null) {
       this.creditOf(c.by).answered++
     }
     this.credit.set(c.contact.id, this.credit.get(c.contact.id) ?? { contact: c.contact, failed: 0, answered: 0, discredited: false })
     for (const p of closer) {
-      this.add(p, c.contact.id)
+      this.add(p, c.contact.id, now)
     }
     return true
   }
 
   /** The request to `peer` failed; false if it had nothing in flight */
-  private onFailure (peer: string, reason: FailureReason): boolean {
+  private onFailure (peer: string, reason: FailureReason, now: Millis): boolean {
     const c = this.byId.get(peer)
     if (c == null || !this.settle(c)) {
       return false
     }
     c.state = 'failed'
     this.failures++
+    // only a failed dial says the advice was bad (the peer cannot be
+    // reached); a request that timed out over a connection reached a
+    // peer that is merely slow or busy, as under load
+    if (reason === 'dial-timeout' || reason === 'dial-refused') {
+      for (const n of c.namers ?? []) {
+        this.quality.advice(n, false, now)
+      }
+    }
     this.forget(c)
     if (c.by != null && FABRICATED.has(reason)) {
       this.blame(c.by)
@@ -341,18 +360,30 @@ export class Lookup {
     return out
   }
 
-  private add (contact: Contact, by?: string): void {
+  private add (contact: Contact, namer?: string, now: Millis = 0): void {
     if (contact.id === this.selfId || contact.key.length !== this.target.length || this.failed.has(contact.id)) {
       return
     }
     const known = this.byId.get(contact.id)
     if (known != null) {
-      if (known.by !== by) {
+      if (known.by !== namer) {
         known.vouched = true
+      }
+      // named again: if it was left aside for its namers' advice and this
+      // namer is not doubtful, it is back in the running
+      if (namer != null && known.namers != null && known.namers.length < MAX_NAMERS) {
+        known.namers.push(namer)
+      }
+      if (known.doubted === true && namer != null && !this.quality.doubtful(namer, now)) {
+        known.doubted = false
+        if (known.state === 'skipped') {
+          known.state = 'waiting'
+          this.skipped--
+        }
       }
       return
     }
-    const c: Candidate = { contact, state: 'waiting', sentAt: 0, by, vouched: by == null }
+    const c: Candidate = { contact, state: 'waiting', sentAt: 0, namers: namer == null ? undefined : [namer], by: namer, vouched: namer == null }
     // binary search for the insertion point
     let lo = 0
     let hi = this.candidates.length
@@ -392,9 +423,15 @@ export class Lookup {
       if (live >= this.config.beta) {
         break
       }
-      if (c.state === 'waiting' && !this.retriedSkipped && this.quality.backedOff(c.contact.id, now)) {
-        c.state = 'skipped'
-        this.skipped++
+      if (c.state === 'waiting' && !this.retriedSkipped) {
+        if (this.quality.backedOff(c.contact.id, now)) {
+          c.state = 'skipped'
+          this.skipped++
+        } else if (!this.retriedDoubted && c.namers != null && !this.quality.reached(c.contact.id, now) && c.namers.every(n => this.quality.doubtful(n, now))) {
+          c.state = 'skipped'
+          c.doubted = true
+          this.skipped++
+        }
       }
       if (c.state === 'slow') {
         // awaited, but the window reaches past it so the next one is asked
@@ -418,14 +455,28 @@ export class Lookup {
 
   private advance (now: Millis): LookupEffect[] {
     const { live, allAnswered, waiting } = this.window(now)
-    if (live > 0 && allAnswered) {
+    if (live > 0 && allAnswered && (live >= this.config.beta || !this.retryDoubted())) {
       return this.finish('converged')
+    }
+    if (live > 0 && allAnswered) {
+      return this.advance(now) // fewer than beta answered: the doubted are back in the running
     }
     const effects: LookupEffect[] = []
     if (waiting.length > 1) {
       // most valuable first; the sort is stable, so ties stay nearest first
-      const value = new Map(waiting.map(c => [c, this.quality.value(c.contact.id, now)]))
-      waiting.sort((a, b) => (value.get(b) ?? 0) - (value.get(a) ?? 0))
+      // (and when every value is the same, as with no peer stack, the
+      // order is already right)
+      const value = new Map<Candidate, number>()
+      const first = this.quality.value(waiting[0].contact.id, now)
+      let differ = false
+      for (const c of waiting) {
+        const v = value.size === 0 ? first : this.quality.value(c.contact.id, now)
+        differ ||= v !== first
+        value.set(c, v)
+      }
+      if (differ) {
+        waiting.sort((a, b) => (value.get(b) ?? 0) - (value.get(a) ?? 0))
+      }
     }
     for (const c of waiting) {
       if (this.inFlight >= this.config.alpha || this.requests >= this.config.maxRequests) {
@@ -454,7 +505,30 @@ export class Lookup {
       this.skipped = 0
       return this.retrySkipped(now)
     }
+    if (this.retryDoubted()) {
+      return this.advance(now)
+    }
     return this.finish('exhausted')
+  }
+
+  /**
+   * When the lookup would end short (exhausted, or fewer than beta
+   * answered), the peers left aside for their advisors' sake are asked
+   * after all: true if there were any (once per lookup)
+   */
+  private retryDoubted (): boolean {
+    if (this.retriedDoubted || !this.candidates.some(c => c.doubted === true && c.state === 'skipped')) {
+      return false
+    }
+    this.retriedDoubted = true
+    for (const c of this.candidates) {
+      if (c.doubted === true && c.state === 'skipped') {
+        c.state = 'waiting'
+        c.doubted = false
+        this.skipped--
+      }
+    }
+    return true
   }
 
   /** Asks the candidates that were in back-off, ignoring back-off this time */

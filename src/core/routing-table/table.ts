@@ -314,16 +314,28 @@ export class RoutingTable {
     const self = this.self
     const c = Math.min(commonPrefixLength(self, target), KEY_BITS)
     const group: Contact[] = []
+    const lead: number[] = []
+    const t0 = ((target[0] << 24) | (target[1] << 16) | (target[2] << 8) | target[3]) >>> 0
     const take = (b: number): void => {
+      // insertion sort by the first 32 bits of the distance, ties by the
+      // whole distance: a bucket holds at most k entries
       group.length = 0
+      lead.length = 0
       for (let i = s.entriesStart(b); i < s.entriesEnd(b); i++) {
         const contact = s.contacts[i]
-        if (exclude == null || !exclude(contact)) {
-          group.push(contact)
+        if (exclude != null && exclude(contact)) {
+          continue
         }
-      }
-      if (group.length > 1) {
-        group.sort((a, b) => compareDistance(a.key, b.key, target))
+        const key = contact.key
+        const d = (((key[0] << 24) | (key[1] << 16) | (key[2] << 8) | key[3]) ^ t0) >>> 0
+        let j = group.length
+        while (j > 0 && (lead[j - 1] > d || (lead[j - 1] === d && compareDistance(group[j - 1].key, key, target) > 0))) {
+          group[j] = group[j - 1]
+          lead[j] = lead[j - 1]
+          j--
+        }
+        group[j] = contact
+        lead[j] = d
       }
       for (let i = 0; i < group.length && out.length < n; i++) {
         out.push(group[i])

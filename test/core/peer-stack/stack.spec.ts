@@ -78,6 +78,61 @@ describe('core/peer-stack', () => {
     expect(s.backoffUntil('p')).to.equal(undefined)
   })
 
+  it('backs a peer never reached off for the long kind once its dial fails while others answer', () => {
+    const s = new PeerStack({ backoffBase: 1000, backoffMax: 4000, unreachedBackoffBase: 100_000, unreachedBackoffMax: 300_000 })
+    const dialFailed = { type: 'dial-failed', reason: 'timeout' } as const
+    // nobody has answered us yet: our own network may be down, the short kind
+    s.observe('early', dialFailed, 0)
+    expect(s.backoffUntil('early')).to.equal(1000)
+    s.observe('other', ok, 10)
+    // now others answer: a peer never reached whose dial fails is most likely NAT'd
+    s.observe('nat', dialFailed, 20)
+    expect(s.backoffUntil('nat')).to.equal(100_020)
+    s.observe('nat', dialFailed, 100_020)
+    expect(s.backoffUntil('nat')).to.equal(300_020) // doubled, capped
+    // a peer we reached before gets the short kind: it may just be offline for now
+    s.observe('known', { type: 'dial-ok', duration: 10 }, 30)
+    s.observe('known', dialFailed, 40)
+    expect(s.backoffUntil('known')).to.equal(1040)
+    // a request failing over a connection it opened proves nothing either way: short
+    s.observe('inbound', { type: 'request-failed', reason: 'timeout' }, 50)
+    expect(s.backoffUntil('inbound')).to.equal(1050)
+    // a success ends it as any back-off
+    s.observe('nat', ok, 300_020)
+    expect(s.backedOff('nat', 300_020)).to.equal(false)
+  })
+
+  it('doubts an advisor whose named peers failed, once there is enough evidence, and forgets with time', () => {
+    const s = new PeerStack({ adviceEvidence: 4, adviceThreshold: 0.5, halfLife: 1000, maxPeers: 16 })
+    expect(s.doubtful('a', 0)).to.equal(false) // unknown advisor
+    for (let i = 0; i < 3; i++) {
+      s.advice('a', false, 0)
+    }
+    expect(s.doubtful('a', 0)).to.equal(false) // 3 outcomes: not enough
+    s.advice('a', false, 0)
+    expect(s.doubtful('a', 0)).to.equal(true) // 0 of 4: (0 + 1) / (4 + 2) < 0.5
+    // evidence halves every halfLife: after one, 2 outcomes are left, not enough
+    expect(s.doubtful('a', 1000)).to.equal(false)
+    // an advisor whose named peers answer is not doubted
+    for (let i = 0; i < 6; i++) {
+      s.advice('b', i % 3 !== 0, 0)
+    }
+    expect(s.doubtful('b', 0)).to.equal(false) // 4 of 6
+    // bounded by maxPeers: the least recently updated advisor goes first
+    for (let i = 0; i < 16; i++) {
+      s.advice(`x${i}`, false, 0)
+    }
+    for (let i = 0; i < 4; i++) {
+      s.advice('x15', false, 0)
+    }
+    expect(s.doubtful('a', 0)).to.equal(false) // forgotten
+    expect(s.doubtful('x15', 0)).to.equal(true)
+  })
+
+  it('rejects an unreached back-off shorter than the ordinary one', () => {
+    expect(() => peerStackConfig({ backoffBase: 10_000, unreachedBackoffBase: 5000 })).to.throw(InvalidConfigError, /unreachedBackoffBase/)
+  })
+
   it('gives new peers proving slots within the exploration budget, and takes them back', () => {
     const s = new PeerStack({ maxProving: 2, provingInteractions: 3, provingWindow: 10_000 })
     s.observe('a', { type: 'dial-ok', duration: 10 }, 0)

@@ -1,5 +1,6 @@
 import { expect } from 'aegir/chai'
 import fc from 'fast-check'
+import { NEUTRAL_QUALITY } from '../../../src/core/contact.ts'
 import { SeededRandom } from '../../../src/core/env.ts'
 import { KEY_BYTES } from '../../../src/core/key.ts'
 import { Lookup } from '../../../src/core/query/lookup.ts'
@@ -126,6 +127,7 @@ describe('core/query/lookup', () => {
 
   describe('with a peer quality', () => {
     const quality = (values: Record<string, number>, backedOff: string[] = []): PeerQuality => ({
+      ...NEUTRAL_QUALITY,
       value: id => values[id] ?? 0.5,
       backedOff: id => backedOff.includes(id),
       hedgeDelay: () => 100,
@@ -153,6 +155,47 @@ describe('core/query/lookup', () => {
       expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
       expect(ids((end[0] as any).closest)).to.deep.equal(['p2', 'p3'])
       expect(l.stats()).to.deep.include({ requests: 2, skipped: 1 })
+    })
+
+    describe('advice', () => {
+      // p64 names peers that fail us; p1 and p2 we never reached
+      const advised = (log: string[]): PeerQuality => ({
+        ...NEUTRAL_QUALITY,
+        hedgeDelay: () => 100,
+        reached: id => id !== 'p1' && id !== 'p2',
+        advice: (advisor, good) => { log.push(`${advisor}:${good ? 'good' : 'bad'}`) },
+        doubtful: advisor => advisor === 'p64'
+      })
+
+      it('leaves aside a peer never reached that only a doubtful advisor named', () => {
+        const l = new Lookup(tinyKey(0), 'me', [0x40, 0x41].map(tinyContact), { k: 2, alpha: 2 }, advised([]))
+        expect(requests(l.handle({ type: 'start' }, 0))).to.deep.equal(['p64', 'p65'])
+        expect(requests(l.handle({ type: 'response', peer: 'p64', closer: [tinyContact(1)] }, 1))).to.deep.equal([])
+        const end = l.handle({ type: 'response', peer: 'p65', closer: [] }, 2)
+        expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
+        expect(ids((end[0] as any).closest)).to.deep.equal(['p64', 'p65'])
+        expect(l.stats()).to.deep.include({ requests: 2, skipped: 1 })
+      })
+
+      it('asks it once an advisor in good standing names it too, and credits both namers', () => {
+        const log: string[] = []
+        const l = new Lookup(tinyKey(0), 'me', [0x40, 0x41].map(tinyContact), { k: 2, alpha: 2 }, advised(log))
+        l.handle({ type: 'start' }, 0)
+        l.handle({ type: 'response', peer: 'p64', closer: [tinyContact(1)] }, 1)
+        expect(requests(l.handle({ type: 'response', peer: 'p65', closer: [tinyContact(1), tinyContact(2)] }, 2))).to.deep.equal(['p1', 'p2'])
+        l.handle({ type: 'response', peer: 'p1', closer: [] }, 3)
+        const end = l.handle({ type: 'failure', peer: 'p2', reason: 'dial-timeout' }, 4)
+        expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p64'])
+        expect(log).to.deep.equal(['p64:good', 'p65:good', 'p65:bad'])
+      })
+
+      it('asks the doubted peers rather than end short when nobody else is left', () => {
+        const l = new Lookup(tinyKey(0), 'me', [tinyContact(0x40)], { k: 2, alpha: 2 }, advised([]))
+        l.handle({ type: 'start' }, 0)
+        expect(requests(l.handle({ type: 'response', peer: 'p64', closer: [tinyContact(1)] }, 1))).to.deep.equal(['p1'])
+        const end = l.handle({ type: 'response', peer: 'p1', closer: [] }, 2)
+        expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p64'])
+      })
     })
 
     it('tries peers in back-off when nobody else answered', () => {

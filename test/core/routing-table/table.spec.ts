@@ -100,7 +100,7 @@ describe('core/routing-table', () => {
 
   it('bounds the replacement list, dropping the least valuable', () => {
     const values: Record<string, number> = { p130: 0.9, p131: 0.1, p132: 0.5 }
-    const quality: PeerQuality = { value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity, reached: () => true, standing: () => 'unverified' }
+    const quality: PeerQuality = { ...NEUTRAL_QUALITY, value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity, reached: () => true, standing: () => 'unverified' }
     const rt = new RoutingTable(SELF, { k: 1, replacements: 2 }, quality, 0)
     rt.observe(tinyContact(0x80), 0)
     rt.observe(tinyContact(0x82), 1)
@@ -112,7 +112,7 @@ describe('core/routing-table', () => {
 
   it('uses peer quality to choose whom to ping and whom to promote', () => {
     const values: Record<string, number> = { p128: 0.9, p129: 0.1, p130: 0.2, p131: 0.8 }
-    const quality: PeerQuality = { value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity, reached: () => true, standing: () => 'unverified' }
+    const quality: PeerQuality = { ...NEUTRAL_QUALITY, value: id => values[id] ?? 0.5, backedOff: () => false, hedgeDelay: () => Infinity, reached: () => true, standing: () => 'unverified' }
     const rt = new RoutingTable(SELF, { k: 2, staleAfter: 1_000 }, quality, 0)
     rt.observe(tinyContact(0x80), 0)
     rt.observe(tinyContact(0x81), 500)
