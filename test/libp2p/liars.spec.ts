@@ -1,7 +1,8 @@
 /**
  * A lying peer on real nodes (issue #12): a libp2p node that serves
- * /ipfs/kad/1.0.0 and answers every FIND_NODE with 20 fabricated peers (fresh
- * ids at a closed port of 127.0.0.1, so dials are refused). Lookups for the
+ * /ipfs/kad/1.0.0 and answers every FIND_NODE with 20 fabricated peers: of
+ * 1000 fresh ids, the 20 nearest its own key, at a closed port of 127.0.0.1
+ * (dials are refused). Lookups for the
  * liar's own key, from every honest node that has it in its table, must
  * return the true k closest honest nodes (the liar, taken for a liar, is
  * left out), and each of those nodes must value the liar below one half and
@@ -21,7 +22,9 @@ import { expect } from 'aegir/chai'
 import all from 'it-all'
 import { createLibp2p } from 'libp2p'
 import pWaitFor from 'p-wait-for'
+import { compareDistance } from '../../src/core/key.ts'
 import { Message } from '../../src/generated/dht.ts'
+import { kadKey } from '../../src/libp2p/peer-info.ts'
 import { LOCAL_CONNECTIONS, startNetwork, stopAll, trueClosest } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { Libp2p, PeerId } from '@libp2p/interface'
@@ -29,6 +32,7 @@ import type { Libp2p, PeerId } from '@libp2p/interface'
 const N = 10
 const K = 4
 const FAKES = 20
+const CANDIDATES = 1000
 
 async function startLiar (): Promise<Libp2p> {
   const node = await createLibp2p({
@@ -41,15 +45,18 @@ async function startLiar (): Promise<Libp2p> {
   })
   // port 1 on the loopback: nothing listens, every dial is refused
   const nowhere = multiaddr('/ip4/127.0.0.1/tcp/1').bytes
+  // the lookups are for the liar's own key: name the FAKES of CANDIDATES fresh ids nearest it
+  const target = kadKey(node.peerId.toMultihash().bytes)
+  const ids = await Promise.all(Array.from({ length: CANDIDATES }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toMultihash().bytes))
+  const closerPeers = ids
+    .sort((a, b) => compareDistance(kadKey(a), kadKey(b), target))
+    .slice(0, FAKES)
+    .map(id => ({ id, addrs: [nowhere] }))
   await node.handle('/ipfs/kad/1.0.0', async stream => {
     const lp = lpStream(stream)
     try {
       for (;;) {
         const request = Message.decode(await lp.read())
-        const closerPeers = await Promise.all(Array.from({ length: FAKES }, async () => ({
-          id: peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toMultihash().bytes,
-          addrs: [nowhere]
-        })))
         await lp.write(Message.encode({ type: request.type, key: request.key, closerPeers, providerPeers: [] }))
       }
     } catch {
