@@ -29,6 +29,8 @@
  * - `lookup-finished { queryId, closest, spares, reason }` (internal refresh
  * lookups have negative ids and the driver may ignore their completion).
  * - `peer-added`, `peer-removed`: routing table changes.
+ * - `peer-misled { peer, queryId }`: a lookup took `peer` for a liar (it
+ * named only peers that failed; see lookup.ts).
  * Timeouts: none of its own; request timeouts belong to the driver. Hedge
  * deadlines (`quality.hedgeDelay` after a lookup request left) are part of
  * `nextDeadline()`.
@@ -72,6 +74,7 @@ export type CoreEffect =
   | { type: 'lookup-finished', queryId: number, closest: Contact[], spares: Contact[], reason: FinishReason | 'overloaded', requests: number }
   | { type: 'peer-added', peer: Contact }
   | { type: 'peer-removed', peer: Contact }
+  | { type: 'peer-misled', peer: Contact, queryId: number }
 
 export interface CoordinatorConfig {
   /**
@@ -329,6 +332,9 @@ export class Coordinator {
           out.push({ type: 'lookup-finished', queryId, closest: e.closest, spares: l?.lookup.spares(SPARES) ?? [], reason: e.reason, requests: stats?.requests ?? 0 })
           break
         }
+        case 'misled':
+          out.push({ type: 'peer-misled', peer: e.peer, queryId })
+          break
         default:
           assertNever(e)
       }

@@ -46,6 +46,21 @@ export function compareDistance (a: Key, b: Key, target: Key): number {
   return 0
 }
 
+/**
+ * Whether any of `named` is strictly nearer `target` than `responder`: an
+ * answer that moves a lookup on. With complete tables an honest peer names
+ * one whenever a nearer peer exists; one that names only far peers or itself
+ * does not.
+ */
+export function namesCloser (target: Key, responder: Key, named: Iterable<Key>): boolean {
+  for (const key of named) {
+    if (key.length === target.length && compareDistance(key, responder, target) < 0) {
+      return true
+    }
+  }
+  return false
+}
+
 /** Compares two byte strings as big-endian unsigned integers */
 export function compareBytes (a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length)

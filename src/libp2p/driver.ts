@@ -13,11 +13,12 @@
  */
 import { pushable } from 'it-pushable'
 import { assertNever } from '../core/env.ts'
+import { namesCloser } from '../core/key.ts'
 import { Message, MessageType } from '../generated/dht.ts'
 import { withGroup } from './address-group.ts'
 import { RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
-import { fromPbPeer, toContact } from './peer-info.ts'
+import { fromPbPeer, kadKey, toContact } from './peer-info.ts'
 import { Slots } from './slots.ts'
 import { isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
@@ -56,6 +57,8 @@ export interface DriverInit {
    * before its caller sees the result (the region cache learns from it)
    */
   onFindNodeFinished?(target: Uint8Array, result: LookupResult): void
+  /** A lookup took this peer for a liar: it named only peers that failed (the peer stack holds it against it) */
+  onMisled?(id: string): void
   /** Per-peer dial and request timeouts (the peer stack's adaptive ones); the messenger's defaults otherwise */
   timeouts?: {
     dial(id: string): number
@@ -227,6 +230,9 @@ export class Driver {
         case 'peer-removed':
           this.init.onTableChange('removed', e.peer as PeerContact)
           break
+        case 'peer-misled':
+          this.init.onMisled?.(e.peer.id)
+          break
         default:
           break
       }
@@ -253,7 +259,7 @@ export class Driver {
         signal,
         dialTimeout: this.init.timeouts?.dial(peer.id),
         timeout: this.init.timeouts?.request(peer.id),
-        useful: isUseful,
+        useful: response => isUseful(response, q == null || e.request.kind === 'ping' ? undefined : { target: q.target, responder: peer.key }),
         ownConnection: e.fresh === true,
         purpose: purposeOf(q),
         onDial: () => { push({ type: EventTypes.DIAL_PEER, name: 'DIAL_PEER', peer: peer.peerId, path: SINGLE_PATH }) },
@@ -353,8 +359,19 @@ function purposeOf (q: QueryState | undefined): Purpose {
   return q?.purpose ?? 'refresh'
 }
 
-function isUseful (response: Message): boolean {
-  return response.closerPeers.length > 0 || response.providerPeers.length > 0 || response.record != null
+/**
+ * A response helped if it carried records or providers, or (for a lookup)
+ * named a peer nearer the target than the responder: a peer that names only
+ * far peers, or itself, earns half a success (see the peer stack)
+ */
+function isUseful (response: Message, route?: { target: Uint8Array, responder: Uint8Array }): boolean {
+  if (response.providerPeers.length > 0 || response.record != null) {
+    return true
+  }
+  if (route == null) {
+    return response.closerPeers.length > 0
+  }
+  return namesCloser(route.target, route.responder, response.closerPeers.map(p => kadKey(p.id)))
 }
 
 function isDefined<T> (x: T | undefined): x is T {

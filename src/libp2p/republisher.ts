@@ -10,6 +10,7 @@
  */
 import { Key } from 'interface-datastore'
 import { base32 } from 'multiformats/bases/base32'
+import * as Digest from 'multiformats/hashes/digest'
 import { RepublishSchedule } from '../core/maintenance/schedule.ts'
 import type { Accounting } from './metrics.ts'
 import type { SeededRandom } from '../core/env.ts'
@@ -20,6 +21,8 @@ import type { Logger } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 
 const PREFIX = '/dht/provided'
+/** Unreadable entries deleted per start at most (the rest on the next) */
+const MAX_DROPPED = 10_000
 
 export interface RepublisherInit {
   schedule?: Partial<RepublishScheduleConfig>
@@ -126,11 +129,32 @@ export class Republisher {
   async start (): Promise<void> {
     this.running = true
     const now = this.timers.now()
-    for await (const { key, value } of this.deps.datastore.query({ prefix: PREFIX })) {
+    // an entry that does not decode (a foreign or damaged write) is dropped with
+    // a log: read as it is, it would stop the start or fail every sweep it is in
+    const corrupt: Key[] = []
+    for await (const { key, value } of this.deps.datastore.query({ prefix: `${PREFIX}/` })) {
       const name = key.baseNamespace()
-      const providedAt = new DataView(value.buffer, value.byteOffset, value.byteLength).getFloat64(0)
+      const providedAt = decodeProvidedAt(value)
+      if (providedAt == null || key.toString() !== `${PREFIX}/${name}` || !isMultihash(name)) {
+        if (corrupt.length < MAX_DROPPED) {
+          corrupt.push(key)
+        }
+        continue
+      }
+      if (!this.schedule.has(name) && this.schedule.size >= this.schedule.config.maxEntries) {
+        this.deps.log.error('more provided keys saved than the republish schedule holds (%d): the rest are not republished', this.schedule.config.maxEntries)
+        break
+      }
       // a key provided long ago is due at once; otherwise its first republish follows the interval
       this.schedule.add(name, Math.min(now, providedAt))
+    }
+    if (corrupt.length > 0) {
+      this.deps.log.error('dropping %d unreadable entries under %s, e.g. %s', corrupt.length, PREFIX, corrupt[0].toString())
+      const batch = this.deps.datastore.batch()
+      for (const key of corrupt) {
+        batch.delete(key)
+      }
+      await batch.commit()
     }
     this.sweepTimer = this.timers.setInterval(() => { void this.sweep() }, this.sweepInterval)
     this.arm()
@@ -227,5 +251,24 @@ export class Republisher {
     } catch (err) {
       this.deps.log('sweep failed - %e', err)
     }
+  }
+}
+
+/** The time saved by {@link Republisher.remember}: 8 bytes, a finite float64; undefined for anything else */
+function decodeProvidedAt (value: Uint8Array): number | undefined {
+  if (value.byteLength !== 8) {
+    return undefined
+  }
+  const at = new DataView(value.buffer, value.byteOffset, 8).getFloat64(0)
+  return Number.isFinite(at) ? at : undefined
+}
+
+/** Whether `name` is the base32 of a multihash, as `add` writes it */
+function isMultihash (name: string): boolean {
+  try {
+    Digest.decode(base32.decode(name))
+    return true
+  } catch {
+    return false
   }
 }

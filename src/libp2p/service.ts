@@ -158,6 +158,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       onTableChange: (change, peer) => { this.onTableChange(change, peer) },
       onPeerLearned: peer => { this.announce(peer) },
       onFindNodeFinished: (target, result) => { this.regions?.learn(target, result.closest, result.spares) },
+      onMisled: id => { this.peerValues.invalid(id) },
       accounting,
       timeouts: init.neutral === true
         ? undefined

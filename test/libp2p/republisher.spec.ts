@@ -1,11 +1,14 @@
 /**
  * The republisher on a fake clock: a sweep refreshes every provided key
- * before its record expires, keys added while a sweep runs are not lost, and
- * the schedule resumes from the datastore after a restart.
+ * before its record expires, keys added while a sweep runs are not lost, the
+ * schedule resumes from the datastore after a restart, and unreadable saved
+ * entries are dropped rather than fatal.
  */
 import { defaultLogger } from '@libp2p/logger'
 import { expect } from 'aegir/chai'
 import { MemoryDatastore } from 'datastore-core'
+import { Key } from 'interface-datastore'
+import all from 'it-all'
 import { base32 } from 'multiformats/bases/base32'
 import { SeededRandom } from '../../src/core/env.ts'
 import { Republisher } from '../../src/libp2p/republisher.ts'
@@ -117,6 +120,40 @@ describe('libp2p/republisher on a fake clock', () => {
       }
       expect(96 * HOUR - last).to.be.below(VALIDITY)
     }
+  })
+
+  it('drops unreadable saved entries at start with a log, and the sweep still republishes every readable key', async () => {
+    // read as they were, the truncated time threw a RangeError out of start (so
+    // out of libp2p's start), and a name that is not a multihash failed every sweep it was in
+    const time = (ms: number): Uint8Array => {
+      const out = new Uint8Array(8)
+      new DataView(out.buffer).setFloat64(0, ms)
+      return out
+    }
+    const datastore = new MemoryDatastore()
+    const good = [key(1), key(2)].map(k => base32.encode(k))
+    for (const name of good) {
+      await datastore.put(new Key(`/dht/provided/${name}`), time(0))
+    }
+    for (const [bad, value] of [
+      [base32.encode(key(3)), new Uint8Array(3)],
+      [base32.encode(key(4)), time(NaN)],
+      ['not-base32!', time(0)],
+      [base32.encode(new Uint8Array([1, 2, 3])), time(0)],
+      [`x/${good[0]}`, time(0)]
+    ] as const) {
+      await datastore.put(new Key(`/dht/provided/${bad}`), value)
+    }
+    const timers = new FakeTimers()
+    const announced = new Map<string, number[]>()
+    const r = make(datastore, timers, announced)
+    await r.start()
+    expect(r.size).to.equal(2)
+    const left = (await all(datastore.queryKeys({ prefix: '/dht/provided/' }))).map(k => k.toString()).sort()
+    expect(left).to.deep.equal(good.map(n => `/dht/provided/${n}`).sort())
+    await timers.advance(30 * HOUR)
+    await r.stop()
+    expect([...announced.keys()].sort()).to.deep.equal([...good].sort())
   })
 
   it('keeps keys added while a sweep runs, and resumes the schedule after a restart', async () => {

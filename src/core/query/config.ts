@@ -48,10 +48,19 @@ export interface LookupConfig {
    * @default 6 (range 0..256)
    */
   maxSlow: number
+  /**
+   * A peer that named this many candidates that could not be reached at all
+   * (dial refused, protocol unsupported), and none that answered, is taken
+   * for a liar (fabricated peers): its other unconfirmed candidates are
+   * dropped and it is left out of the result.
+   *
+   * @default 3 (range 1..10000)
+   */
+  misledAfter: number
 }
 
 export function defaultLookupConfig (): LookupConfig {
-  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6 }
+  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6, misledAfter: 3 }
 }
 
 export function validateLookupConfig (partial: Partial<LookupConfig> = {}): LookupConfig {
@@ -65,5 +74,6 @@ export function validateLookupConfig (partial: Partial<LookupConfig> = {}): Look
   checkRange('lookup.maxCandidates', c.maxCandidates, c.k, 10_000)
   checkRange('lookup.maxRequests', c.maxRequests, 1, 100_000)
   checkRange('lookup.maxSlow', c.maxSlow, 0, 256)
+  checkRange('lookup.misledAfter', c.misledAfter, 1, 10_000)
   return c
 }

@@ -21,6 +21,13 @@
  * reported for each.
  * - `finished { closest, reason }`: the lookup is over; `closest` holds up to k
  * peers that answered, nearest first.
+ * - `misled { peer }`: `peer` named `misledAfter` peers that could not be
+ * reached at all (`dial-refused`: refused, no usable address, another peer
+ * id there; or `protocol-unsupported`) and none that answered: fabricated
+ * peers. Its other unconfirmed candidates are dropped and it is left out of
+ * `closest` and `spares`. Timeouts are not held against whoever named the
+ * peer: on a loaded host honest peers' contacts time out too. At most once per
+ * peer and lookup; the driver may hold it against the peer.
  * Timeouts: none of its own. The driver applies request timeouts and reports
  * them as failures, so the machine never waits on real time.
  *
@@ -36,7 +43,19 @@
  * convergence, so this changes the order, not the result). Peers in back-off
  * are skipped while anyone else is left; if the lookup would otherwise end
  * with nobody having answered, they are tried after all.
- * - `closest()` and `spares()` are by distance alone.
+ * - `closest()` and `spares()` are by distance alone (less discredited peers).
+ * - Lying peers: every candidate remembers who named it first. A failed
+ * candidate leaves the candidate list at once (its id stays in a set of at
+ * most `maxRequests`, so it is never asked again): failures hold no slots
+ * near the target. A peer that named `misledAfter` unreachable candidates
+ * and no answering one is discredited (see `misled`; a candidate another
+ * peer named too is kept) and no longer counts towards convergence, so the
+ * window reaches past it. Candidates that answered are never forgotten (at
+ * most `maxRequests` of them, so the list holds at most `maxCandidates` +
+ * `maxRequests`): fabricated peers nearer the target than everyone can push
+ * out only peers not yet asked, which honest answers name again. Peers
+ * naming far peers or themselves cost nothing: known and far candidates are
+ * ignored.
  */
 import { NEUTRAL_QUALITY } from '../contact.ts'
 import { assertNever } from '../env.ts'
@@ -48,6 +67,9 @@ import type { Millis } from '../env.ts'
 import type { Key } from '../key.ts'
 
 export type FailureReason = 'dial-timeout' | 'dial-refused' | 'protocol-unsupported' | 'stream-reset' | 'timeout' | 'bad-response' | 'aborted' | 'overloaded'
+
+/** Failures that say the peer is not there at all, rather than slow or busy */
+const FABRICATED = new Set<FailureReason>(['dial-refused', 'protocol-unsupported'])
 
 export type LookupEvent =
   | { type: 'start' }
@@ -62,6 +84,7 @@ export type FinishReason = 'converged' | 'exhausted' | 'stopped' | 'request-limi
 export type LookupEffect =
   | { type: 'request', peer: Contact }
   | { type: 'finished', closest: Contact[], reason: FinishReason }
+  | { type: 'misled', peer: Contact }
 
 /**
  * `slow`: in flight past its hedge delay (no α slot); `overdue`: past two
@@ -80,6 +103,18 @@ interface Candidate {
   namers?: string[]
   /** skipped because its namer's advice is doubtful, not for back-off */
   doubted?: boolean
+  /** the responder that named it first (undefined for a seed) */
+  by?: string
+  /** whether a second responder (or the seeds) named it too */
+  vouched: boolean
+}
+
+/** What the candidates one responder named turned out to be, in this lookup */
+interface Credit {
+  contact: Contact
+  failed: number
+  answered: number
+  discredited: boolean
 }
 
 export interface LookupStats {
@@ -92,6 +127,8 @@ export interface LookupStats {
   candidates: number
   /** requests that became slow (the lookup asked another peer past them), ever */
   hedged: number
+  /** responders discredited for naming only peers that failed */
+  misled: number
 }
 
 export class Lookup {
@@ -111,6 +148,11 @@ export class Lookup {
   private responses = 0
   private failures = 0
   private done = false
+  /** ids that failed: never asked again (at most maxRequests) */
+  private readonly failed = new Set<string>()
+  /** by responder (at most maxRequests) */
+  private readonly credit = new Map<string, Credit>()
+  private misled: LookupEffect[] = []
 
   constructor (target: Key, selfId: string, seeds: readonly Contact[], config: Partial<LookupConfig> = {}, quality: PeerQuality = NEUTRAL_QUALITY) {
     this.target = target
@@ -127,7 +169,7 @@ export class Lookup {
   }
 
   stats (): LookupStats {
-    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged }
+    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged, misled: [...this.credit.values()].filter(c => c.discredited).length }
   }
 
   /** Whether `id` was asked and answered during this lookup */
@@ -142,38 +184,16 @@ export class Lookup {
     switch (event.type) {
       case 'start':
         break
-      case 'response': {
-        const c = this.byId.get(event.peer)
-        if (c == null || !this.settle(c)) {
+      case 'response':
+        if (!this.onResponse(event.peer, event.closer, now)) {
           return [] // unsolicited or duplicate: ignore
         }
-        c.state = 'responded'
-        this.responses++
-        for (const n of c.namers ?? []) {
-          this.quality.advice(n, true, now)
-        }
-        for (const p of event.closer) {
-          this.add(p, event.peer, now)
-        }
         break
-      }
-      case 'failure': {
-        const c = this.byId.get(event.peer)
-        if (c == null || !this.settle(c)) {
+      case 'failure':
+        if (!this.onFailure(event.peer, event.reason, now)) {
           return []
         }
-        c.state = 'failed'
-        this.failures++
-        // only a failed dial says the advice was bad (the peer cannot be
-        // reached); a request that timed out over a connection reached a
-        // peer that is merely slow or busy, as under load
-        if (event.reason === 'dial-timeout' || event.reason === 'dial-refused') {
-          for (const n of c.namers ?? []) {
-            this.quality.advice(n, false, now)
-          }
-        }
         break
-      }
       case 'slow': {
         const c = this.byId.get(event.peer)
         if (c?.state !== 'in-flight' || this.slow >= this.config.maxSlow) {
@@ -198,7 +218,101 @@ export class Lookup {
       default:
         assertNever(event)
     }
-    return this.advance(now)
+    const effects = this.advance(now)
+    if (this.misled.length === 0) {
+      return effects
+    }
+    const out = [...this.misled, ...effects]
+    this.misled = []
+    return out
+  }
+
+  /** `peer` answered naming `closer`; false if it had nothing in flight */
+  private onResponse (peer: string, closer: readonly Contact[], now: Millis): boolean {
+    const c = this.byId.get(peer)
+    if (c == null || !this.settle(c)) {
+      return false
+    }
+    c.state = 'responded'
+    this.responses++
+    for (const n of c.namers ?? []) {
+      this.quality.advice(n, true, now)
+    }
+    if (c.by != null) {
+      this.creditOf(c.by).answered++
+    }
+    this.credit.set(c.contact.id, this.credit.get(c.contact.id) ?? { contact: c.contact, failed: 0, answered: 0, discredited: false })
+    for (const p of closer) {
+      this.add(p, c.contact.id, now)
+    }
+    return true
+  }
+
+  /** The request to `peer` failed; false if it had nothing in flight */
+  private onFailure (peer: string, reason: FailureReason, now: Millis): boolean {
+    const c = this.byId.get(peer)
+    if (c == null || !this.settle(c)) {
+      return false
+    }
+    c.state = 'failed'
+    this.failures++
+    // only a failed dial says the advice was bad (the peer cannot be
+    // reached); a request that timed out over a connection reached a
+    // peer that is merely slow or busy, as under load
+    if (reason === 'dial-timeout' || reason === 'dial-refused') {
+      for (const n of c.namers ?? []) {
+        this.quality.advice(n, false, now)
+      }
+    }
+    this.forget(c)
+    if (c.by != null && FABRICATED.has(reason)) {
+      this.blame(c.by)
+    }
+    return true
+  }
+
+  private creditOf (id: string): Credit {
+    let c = this.credit.get(id)
+    if (c == null) {
+      // a responder is in the list once it answered; only a forgotten one lands here
+      c = { contact: { id, key: new Uint8Array(0) }, failed: 0, answered: 0, discredited: false }
+      this.credit.set(id, c)
+    }
+    return c
+  }
+
+  /** A candidate `by` named failed: at `misledAfter` with none answering, `by` is discredited */
+  private blame (by: string): void {
+    const credit = this.creditOf(by)
+    credit.failed++
+    if (credit.discredited || credit.answered > 0 || credit.failed < this.config.misledAfter) {
+      return
+    }
+    credit.discredited = true
+    for (let i = this.candidates.length - 1; i >= 0; i--) {
+      const c = this.candidates[i]
+      if (c.by === by && !c.vouched && (c.state === 'waiting' || c.state === 'skipped')) {
+        this.candidates.splice(i, 1)
+        this.byId.delete(c.contact.id)
+      }
+    }
+    if (credit.contact.key.length > 0) {
+      this.misled.push({ type: 'misled', peer: credit.contact })
+    }
+  }
+
+  /** Takes a failed candidate out of the list; its id stays known, so it is never asked again */
+  private forget (c: Candidate): void {
+    this.failed.add(c.contact.id)
+    this.byId.delete(c.contact.id)
+    const i = this.candidates.indexOf(c)
+    if (i !== -1) {
+      this.candidates.splice(i, 1)
+    }
+  }
+
+  private isDiscredited (id: string): boolean {
+    return this.credit.get(id)?.discredited === true
   }
 
   /** Releases the slot of an in-flight or slow candidate; false if it had none */
@@ -222,7 +336,7 @@ export class Lookup {
     const out: Contact[] = []
     let seen = 0
     for (const c of this.candidates) {
-      if (c.state === 'responded' && ++seen > this.config.k) {
+      if (c.state === 'responded' && !this.isDiscredited(c.contact.id) && ++seen > this.config.k) {
         out.push(c.contact)
         if (out.length === n) {
           break
@@ -236,7 +350,7 @@ export class Lookup {
   closest (): Contact[] {
     const out: Contact[] = []
     for (const c of this.candidates) {
-      if (c.state === 'responded') {
+      if (c.state === 'responded' && !this.isDiscredited(c.contact.id)) {
         out.push(c.contact)
         if (out.length === this.config.k) {
           break
@@ -247,11 +361,14 @@ export class Lookup {
   }
 
   private add (contact: Contact, namer?: string, now: Millis = 0): void {
-    if (contact.id === this.selfId || contact.key.length !== this.target.length) {
+    if (contact.id === this.selfId || contact.key.length !== this.target.length || this.failed.has(contact.id)) {
       return
     }
     const known = this.byId.get(contact.id)
     if (known != null) {
+      if (known.by !== namer) {
+        known.vouched = true
+      }
       // named again: if it was left aside for its namers' advice and this
       // namer is not doubtful, it is back in the running
       if (namer != null && known.namers != null && known.namers.length < MAX_NAMERS) {
@@ -266,7 +383,7 @@ export class Lookup {
       }
       return
     }
-    const c: Candidate = { contact, state: 'waiting', sentAt: 0, namers: namer == null ? undefined : [namer] }
+    const c: Candidate = { contact, state: 'waiting', sentAt: 0, namers: namer == null ? undefined : [namer], by: namer, vouched: namer == null }
     // binary search for the insertion point
     let lo = 0
     let hi = this.candidates.length
@@ -283,10 +400,10 @@ export class Lookup {
     }
     this.candidates.splice(lo, 0, c)
     this.byId.set(contact.id, c)
-    // forget the farthest idle candidates beyond the bound
+    // forget the farthest candidates not yet asked beyond the bound (those that answered are results)
     for (let i = this.candidates.length - 1; this.candidates.length > this.config.maxCandidates && i >= 0; i--) {
       const far = this.candidates[i]
-      if (far.state !== 'in-flight' && far.state !== 'slow' && far.state !== 'overdue') {
+      if (far.state === 'waiting' || far.state === 'skipped') {
         this.candidates.splice(i, 1)
         this.byId.delete(far.contact.id)
       }
@@ -321,7 +438,8 @@ export class Lookup {
         allAnswered = false
         continue
       }
-      if (c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped') {
+      if (c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped' || (c.state === 'responded' && this.isDiscredited(c.contact.id))) {
+        // a discredited peer is no result, so the window reaches past it too
         continue
       }
       live++

@@ -76,6 +76,40 @@ describe('core/query/lookup', () => {
     expect(s.handle({ type: 'stop' }, 1)[0]).to.deep.include({ reason: 'stopped' })
   })
 
+  it('discredits a peer whose named peers cannot be reached at all, not one whose named peers time out', () => {
+    // p128 answers naming p1..p4; each request to them fails with `reason`, one at a time
+    const run = (reason: 'dial-refused' | 'timeout'): LookupEffect[] => {
+      const l = new Lookup(tinyKey(0), 'me', [tinyContact(0x80)], { k: 2, alpha: 1 })
+      const effects = [...l.handle({ type: 'start' }, 0), ...l.handle({ type: 'response', peer: 'p128', closer: [1, 2, 3, 4].map(tinyContact) }, 1)]
+      for (let t = 2; !l.finished; t++) {
+        const asked = requests(effects).at(-1) as string
+        effects.push(...l.handle({ type: 'failure', peer: asked, reason }, t))
+      }
+      return effects
+    }
+    const refused = run('dial-refused')
+    // three refused: p4, named by p128 alone, is dropped unasked and p128 is left out of the result
+    expect(requests(refused)).to.deep.equal(['p128', 'p1', 'p2', 'p3'])
+    expect(refused.filter(e => e.type === 'misled')).to.deep.equal([{ type: 'misled', peer: tinyContact(0x80) }])
+    expect(refused.at(-1)).to.deep.include({ type: 'finished', closest: [] })
+    const slow = run('timeout')
+    expect(requests(slow)).to.deep.equal(['p128', 'p1', 'p2', 'p3', 'p4'])
+    expect(slow.filter(e => e.type === 'misled')).to.deep.equal([])
+    expect(slow.at(-1)).to.deep.include({ type: 'finished', closest: [tinyContact(0x80)] })
+  })
+
+  it('a discredited peer neither counts towards convergence nor is returned: the next closest is asked instead', () => {
+    // p2 names p0 and p1, both refused: with misledAfter 2 it is discredited, so k = 2 needs p64 and p128
+    const l = new Lookup(tinyKey(0), 'me', [2, 0x40, 0x80].map(tinyContact), { k: 2, alpha: 1, misledAfter: 2 })
+    const effects = [...l.handle({ type: 'start' }, 0), ...l.handle({ type: 'response', peer: 'p2', closer: [0, 1].map(tinyContact) }, 1)]
+    effects.push(...l.handle({ type: 'failure', peer: 'p0', reason: 'dial-refused' }, 2))
+    effects.push(...l.handle({ type: 'failure', peer: 'p1', reason: 'dial-refused' }, 3))
+    effects.push(...l.handle({ type: 'response', peer: 'p64', closer: [] }, 4))
+    effects.push(...l.handle({ type: 'response', peer: 'p128', closer: [] }, 5))
+    expect(requests(effects)).to.deep.equal(['p2', 'p0', 'p1', 'p64', 'p128'])
+    expect(effects.at(-1)).to.deep.equal({ type: 'finished', closest: [tinyContact(0x40), tinyContact(0x80)], reason: 'converged' })
+  })
+
   it('respects maxRequests', () => {
     const l = new Lookup(tinyKey(0), 'me', [tinyContact(0x80)], { k: 2, alpha: 1, maxRequests: 2 })
     l.handle({ type: 'start' }, 0)
