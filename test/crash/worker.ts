@@ -64,6 +64,14 @@ function watchSaves (ds: Datastore): Datastore {
 
 async function main (): Promise<void> {
   const args: WorkerArgs = JSON.parse(process.argv[2])
+  // a harness that died without killing us (a test runner stopped mid-run)
+  // leaves us to init: the peer-values mode would loop for ever
+  const parent = process.ppid
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      process.exit(3)
+    }
+  }, 1000).unref()
   const ds = new LevelDatastore(`${args.dir}/ds`)
   await ds.open()
   const privateKey = privateKeyFromProtobuf(Buffer.from(args.key, 'hex'))
