@@ -22,6 +22,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
 import { createNetwork } from './network.ts'
 import type { Implementation } from './network.ts'
+import type { PriorityDHTInit } from '../src/libp2p/init.ts'
 import type { AnyNode, OurNode } from '../test/libp2p/fixtures/network.ts'
 
 const KAD_DHT_CONCURRENCY = 10
@@ -43,6 +44,8 @@ interface BulkRow {
   lookupsPerKey: number
   tarpitDialsPerKey: number
   peakRssMb: number
+  /** priority-dht rows: what the inbound limits of all live nodes counted during the provide (summed), and provideMany's own figures */
+  limits?: Record<string, number>
 }
 
 function arg (argv: string[], name: string, fallback: number): number {
@@ -85,11 +88,26 @@ async function countFound (net: { live: AnyNode[] }, provider: AnyNode, cids: CI
   return found
 }
 
-async function runOne (impl: Implementation, nodes: number, tarpits: number, keys: number, seed: number, budget: number): Promise<BulkRow> {
+/** The inbound limits' counters of every live priority-dht node, summed */
+function inboundTotals (live: AnyNode[]): Record<string, number> {
+  const sum: Record<string, number> = {}
+  for (const node of live) {
+    const inbound = (node as OurNode).services.dht.inbound as unknown as Record<string, number> | undefined
+    const served = (node as OurNode).services.dht.usage?.().inbound
+    for (const [k, v] of Object.entries({ ...inbound, inboundStreams: served?.streams ?? 0, inboundFailures: served?.failures ?? 0 })) {
+      sum[k] = (sum[k] ?? 0) + v
+    }
+  }
+  return sum
+}
+
+async function runOne (impl: Implementation, nodes: number, tarpits: number, keys: number, seed: number, budget: number, ours: PriorityDHTInit): Promise<BulkRow> {
   const random = new SeededRandom(seed * 1000 + Math.round(tarpits * 100))
   const log = (msg: string): void => { console.error(`  ${msg}`) }
-  const net = await createNetwork(impl, nodes, 20, tarpits, random, log)
+  const net = await createNetwork(impl, nodes, 20, tarpits, random, log, ours)
   try {
+    const limitsBefore = impl === 'kad-dht' ? {} : inboundTotals(net.live)
+    let bulkFigures: Record<string, number> = {}
     const provider = net.live[random.int(net.live.length)]
     const cids = await makeCids(keys, seed)
     const dials = net.tarpitDials()
@@ -131,13 +149,21 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       const result = await (provider as OurNode).services.dht.provideMany(cids)
       done = result.provided
       lookups = result.lookups
+      const out = (provider as OurNode).services.dht.usage().outbound
+      bulkFigures = { bulkMessages: result.messages, bulkFailures: result.failures, bulkPeersReached: result.peersReached, providerStreams: out.streams, providerFailures: out.failures }
     }
     const seconds = (performance.now() - start) / 1000
+    const limitsAfter = impl === 'kad-dht' ? {} : inboundTotals(net.live)
+    const limits = impl === 'kad-dht' ? undefined : { ...Object.fromEntries(Object.entries(limitsAfter).map(([k, v]) => [k, v - (limitsBefore[k] ?? 0)])), ...bulkFigures }
     const tarpitDials = net.tarpitDials() - dials
     const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024)
     // every CID of a 1000-key run; a seeded sample of 1000 beyond that (10 000 lookups would take longer than the run)
-    const checked = cids.length <= CHECK_MAX ? cids : cids.filter((_, i) => i % Math.ceil(cids.length / CHECK_MAX) === 0)
+    const checked = cids.length <= checkMax ? cids : cids.filter((_, i) => i % Math.ceil(cids.length / checkMax) === 0)
     const found = impl === 'kad-dht' ? undefined : await countFound(net, provider, checked)
+    if (limits != null) {
+      // messages the servers decoded by the end of the check: those written but never read were lost with their streams
+      limits.messagesAfterCheck = (inboundTotals(net.live).messages ?? 0) - (limitsBefore.messages ?? 0)
+    }
     return {
       impl,
       tarpits,
@@ -150,7 +176,8 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       keysPerSecond: Math.round(100 * done / seconds) / 100,
       lookupsPerKey: Math.round(100_000 * lookups / Math.max(1, done)) / 100_000,
       tarpitDialsPerKey: Math.round(1000 * tarpitDials / Math.max(1, done)) / 1000,
-      peakRssMb
+      peakRssMb,
+      limits
     }
   } finally {
     await net.close()
@@ -162,22 +189,36 @@ const quick = argv.includes('--quick')
 const nodes = arg(argv, 'nodes', quick ? 30 : 40)
 const seed = arg(argv, 'seed', 1)
 const budget = arg(argv, 'budget', quick ? 60 : 120)
-const sizes = quick ? [1000] : [1000, 10_000]
+const keysArg = argv.indexOf('--keys')
+const sizes = keysArg !== -1 ? argv[keysArg + 1].split(',').map(Number) : quick ? [1000] : [1000, 10_000]
+// --ours-only: provideMany rows only (no kad-dht, no single provides), for measuring our own changes
+const oursOnly = argv.includes('--ours-only')
+// --check N: other nodes look for at most N of the CIDs (an even sample beyond), default 1000
+const checkMax = arg(argv, 'check', CHECK_MAX)
+// --init '{json}': PriorityDHTInit merged into every priority-dht node (e.g. '{"inbound":{"maxRequestsInFlight":100000}}')
+const initArg = argv.indexOf('--init')
+const ours: PriorityDHTInit = initArg !== -1 ? JSON.parse(argv[initArg + 1]) : {}
 const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) === i)
 const rows: BulkRow[] = []
 for (const tarpits of shares) {
   for (const keys of sizes) {
     const impls: Implementation[] = ['priority-dht']
-    if (keys <= 1000) {
+    if (keys <= 1000 && !oursOnly) {
       impls.push('priority-dht-single')
     }
     if (argv.includes('--batched')) {
       impls.push('priority-dht-batched')
     }
-    impls.push('kad-dht')
+    if (!oursOnly) {
+      impls.push('kad-dht')
+    }
     for (const impl of impls) {
       console.error(`${impl}: ${keys} keys, ${nodes} nodes, ${tarpits * 100}% tarpits`)
-      rows.push(await runOne(impl, nodes, tarpits, keys, seed, budget))
+      const row = await runOne(impl, nodes, tarpits, keys, seed, budget, ours)
+      if (row.limits != null) {
+        console.error(`  ${row.seconds} s, limits: ${JSON.stringify(row.limits)}`)
+      }
+      rows.push(row)
     }
   }
 }
@@ -191,5 +232,5 @@ console.log(lines.join('\n'))
 const dir = join(import.meta.dirname, 'results')
 await mkdir(dir, { recursive: true })
 const file = join(dir, `bulk-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-await writeFile(file, JSON.stringify({ date: new Date().toISOString(), nodes, seed, budget, rows }, null, 2))
+await writeFile(file, JSON.stringify({ date: new Date().toISOString(), nodes, seed, budget, init: ours, rows }, null, 2))
 console.error(`raw results: ${file}`)

@@ -6,6 +6,7 @@
 import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
 import { becomeTarpit } from '../test/libp2p/fixtures/tarpit.ts'
 import type { SeededRandom } from '../src/core/env.ts'
+import type { PriorityDHTInit } from '../src/libp2p/init.ts'
 import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
 
@@ -24,13 +25,14 @@ export interface BenchNetwork {
 
 const BOOTSTRAPS = 2
 
-export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void): Promise<BenchNetwork> {
+/** `ours`: init options added to every priority-dht node (e.g. limits toggled for a measurement) */
+export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, ours: PriorityDHTInit = {}): Promise<BenchNetwork> {
   const nodes: AnyNode[] = await Promise.all(Array.from({ length: n }, async () => {
     switch (impl) {
       case 'kad-dht': return createTheirNode({ kBucketSize: k })
-      case 'priority-dht-neutral': return createOurNode({ kBucketSize: k, neutral: true })
-      case 'priority-dht-batched': return createOurNode({ kBucketSize: k, provideBatching: { window: 50 } })
-      default: return createOurNode({ kBucketSize: k })
+      case 'priority-dht-neutral': return createOurNode({ ...ours, kBucketSize: k, neutral: true })
+      case 'priority-dht-batched': return createOurNode({ ...ours, kBucketSize: k, provideBatching: { window: 50 } })
+      default: return createOurNode({ ...ours, kBucketSize: k })
     }
   }))
   await connectToBootstraps(nodes, BOOTSTRAPS)
