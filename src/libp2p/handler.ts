@@ -34,12 +34,7 @@
  * wait would exceed `maxRequestDelay`: then its stream is aborted with a
  * {@link RateLimitedError}. At most `maxRequestsInFlight` messages are
  * dispatched at once across all peers; others wait their turn (one per
- * stream at most, so the wait list is bounded by `maxStreams`). A message
- * from a peer that already has `BUSY_PEER` or more messages in flight or
- * waiting (a peer keeping many streams busy: a flooder, not a client with a
- * request or two, nor a bulk provider writing on one stream) waits behind
- * the other peers' messages, though never starved (`wait-list.ts`: one in
- * every `BACKGROUND_EVERY + 1` turns goes to it).
+ * stream at most, so the wait list is bounded by `maxStreams`).
  */
 
 import { InvalidParametersError } from '@libp2p/interface'
@@ -215,12 +210,7 @@ export interface InboundStats {
   rateLimitedRequests: number
   /** messages that waited for a `maxRequestsInFlight` turn */
   queuedRequests: number
-  /** of those, how many waited behind other peers' messages: their peer had `BUSY_PEER` or more in flight or waiting */
-  queuedBehind: number
 }
-
-/** Messages of one peer in flight or waiting from which its next one waits behind other peers' */
-export const BUSY_PEER = 4
 
 const DATA_ERRORS = ['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'StreamBufferError']
 
@@ -312,9 +302,7 @@ export class InboundHandler implements Startable {
   private readonly rates: PeerBuckets
   /** turns to dispatch; waiters at most one per open stream */
   private readonly inFlight: Slots
-  /** messages in flight or waiting for a turn, by peer; at most one per open stream */
-  private readonly busy = new PeerCounts()
-  private readonly counters: InboundStats = { messages: 0, refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0, queuedBehind: 0 }
+  private readonly counters: InboundStats = { messages: 0, refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0 }
   private shutdown = new AbortController()
   private running = false
 
@@ -385,32 +373,18 @@ export class InboundHandler implements Startable {
         this.counters.delayedRequests++
         await sleep(wait, options.signal)
       }
+      if (this.inFlight.waiters > 0) {
+        this.counters.queuedRequests++
+      }
+      await this.inFlight.acquire(options.signal)
     } catch (err) {
       throw new HandlerAbortedError('Handler timed out or was stopped while waiting for a turn', { cause: err })
     }
-    const id = peer.toString()
-    const behind = this.busy.get(id) >= BUSY_PEER
-    this.busy.increment(id)
     let response
     try {
-      try {
-        if (this.inFlight.available === 0) {
-          this.counters.queuedRequests++
-          if (behind) {
-            this.counters.queuedBehind++
-          }
-        }
-        await this.inFlight.acquire(options.signal, behind)
-      } catch (err) {
-        throw new HandlerAbortedError('Handler timed out or was stopped while waiting for a turn', { cause: err })
-      }
-      try {
-        response = await raceSignal(this.dispatch(peer, message, connection, { signal: options.signal }), options.signal)
-      } finally {
-        this.inFlight.release()
-      }
+      response = await raceSignal(this.dispatch(peer, message, connection, { signal: options.signal }), options.signal)
     } finally {
-      this.busy.decrement(id)
+      this.inFlight.release()
     }
     if (response == null) {
       return undefined

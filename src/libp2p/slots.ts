@@ -26,11 +26,6 @@ export class Slots {
     return this.waiting.size
   }
 
-  /** Slots free now: 0 means the next `acquire` waits */
-  get available (): number {
-    return this.free
-  }
-
   async acquire (signal?: AbortSignal, background = false): Promise<void> {
     signal?.throwIfAborted()
     if (this.free > 0) {

@@ -1,7 +1,7 @@
 import { defaultLogger } from '@libp2p/logger'
 import { expect } from 'aegir/chai'
 import { MessageType } from '../../src/generated/dht.ts'
-import { BUSY_PEER, InboundHandler } from '../../src/libp2p/handler.ts'
+import { InboundHandler } from '../../src/libp2p/handler.ts'
 import { closed, createNode, echo, introduce, lpStream, Message, protocolStreams, PROTOCOL, stopAll, waitFor } from './fixtures/nodes.ts'
 import type { TestServices } from './fixtures/nodes.ts'
 import type { Dispatch, InboundHandlerInit } from '../../src/libp2p/handler.ts'
@@ -273,33 +273,6 @@ describe('inbound handler', () => {
     const res = await answers
     expect(res.map(r => new TextDecoder().decode(r.key))).to.deep.equal(['c0', 'c1', 'c2', 'c3', 'c4'])
     expect(max).to.equal(2)
-  })
-
-  it('a peer with BUSY_PEER or more messages in flight or waiting waits behind a peer with one', async () => {
-    const order: string[] = []
-    const waiting: Array<() => void> = []
-    await setup(async (from, message) => {
-      order.push(new TextDecoder().decode(message.key))
-      await new Promise<void>(resolve => { waiting.push(resolve) })
-      return { type: message.type, key: message.key }
-    }, { maxRequestsInFlight: 1 })
-    const busy = await Promise.all(Array.from({ length: BUSY_PEER + 2 }, async () => open()))
-    const answers = busy.map(async (raw, i) => ping(raw, `busy${i}`))
-    // one dispatching, the rest waiting: the last two arrived with BUSY_PEER of theirs already in
-    await waitFor(() => server.services.handler.limits().queuedRequests >= BUSY_PEER + 1, 3000, 'the busy peer waiting')
-    expect(server.services.handler.limits().queuedBehind).to.equal(2)
-    const light = await createNode({})
-    await introduce(light, server)
-    const stream = await light.dialProtocol(server.peerId, PROTOCOL)
-    const answer = ping({ stream, lp: lpStream(stream) }, 'light')
-    await waitFor(() => server.services.handler.limits().queuedRequests >= BUSY_PEER + 2, 3000, 'the light peer waiting')
-    for (let i = 0; i < BUSY_PEER + 3; i++) {
-      await waitFor(() => waiting.length > 0, 3000, 'a dispatch')
-      waiting.shift()?.()
-    }
-    await Promise.all([...answers, answer])
-    const behind = order.filter(k => k.startsWith('busy')).slice(BUSY_PEER)
-    expect(order.indexOf('light'), order.join(' ')).to.be.below(Math.min(...behind.map(k => order.indexOf(k))))
   })
 
   it('a peer over its request rate waits for tokens, and is reset when the wait would exceed maxRequestDelay', async () => {
