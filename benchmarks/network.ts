@@ -3,7 +3,7 @@
  * noise, yamux, identify, ping), routing tables filled, then a share of the
  * nodes turned into tarpits.
  */
-import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
+import { createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
 import { becomeTarpit } from '../test/libp2p/fixtures/tarpit.ts'
 import type { SeededRandom } from '../src/core/env.ts'
 import type { PriorityDHTInit } from '../src/libp2p/init.ts'
@@ -25,7 +25,30 @@ export interface BenchNetwork {
 
 const BOOTSTRAPS = 2
 
-/** `ours`: init options added to every priority-dht node (e.g. limits toggled for a measurement) */
+/** `node` dials `to`; a dial that fails (a loaded machine times out upgrades) is tried up to 3 times */
+async function dialRetrying (node: AnyNode, to: AnyNode, log: (msg: string) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await node.dial(to.getMultiaddrs())
+      return
+    } catch (err: any) {
+      if (attempt === 3) {
+        throw err
+      }
+      log(`dial to a bootstrap failed (${err.name}), again`)
+    }
+  }
+}
+
+/** Every node dials the first BOOTSTRAPS nodes */
+async function connect (nodes: AnyNode[], log: (msg: string) => void): Promise<void> {
+  for (let i = 1; i < nodes.length; i++) {
+    for (let b = 0; b < Math.min(BOOTSTRAPS, i); b++) {
+      await dialRetrying(nodes[i], nodes[b], log)
+    }
+  }
+}
+
 export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, ours: PriorityDHTInit = {}): Promise<BenchNetwork> {
   const nodes: AnyNode[] = await Promise.all(Array.from({ length: n }, async () => {
     switch (impl) {
@@ -35,7 +58,7 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
       default: return createOurNode({ ...ours, kBucketSize: k })
     }
   }))
-  await connectToBootstraps(nodes, BOOTSTRAPS)
+  await connect(nodes, log)
   // tables: everyone knows at least min(k, n/2) servers (kad-dht fills its table slowly)
   const want = Math.min(k, Math.floor(n / 2))
   const deadline = Date.now() + 60_000
