@@ -275,7 +275,8 @@ const churnShare = arg(argv, 'churn', 0)
 // --init '{json}': PriorityDHTInit merged into every priority-dht node (e.g. '{"inbound":{"maxRequestsInFlight":100000}}')
 const initArg = argv.indexOf('--init')
 const ours: PriorityDHTInit = initArg !== -1 ? JSON.parse(argv[initArg + 1]) : {}
-const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) === i)
+// 0% and --tarpits (default 30%); with --tarpits-only, just the latter
+const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) === i && !(argv.includes('--tarpits-only') && i === 0 && a.length > 1))
 const rows: BulkRow[] = []
 for (const tarpits of shares) {
   for (const keys of sizes) {
