@@ -21,7 +21,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
 import { createOurNode } from '../test/libp2p/fixtures/network.ts'
-import { createNetwork } from './network.ts'
+import { createNetwork, dialRetrying } from './network.ts'
 import type { BenchNetwork } from './network.ts'
 import type { Implementation } from './network.ts'
 import type { PriorityDHTInit } from '../src/libp2p/init.ts'
@@ -139,8 +139,15 @@ class Churn {
 
   private async join (): Promise<void> {
     const node = await createOurNode({ ...this.ours, kBucketSize: 20 })
-    for (const bootstrap of this.net.live.slice(0, 2)) {
-      await node.dial(bootstrap.getMultiaddrs()).catch(err => { this.log(`a new node could not dial a bootstrap: ${err.name}`) })
+    try {
+      for (const bootstrap of this.net.live.slice(0, 2)) {
+        await dialRetrying(node, bootstrap, this.log)
+      }
+    } catch (err: any) {
+      // a node that reached no bootstrap has no table: it would only fail the check's lookups
+      this.log(`a new node could not join: ${err.name}`)
+      await node.stop()
+      return
     }
     this.net.live.push(node)
     this.joined++

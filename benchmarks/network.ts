@@ -26,7 +26,7 @@ export interface BenchNetwork {
 const BOOTSTRAPS = 2
 
 /** `node` dials `to`; a dial that fails (a loaded machine times out upgrades) is tried up to 3 times */
-async function dialRetrying (node: AnyNode, to: AnyNode, log: (msg: string) => void): Promise<void> {
+export async function dialRetrying (node: AnyNode, to: AnyNode, log: (msg: string) => void): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await node.dial(to.getMultiaddrs())
