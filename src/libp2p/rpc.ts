@@ -12,8 +12,7 @@
  * accepted (anyone else's are ignored), at most the addresses the mapper
  * keeps, up to 16 per provider, and none once the peer store holds 16 or
  * more addresses of that peer (else each message could add 16 more; they
- * expire after an hour); a provider announcing the same addresses again
- * within 30 s is not merged again (a bulk provider sends thousands). Each peer may add or refresh at most
+ * expire after an hour). Each peer may add or refresh at most
  * `providerQuota.records` records per `providerQuota.window` ms (a token
  * bucket); entries beyond it are ignored and counted. No response.
  * - GET_PROVIDERS: the providers we hold with their known addresses, plus
@@ -108,8 +107,6 @@ export class Rpc {
   private readonly quota: PeerBuckets
   /** ADD_PROVIDER entries naming their sender that were ignored because it was over quota */
   droppedProviders = 0
-  /** provider id -> the addresses it last announced that went to the peer store, and until when the same ones are not merged again */
-  private readonly providerAddrs = new Map<string, { addrs: string, until: number }>()
 
   constructor (components: RpcComponents, init: RpcInit) {
     const records = init.providerQuota?.records ?? 25_000
@@ -190,9 +187,8 @@ export class Rpc {
         continue
       }
       const mapped = this.mapper({ id: from, multiaddrs: info.multiaddrs.slice(0, MAX_PROVIDER_ADDRS) })
-      const now = Date.now()
-      await this.providers.addProvider(key, from, now, options)
-      if (mapped.multiaddrs.length > 0 && !this.addressesSeen(info.id.toString(), mapped.multiaddrs, now)) {
+      await this.providers.addProvider(key, from, Date.now(), options)
+      if (mapped.multiaddrs.length > 0) {
         const known = (await this.components.peerStore.get(from, options).catch(() => undefined))?.addresses.length ?? 0
         if (known < MAX_PROVIDER_ADDRS) {
           await this.components.peerStore.merge(from, { multiaddrs: mapped.multiaddrs.slice(0, MAX_PROVIDER_ADDRS - known) }, options)
@@ -227,28 +223,6 @@ export class Rpc {
    * Our closest known peers to `key` with addresses we may share; ourselves
    * first when the key is our own peer id.
    */
-  /**
-   * Whether `provider` announced these same addresses within the last
-   * PROVIDER_ADDRS_TTL ms (then the peer store already had its chance to
-   * take them); else remembers them. A bulk provider's thousands of
-   * ADD_PROVIDER messages carry the same addresses: reading and merging
-   * them into the peer store for each was most of the cost of serving one
-   * (1.4 of 2.1 CPU seconds for 5000 messages between two nodes).
-   */
-  private addressesSeen (provider: string, multiaddrs: Multiaddr[], now: number): boolean {
-    const addrs = multiaddrs.map(a => a.toString()).join(' ')
-    const seen = this.providerAddrs.get(provider)
-    if (seen != null && seen.until > now && seen.addrs === addrs) {
-      return true
-    }
-    this.providerAddrs.delete(provider)
-    if (this.providerAddrs.size >= MAX_PROVIDER_ADDR_ENTRIES) {
-      this.providerAddrs.delete(this.providerAddrs.keys().next().value as string)
-    }
-    this.providerAddrs.set(provider, { addrs, until: now + PROVIDER_ADDRS_TTL })
-    return false
-  }
-
   /** The wire form of a table peer, from the cache or the peer store (undefined: no usable address) */
   private async wirePeer (c: PeerContact, now: number, options: AbortOptions): Promise<Peer | undefined> {
     const cached = this.wirePeers.get(c.id)
@@ -304,12 +278,6 @@ const WIRE_PEER_TTL = 30_000
 
 /** Wire peers cached at most (the oldest dropped first) */
 const MAX_WIRE_PEERS = 4096
-
-/** How long a provider announcing the same addresses again is not merged into the peer store again */
-const PROVIDER_ADDRS_TTL = 30_000
-
-/** Providers whose last announced addresses are remembered at most (the oldest dropped first) */
-const MAX_PROVIDER_ADDR_ENTRIES = 4096
 
 function requireKey (message: Message): Uint8Array<ArrayBuffer> {
   if (message.key == null || message.key.byteLength === 0) {
