@@ -20,8 +20,11 @@ import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
-import { createNetwork } from './network.ts'
+import { createOurNode } from '../test/libp2p/fixtures/network.ts'
+import { createNetwork, dialRetrying } from './network.ts'
+import type { BenchNetwork } from './network.ts'
 import type { Implementation } from './network.ts'
+import type { PriorityDHTInit } from '../src/libp2p/init.ts'
 import type { AnyNode, OurNode } from '../test/libp2p/fixtures/network.ts'
 
 const KAD_DHT_CONCURRENCY = 10
@@ -43,6 +46,10 @@ interface BulkRow {
   lookupsPerKey: number
   tarpitDialsPerKey: number
   peakRssMb: number
+  /** with --churn: nodes that left (and as many joined) during the provide, CIDs found before the republish sweep, and the sweep's seconds */
+  churn?: { left: number, joined: number, foundBeforeSweep: number, sweepSeconds: number }
+  /** priority-dht rows: what the inbound limits of all live nodes counted during the provide (summed), and provideMany's own figures */
+  limits?: Record<string, number>
 }
 
 function arg (argv: string[], name: string, fallback: number): number {
@@ -85,11 +92,81 @@ async function countFound (net: { live: AnyNode[] }, provider: AnyNode, cids: CI
   return found
 }
 
-async function runOne (impl: Implementation, nodes: number, tarpits: number, keys: number, seed: number, budget: number): Promise<BulkRow> {
+/** The inbound limits' counters of every live priority-dht node, summed */
+function inboundTotals (live: AnyNode[]): Record<string, number> {
+  const sum: Record<string, number> = {}
+  for (const node of live) {
+    const inbound = (node as OurNode).services.dht.inbound as unknown as Record<string, number> | undefined
+    const served = (node as OurNode).services.dht.usage?.().inbound
+    for (const [k, v] of Object.entries({ ...inbound, inboundStreams: served?.streams ?? 0, inboundFailures: served?.failures ?? 0 })) {
+      sum[k] = (sum[k] ?? 0) + v
+    }
+  }
+  return sum
+}
+
+/**
+ * Churn during a bulk provide: `share` of the nodes (never the provider nor
+ * the two bootstraps, which are live[0] and live[1]) leave, spread over the
+ * provide's chunks, and as many new nodes join through the bootstraps. The
+ * leavers are stopped for good; `net.live` is kept up to date, so the check
+ * and `net.close()` see the nodes of the moment.
+ */
+class Churn {
+  left = 0
+  joined = 0
+  private readonly total: number
+  private readonly pending: Array<Promise<void>> = []
+
+  constructor (private readonly net: BenchNetwork, private readonly provider: AnyNode, share: number, nodes: number, private readonly random: SeededRandom, private readonly ours: PriorityDHTInit, private readonly log: (msg: string) => void) {
+    this.total = Math.round(share * nodes)
+  }
+
+  /** Up to the share due once `fraction` of the keys are started */
+  step (fraction: number): void {
+    const due = Math.min(this.total, Math.ceil(this.total * fraction))
+    while (this.left < due) {
+      const candidates = this.net.live.slice(2).filter(n => n !== this.provider)
+      if (candidates.length === 0) {
+        return
+      }
+      const leaver = candidates[this.random.int(candidates.length)]
+      this.net.live.splice(this.net.live.indexOf(leaver), 1)
+      this.left++
+      this.pending.push(Promise.resolve(leaver.stop()), this.join())
+    }
+  }
+
+  private async join (): Promise<void> {
+    const node = await createOurNode({ ...this.ours, kBucketSize: 20 })
+    try {
+      for (const bootstrap of this.net.live.slice(0, 2)) {
+        await dialRetrying(node, bootstrap, this.log)
+      }
+    } catch (err: any) {
+      // a node that reached no bootstrap has no table: it would only fail the check's lookups
+      this.log(`a new node could not join: ${err.name}`)
+      await node.stop()
+      return
+    }
+    this.net.live.push(node)
+    this.joined++
+  }
+
+  async settle (): Promise<void> {
+    await Promise.all(this.pending)
+    this.log(`churn: ${this.left} nodes left, ${this.joined} joined`)
+  }
+}
+
+async function runOne (impl: Implementation, nodes: number, tarpits: number, keys: number, seed: number, budget: number, ours: PriorityDHTInit, churnShare = 0): Promise<BulkRow> {
   const random = new SeededRandom(seed * 1000 + Math.round(tarpits * 100))
   const log = (msg: string): void => { console.error(`  ${msg}`) }
-  const net = await createNetwork(impl, nodes, 20, tarpits, random, log)
+  const net = await createNetwork(impl, nodes, 20, tarpits, random, log, undefined, ours)
   try {
+    const limitsBefore = impl === 'kad-dht' ? {} : inboundTotals(net.live)
+    let bulkFigures: Record<string, number> = {}
+    let churned: { left: number, joined: number } | undefined
     const provider = net.live[random.int(net.live.length)]
     const cids = await makeCids(keys, seed)
     const dials = net.tarpitDials()
@@ -128,16 +205,43 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       done = results.filter(r => r.status === 'fulfilled').length
       lookups = (provider as OurNode).services.dht.provideBatching?.lookups ?? 0
     } else {
-      const result = await (provider as OurNode).services.dht.provideMany(cids)
+      const churning = churnShare > 0 ? new Churn(net, provider, churnShare, nodes, random, ours, log) : undefined
+      // churn one chunk ahead, so that all of it happens while keys are still being provided
+      const ahead = Math.min(1024, cids.length) / cids.length
+      churning?.step(ahead)
+      const result = await (provider as OurNode).services.dht.provideMany(cids, { onBulkProgress: p => { churning?.step(p.keysDone / p.keys + ahead) } })
+      await churning?.settle()
+      if (churning != null) {
+        churned = { left: churning.left, joined: churning.joined }
+      }
       done = result.provided
       lookups = result.lookups
+      const out = (provider as OurNode).services.dht.usage().outbound
+      bulkFigures = { bulkMessages: result.messages, bulkFailures: result.failures, bulkPeersReached: result.peersReached, providerStreams: out.streams, providerFailures: out.failures }
     }
     const seconds = (performance.now() - start) / 1000
+    const limitsAfter = impl === 'kad-dht' ? {} : inboundTotals(net.live)
+    const limits = impl === 'kad-dht' ? undefined : { ...Object.fromEntries(Object.entries(limitsAfter).map(([k, v]) => [k, v - (limitsBefore[k] ?? 0)])), ...bulkFigures }
     const tarpitDials = net.tarpitDials() - dials
     const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024)
     // every CID of a 1000-key run; a seeded sample of 1000 beyond that (10 000 lookups would take longer than the run)
-    const checked = cids.length <= CHECK_MAX ? cids : cids.filter((_, i) => i % Math.ceil(cids.length / CHECK_MAX) === 0)
+    const checked = cids.length <= checkMax ? cids : cids.filter((_, i) => i % Math.ceil(cids.length / checkMax) === 0)
+    let churn: BulkRow['churn']
+    if (churned != null) {
+      // what others find right after the provide, then after a republish sweep: the
+      // republisher's sweep is this same call (provideMany with purpose 'republish'),
+      // run here at once instead of after the republish interval
+      const foundBeforeSweep = await countFound(net, provider, checked)
+      const sweepStart = performance.now()
+      await (provider as OurNode).services.dht.provideMany(cids, { purpose: 'republish' })
+      churn = { ...churned, foundBeforeSweep, sweepSeconds: Math.round((performance.now() - sweepStart) / 100) / 10 }
+      log(`churn: ${foundBeforeSweep}/${checked.length} found before the sweep, sweep took ${churn.sweepSeconds} s`)
+    }
     const found = impl === 'kad-dht' ? undefined : await countFound(net, provider, checked)
+    if (limits != null) {
+      // messages the servers decoded by the end of the check: those written but never read were lost with their streams
+      limits.messagesAfterCheck = (inboundTotals(net.live).messages ?? 0) - (limitsBefore.messages ?? 0)
+    }
     return {
       impl,
       tarpits,
@@ -150,34 +254,56 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       keysPerSecond: Math.round(100 * done / seconds) / 100,
       lookupsPerKey: Math.round(100_000 * lookups / Math.max(1, done)) / 100_000,
       tarpitDialsPerKey: Math.round(1000 * tarpitDials / Math.max(1, done)) / 1000,
-      peakRssMb
+      peakRssMb,
+      churn,
+      limits
     }
   } finally {
     await net.close()
   }
 }
 
+// on a loaded machine libp2p's dial queue can reject with nobody waiting (an upgrade timing out): log it, do not end the run
+process.on('unhandledRejection', err => { console.error(`  unhandled rejection (ignored): ${(err as Error)?.name} ${(err as Error)?.message}`) })
+
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
 const nodes = arg(argv, 'nodes', quick ? 30 : 40)
 const seed = arg(argv, 'seed', 1)
 const budget = arg(argv, 'budget', quick ? 60 : 120)
-const sizes = quick ? [1000] : [1000, 10_000]
-const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) === i)
+const keysArg = argv.indexOf('--keys')
+const sizes = keysArg !== -1 ? argv[keysArg + 1].split(',').map(Number) : quick ? [1000] : [1000, 10_000]
+// --ours-only: provideMany rows only (no kad-dht, no single provides), for measuring our own changes
+const oursOnly = argv.includes('--ours-only')
+// --check N: other nodes look for at most N of the CIDs (an even sample beyond), default 1000
+const checkMax = arg(argv, 'check', CHECK_MAX)
+// --churn S: provideMany rows only; a share S of the nodes leave and as many join during the provide, then a republish sweep
+const churnShare = arg(argv, 'churn', 0)
+// --init '{json}': PriorityDHTInit merged into every priority-dht node (e.g. '{"inbound":{"maxRequestsInFlight":100000}}')
+const initArg = argv.indexOf('--init')
+const ours: PriorityDHTInit = initArg !== -1 ? JSON.parse(argv[initArg + 1]) : {}
+// 0% and --tarpits (default 30%); with --tarpits-only, just the latter
+const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) === i && !(argv.includes('--tarpits-only') && i === 0 && a.length > 1))
 const rows: BulkRow[] = []
 for (const tarpits of shares) {
   for (const keys of sizes) {
     const impls: Implementation[] = ['priority-dht']
-    if (keys <= 1000) {
+    if (keys <= 1000 && !oursOnly && churnShare === 0) {
       impls.push('priority-dht-single')
     }
-    if (argv.includes('--batched')) {
+    if (argv.includes('--batched') && churnShare === 0) {
       impls.push('priority-dht-batched')
     }
-    impls.push('kad-dht')
+    if (!oursOnly && churnShare === 0) {
+      impls.push('kad-dht')
+    }
     for (const impl of impls) {
       console.error(`${impl}: ${keys} keys, ${nodes} nodes, ${tarpits * 100}% tarpits`)
-      rows.push(await runOne(impl, nodes, tarpits, keys, seed, budget))
+      const row = await runOne(impl, nodes, tarpits, keys, seed, budget, ours, churnShare)
+      if (row.limits != null) {
+        console.error(`  ${row.seconds} s, limits: ${JSON.stringify(row.limits)}`)
+      }
+      rows.push(row)
     }
   }
 }
@@ -191,5 +317,5 @@ console.log(lines.join('\n'))
 const dir = join(import.meta.dirname, 'results')
 await mkdir(dir, { recursive: true })
 const file = join(dir, `bulk-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-await writeFile(file, JSON.stringify({ date: new Date().toISOString(), nodes, seed, budget, rows }, null, 2))
+await writeFile(file, JSON.stringify({ date: new Date().toISOString(), nodes, seed, budget, init: ours, rows }, null, 2))
 console.error(`raw results: ${file}`)

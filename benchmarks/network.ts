@@ -3,9 +3,10 @@
  * noise, yamux, identify, ping), routing tables filled, then a share of the
  * nodes turned into tarpits.
  */
-import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
+import { createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
 import { becomeTarpit } from '../test/libp2p/fixtures/tarpit.ts'
 import type { SeededRandom } from '../src/core/env.ts'
+import type { PriorityDHTInit } from '../src/libp2p/init.ts'
 import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
 
@@ -24,19 +25,43 @@ export interface BenchNetwork {
 
 const BOOTSTRAPS = 2
 
+/** `node` dials `to`; a dial that fails (a loaded machine times out upgrades) is tried up to 3 times */
+export async function dialRetrying (node: AnyNode, to: AnyNode, log: (msg: string) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await node.dial(to.getMultiaddrs())
+      return
+    } catch (err: any) {
+      if (attempt === 3) {
+        throw err
+      }
+      log(`dial to a bootstrap failed (${err.name}), again`)
+    }
+  }
+}
+
+/** Every node dials the first BOOTSTRAPS nodes */
+async function connect (nodes: AnyNode[], log: (msg: string) => void): Promise<void> {
+  for (let i = 1; i < nodes.length; i++) {
+    for (let b = 0; b < Math.min(BOOTSTRAPS, i); b++) {
+      await dialRetrying(nodes[i], nodes[b], log)
+    }
+  }
+}
+
 /** How long `createNetwork` waits by default for the routing tables to fill before it goes on with what it has */
 export const TABLE_TIMEOUT = 60_000
 
-export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, tableTimeout = TABLE_TIMEOUT): Promise<BenchNetwork> {
+export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, tableTimeout = TABLE_TIMEOUT, ours: PriorityDHTInit = {}): Promise<BenchNetwork> {
   const nodes: AnyNode[] = await Promise.all(Array.from({ length: n }, async () => {
     switch (impl) {
       case 'kad-dht': return createTheirNode({ kBucketSize: k })
-      case 'priority-dht-neutral': return createOurNode({ kBucketSize: k, neutral: true })
-      case 'priority-dht-batched': return createOurNode({ kBucketSize: k, provideBatching: { window: 50 } })
-      default: return createOurNode({ kBucketSize: k })
+      case 'priority-dht-neutral': return createOurNode({ ...ours, kBucketSize: k, neutral: true })
+      case 'priority-dht-batched': return createOurNode({ ...ours, kBucketSize: k, provideBatching: { window: 50 } })
+      default: return createOurNode({ ...ours, kBucketSize: k })
     }
   }))
-  await connectToBootstraps(nodes, BOOTSTRAPS)
+  await connect(nodes, log)
   // tables: everyone knows at least min(k, n/2) servers (kad-dht fills its table slowly)
   const want = Math.min(k, Math.floor(n / 2))
   const deadline = Date.now() + tableTimeout

@@ -10,8 +10,11 @@
  * inside the slice's current region is placed on the k closest peers that
  * region's lookup found; a key outside it starts a new lookup, and so a new
  * region. Then every target peer gets all of its chunk's records, one
- * ADD_PROVIDER after another over the messenger's pooled stream,
- * `concurrency` peers at once. A peer that fails is abandoned for the chunk
+ * ADD_PROVIDER after another on one stream, in batches of `ACK_EVERY`
+ * each closed by a FIND_NODE for our own key whose answer says the peer
+ * served the batch (so
+ * the writer keeps to the peer's pace and a record counts as delivered
+ * only once taken), `concurrency` peers at once. A peer that fails is abandoned for the chunk
  * and each key it did not take goes to that key's next spare (the core's
  * `FanOut`, as single puts do), pass after pass until none is left.
  *
@@ -31,7 +34,6 @@ import type { Messenger } from './messenger.ts'
 import type { Accounting, Purpose } from './metrics.ts'
 import type { PeerContact } from './peer-info.ts'
 import type { Key } from '../core/key.ts'
-import type { Peer } from '../generated/dht.ts'
 import type { ProviderStore } from '../records/provider-store.ts'
 import type { AbortOptions, Logger, PeerId, PeerInfo } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -119,6 +121,13 @@ interface Item {
 }
 
 const SPARES = 4
+
+/**
+ * ADD_PROVIDER messages written to a peer before waiting for it to answer a
+ * PING behind them: about 30 KB, well inside a yamux stream's 256 KB
+ * window, and about 130 ms of a server's work at 1000 messages a second
+ */
+const ACK_EVERY = 128
 
 export class BulkProvider {
   private readonly init: BulkInit
@@ -271,13 +280,9 @@ export class BulkProvider {
     }
   }
 
-  /** ADD_PROVIDER (best effort, written) or PUT_VALUE (answered with an echo of the record) */
-  private async send (peer: PeerContact, item: Item, provider: Peer, options: BulkProvideOptions): Promise<void> {
+  /** PUT_VALUE, answered with an echo of the record */
+  private async put (peer: PeerContact, item: Item & { value: Uint8Array }, options: BulkProvideOptions): Promise<void> {
     const key = item.mh as Uint8Array<ArrayBuffer>
-    if (item.value == null) {
-      await this.init.messenger.write(peer.peerId, { type: MessageType.ADD_PROVIDER, key, providerPeers: [provider] }, { signal: options.signal, purpose: options.purpose })
-      return
-    }
     const value = item.value as Uint8Array<ArrayBuffer>
     const response = await this.init.messenger.request(peer.peerId, { type: MessageType.PUT_VALUE, key, record: { key, value, timeReceived: new Date().toISOString() } }, { signal: options.signal, purpose: options.purpose })
     if (response.record?.value == null || !uint8ArrayEquals(response.record.value, value)) {
@@ -285,27 +290,60 @@ export class BulkProvider {
     }
   }
 
-  /** Sends `peer` every item's record in turn; returns the items it did not take */
+  /**
+   * Sends `peer` every item's record in turn; returns the items it did not
+   * take. Provider records go `ACK_EVERY` ADD_PROVIDER messages at a time,
+   * each batch followed by a FIND_NODE for our own key on the same stream
+   * whose answer says the peer served the batch (see `Messenger.writeAcknowledged`): a record
+   * counts as delivered only then, and the next batch waits for it, so the
+   * writer keeps to the pace the peer serves at (its inbound limits
+   * included) instead of filling the stream's window faster than the peer
+   * reads it, timing out and losing what was written but not read.
+   */
   private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Set<string>, options: BulkProvideOptions): Promise<Item[]> {
-    const provider = toPbPeer(this.init.selfInfo())
-    for (let i = 0; i < items.length; i++) {
+    const self = this.init.selfInfo()
+    const provider = toPbPeer(self)
+    // the batch's closing request: FIND_NODE for our own key, which every
+    // implementation answers (rust-libp2p's libp2p-kad closes the stream on
+    // PING, as driver.ts's probes found)
+    const ack = { type: MessageType.FIND_NODE, key: self.id.toMultihash().bytes as Uint8Array<ArrayBuffer> }
+    for (let i = 0; i < items.length;) {
       if (aborted(options.signal)) {
         return items.slice(i)
       }
+      const value = items[i].value
+      const batch = value != null ? [items[i]] : takeWhile(items, i, ACK_EVERY, item => item.value == null)
       try {
-        await this.send(peer, items[i], provider, options)
-        items[i].ok++
-        progress.messages++
-        reached.add(peer.id)
+        if (value != null) {
+          await this.put(peer, { ...items[i], value }, options)
+        } else {
+          const messages = batch.map(item => ({ type: MessageType.ADD_PROVIDER, key: item.mh as Uint8Array<ArrayBuffer>, providerPeers: [provider] }))
+          await this.init.messenger.writeAcknowledged(peer.peerId, messages, ack, { signal: options.signal, purpose: options.purpose })
+        }
       } catch (err) {
-        // the peer failed: everything it has not taken goes elsewhere
+        // the peer failed: everything it has not acknowledged goes elsewhere
         this.init.log('bulk provide to %p failed - %e', peer.peerId, err)
         progress.failures += items.length - i
         return items.slice(i)
       }
+      for (const item of batch) {
+        item.ok++
+      }
+      progress.messages += batch.length
+      reached.add(peer.id)
+      i += batch.length
     }
     return []
   }
+}
+
+/** Up to `max` items from `start` on while `ok` holds (at least the first) */
+function takeWhile<T> (items: T[], start: number, max: number, ok: (item: T) => boolean): T[] {
+  let end = start + 1
+  while (end < items.length && end - start < max && ok(items[end])) {
+    end++
+  }
+  return items.slice(start, end)
 }
 
 function aborted (signal?: AbortSignal): boolean {

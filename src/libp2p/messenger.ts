@@ -300,18 +300,48 @@ export class Messenger implements Startable {
     await this.track(peer, message, false, options)
   }
 
-  private async track (peer: PeerId, message: OutboundMessage, expectResponse: boolean, options: RequestOptions): Promise<Message | undefined> {
+  /**
+   * Writes `messages` (none of which takes a response, e.g. ADD_PROVIDER)
+   * on one stream followed by `ack`, a request every peer answers (PING),
+   * and resolves with the answer to `ack`. A peer serves the messages of a
+   * stream one after another, so the answer says it has handled every
+   * message before it: a bulk writer that waits for it never has more than
+   * one batch unread at the peer (it goes at the pace the peer serves,
+   * limits included, instead of filling the stream's window and timing
+   * out), and counts a record as delivered only once the peer took it. One
+   * slot, one stream and one request window (`requestTimeout`) for the
+   * batch; each message counts as a request in `stats` and the sink, the
+   * batch yields one outcome (for `ack`). Rejects like `request`; then no
+   * message of the batch may be taken as delivered.
+   */
+  async writeAcknowledged (peer: PeerId, messages: OutboundMessage[], ack: OutboundMessage, options: RequestOptions = {}): Promise<Message> {
+    const frames = messages.map(m => this.encode(m))
+    for (const m of messages) {
+      this.stats.requests++
+      this.sink?.request(options.purpose ?? 'other', m.type)
+    }
+    const response = await this.track(peer, ack, true, options, frames)
+    return response as Message
+  }
+
+  private encode (message: OutboundMessage): Uint8Array {
     const bytes = Message.encode(message)
     if (bytes.byteLength > this.config.maxMessageSize) {
       throw new MessageTooLargeError(`Message of ${bytes.byteLength} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
     }
+    return bytes
+  }
+
+  /** `before`: frames written ahead of `message` on the same stream, in the same window */
+  private async track (peer: PeerId, message: OutboundMessage, expectResponse: boolean, options: RequestOptions, before: Uint8Array[] = []): Promise<Message | undefined> {
+    const bytes = this.encode(message)
     const timeout = checkInteger('timeout', options.timeout ?? this.config.requestTimeout, 1)
     const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false, purpose: options.purpose ?? 'other' }
     this.stats.requests++
     this.sink?.request(ctx.purpose, message.type)
     const onAbort = (): void => { ctx.controller.abort() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    const run = this.run(peer, message.type, bytes, expectResponse, ctx, options)
+    const run = this.run(peer, message.type, before.length === 0 ? [bytes] : [...before, bytes], expectResponse, ctx, options)
     this.requests.set(ctx, run)
     try {
       return await run
@@ -322,7 +352,7 @@ export class Messenger implements Startable {
     }
   }
 
-  private async run (peer: PeerId, messageType: MessageType, bytes: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
+  private async run (peer: PeerId, messageType: MessageType, frames: Uint8Array[], expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
     const key = peer.toString()
     try {
       if (!this.running || options.signal?.aborted === true) {
@@ -332,7 +362,7 @@ export class Messenger implements Startable {
       await this.acquire(key, state, ctx)
       let response: Message | undefined
       try {
-        response = await this.exchange(peer, state, messageType, bytes, expectResponse, ctx, options)
+        response = await this.exchange(peer, state, messageType, frames, expectResponse, ctx, options)
       } finally {
         this.release(key, state)
       }
@@ -351,7 +381,8 @@ export class Messenger implements Startable {
   }
 
   /** Runs while holding a slot: pick or open a stream, write, read, park */
-  private async exchange (peer: PeerId, state: PeerState, messageType: MessageType, bytes: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
+  /** `frames`: the messages written in turn; the response, if any, answers the last */
+  private async exchange (peer: PeerId, state: PeerState, messageType: MessageType, frames: Uint8Array[], expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
     let entry = options.ownConnection === true ? undefined : this.takeIdle(state)
     let reused = entry != null
     if (entry == null) {
@@ -369,8 +400,12 @@ export class Messenger implements Startable {
           ctx.sent = true
           options.onSend?.()
         }
-        await entry.lp.write(bytes, { signal })
-        this.counted(ctx, framedLength(bytes.byteLength), 0)
+        if (frames.length === 1) {
+          await entry.lp.write(frames[0], { signal })
+        } else {
+          await entry.lp.writeV(frames, { signal })
+        }
+        this.counted(ctx, frames.reduce((sum, f) => sum + framedLength(f.byteLength), 0), 0)
         let response: Message | undefined
         if (expectResponse) {
           const buf = await entry.lp.read({ signal })

@@ -18,7 +18,7 @@ import { buildGoPeer, goVersion, GoPeer } from './fixtures/go-peer.ts'
 import { cidOf, requireToolchains, take } from './fixtures/helpers.ts'
 import { buildRustPeer, cargoVersion, RustPeer } from './fixtures/rust-peer.ts'
 import type { LinePeer } from './fixtures/line-peer.ts'
-import type { AnyNode } from '../libp2p/fixtures/network.ts'
+import type { AnyNode, OurNode } from '../libp2p/fixtures/network.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -117,6 +117,25 @@ describe('a mixed network: priority-dht, go-libp2p-kad-dht, rust-libp2p and @lib
       }
     })
   }
+
+  it('a provideMany by ours (batches closed by an answered request) is found by every other implementation', async () => {
+    // provideMany writes ADD_PROVIDER in batches, each closed by a request
+    // whose answer says the batch was served: every implementation must
+    // answer it on the same stream (libp2p-kad closes the stream on PING)
+    const provider = jsNodes.find(n => members.find(m => m.impl === 'ours' && m.id.equals(n.peerId)) != null) as OurNode
+    const cids = await Promise.all(Array.from({ length: 300 }, async (_, i) => cidOf(`mixed-provide-many-${i}`)))
+    const result = await provider.services.dht.provideMany(cids)
+    expect(result.provided, 'keys some peer took').to.equal(cids.length)
+    expect(result.failures, 'deliveries that failed (a batch whose closing request was not answered)').to.equal(0)
+    for (const other of ['go', 'rust', 'kad-dht'] as const) {
+      const finder = members.filter(m => m.impl === other).at(-1) as Member
+      for (const cid of [cids[0], cids[150], cids[299]]) {
+        let found: string[] = []
+        await pWaitFor(async () => (found = await finder.findProviders(cid)).length > 0, { timeout: 10_000, interval: 100 }).catch(() => {})
+        expect(found, `provideMany looked up by ${other}`).to.deep.equal([provider.peerId.toString()])
+      }
+    }
+  })
 
   for (const impl of ['ours', 'go', 'rust', 'kad-dht'] as const) {
     it(`a provide by ${impl} is found by every other implementation`, async () => {
