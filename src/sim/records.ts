@@ -341,9 +341,9 @@ export class RecordOps implements WorldListener {
     this.published.push(published)
     const store = this.world.node(node).store
     if (kind === 'provide') {
-      store.addProvider(key, node)
+      store.addProvider(key, node, this.world.now)
     } else {
-      store.putValue(key, published.seq)
+      store.putValue(key, published.seq, this.world.now)
     }
     const op = this.newOp(kind, index, node)
     const queryId = this.world.startLookup(node, key)
@@ -413,8 +413,8 @@ export class RecordOps implements WorldListener {
     op.holdersOnline = p.holders.filter(h => this.world.network.online(h, this.world.now)).length
     const r: Running = { op, key: p.key, responders: new Set() }
     const local = this.world.node(node).records
-    const best = kind === 'get' ? local?.valueOf(p.key) : undefined
-    const hasLocally = kind === 'find-providers' ? (local?.providersOf(p.key).length ?? 0) > 0 : best !== undefined
+    const best = kind === 'get' ? local?.valueOf(p.key, this.world.now) : undefined
+    const hasLocally = kind === 'find-providers' ? (local?.providersOf(p.key, this.world.now).length ?? 0) > 0 : best !== undefined
     if (hasLocally) {
       r.responders?.add(node)
       r.best = best
