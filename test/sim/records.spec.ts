@@ -150,6 +150,30 @@ describe('sim/records, departures', () => {
   })
 })
 
+describe('sim/records, republish', () => {
+  it('a record whose holders all left is findable again after its publisher republishes it; not without republishing', () => {
+    // 4 copies per record (k = 4) and fast departures, so that every holder of some records is gone when they are sought
+    const options = (republishInterval: number): Partial<ExperimentOptions> => ({
+      world: { nodes: 1000, seed: 21, coordinator: { refresh: false, lookup: { k: 4, beta: 2 } }, network: { undialable: 0.3, departRate: 0.6 } },
+      records: { provides: 80, puts: 0, publishers: 8, findAfter: 2 * 3_600_000, republishInterval }
+    })
+    const off = run(options(0))
+    const on = run(options(20 * 60_000))
+    const finds = (r: ReturnType<typeof run>): typeof r.ops => r.ops.filter(o => o.kind === 'find-providers')
+    expect(off.ops.filter(o => o.republish === true)).to.deep.equal([])
+    expect(on.ops.filter(o => o.republish === true).length).to.be.above(80)
+    // records sought with every holder gone while their publisher is still there
+    const world = off.world
+    const publisherOf = new Map(off.ops.filter(o => o.kind === 'provide').map(o => [o.record, o.node]))
+    const orphans = finds(off).filter(o => o.holdersOnline === 0 && o.startedAt < world.network.departsAt(publisherOf.get(o.record) as number))
+    expect(orphans.length).to.be.at.least(3)
+    expect(orphans.filter(o => o.success)).to.deep.equal([])
+    const found = new Set(finds(on).filter(o => o.success).map(o => o.record))
+    const refound = orphans.filter(o => found.has(o.record)).length
+    expect(refound).to.be.at.least(Math.ceil(0.8 * orphans.length))
+  })
+})
+
 describe('sim/store', () => {
   it('keeps the higher sequence number of a value', () => {
     const s = new RecordStore()
