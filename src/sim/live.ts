@@ -13,12 +13,26 @@
  * and network-wide the requests sent per node per virtual minute and the
  * refresh lookups that finished.
  *
+ * Records over time: `provides` provide probes per interval, evenly
+ * spaced, each from a random online node, run by a `RecordOps` (lookup,
+ * then the core's `FanOut`), whose publishers republish on their
+ * `RepublishSchedule`. A sample reports per group the provides that
+ * reported in the interval (latency at quorum plus grace, as `records.ts`)
+ * and seeks `findableSample` records drawn among those published so far
+ * whose latest placement is younger than the record TTL: findProviders
+ * from a random online node other than the publisher, counted in that
+ * node's group. The share found is filled into the sample as the searches
+ * end; the run is done once the last sample's searches have.
+ *
  * Run it on an eager world (`--eager`): a lazily built one has no history,
  * untouched nodes never refresh. The trace hash covers the whole run, so
  * the same seed gives the same samples.
  *
  * Bounds: one sample per interval (`duration / sampleEvery`, at most
- * 10 000); the probes are a `RandomLookups`, bounded as it is.
+ * 10 000); the probes are a `RandomLookups`, bounded as it is; the
+ * provide probes at most `provides` per interval, their republishes and
+ * searches bounded as `records.ts` says; at most `findableSample`
+ * searches in flight per sample.
  */
 import { SeededRandom } from '../core/env.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
@@ -175,13 +189,11 @@ export class LiveRun {
   private readonly arrivals: Arrivals | undefined
   /** the provide probes, their republishes and the searches for them */
   readonly records: RecordOps
+  /** publishers, keys, and which records are sought and by whom */
   private readonly recordsRandom: Random
   private readonly initiators: Initiators
-  private providesStarted = 0
-  private seenOps = 0
-  private lastRepublishes = 0
-  /** searches started at a sample that have not reported yet */
-  private pendingSeeks = 0
+  /** provide probes started, record operations already sampled, republishes as of the last sample, searches not reported yet */
+  private readonly provideCounts = { started: 0, seenOps: 0, republishes: 0, pendingSeeks: 0 }
   private readonly intervals: number
   private readonly k: number
   private startedAt: Millis = 0
@@ -209,7 +221,7 @@ export class LiveRun {
   }
 
   get done (): boolean {
-    return this.samples.length >= this.intervals && this.pendingSeeks === 0
+    return this.samples.length >= this.intervals && this.provideCounts.pendingSeeks === 0
   }
 
   /** Samples taken so far, out of `total` */
@@ -237,9 +249,9 @@ export class LiveRun {
   }
 
   private provideNext (): void {
-    this.providesStarted++
+    this.provideCounts.started++
     this.records.publish(this.initiators.any(), 'provide')
-    if (this.providesStarted < this.intervals * this.options.provides) {
+    if (this.provideCounts.started < this.intervals * this.options.provides) {
       this.world.at(this.world.now + this.options.sampleEvery / this.options.provides, 'provide', () => { this.provideNext() })
     }
   }
@@ -256,11 +268,11 @@ export class LiveRun {
       online: 0,
       joined: this.arrivals?.joined ?? 0,
       records: 0,
-      republishes: this.records.republishes - this.lastRepublishes
+      republishes: this.records.republishes - this.provideCounts.republishes
     }
-    this.lastRepublishes = this.records.republishes
-    const ops = this.records.ops.slice(this.seenOps).filter(o => o.kind === 'provide' && o.republish !== true)
-    this.seenOps = this.records.ops.length
+    this.provideCounts.republishes = this.records.republishes
+    const ops = this.records.ops.slice(this.provideCounts.seenOps).filter(o => o.kind === 'provide' && o.republish !== true)
+    this.provideCounts.seenOps = this.records.ops.length
     let present = 0
     for (let i = 0; i < world.size; i++) {
       sample.online += world.network.online(i, world.now) ? 1 : 0
@@ -312,9 +324,9 @@ export class LiveRun {
         continue
       }
       g.sought++
-      this.pendingSeeks++
+      this.provideCounts.pendingSeeks++
       this.records.seek(record, node, op => {
-        this.pendingSeeks--
+        this.provideCounts.pendingSeeks--
         g.found += op.success ? 1 : 0
         g.findable = g.found / g.sought
       })

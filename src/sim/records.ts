@@ -233,7 +233,7 @@ interface Running {
   responders?: Set<number>
   best?: number
   /** retrievals: called once the retrieval reported */
-  done?: (op: RecordOpRecord) => void
+  done?(op: RecordOpRecord): void
 }
 
 interface Published {
