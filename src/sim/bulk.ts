@@ -363,7 +363,7 @@ export class BulkProvide implements WorldListener {
       node = this.random.int(this.world.size)
     }
     this.sampleNext++
-    if ((this.world.node(node).records?.providersOf(key).length ?? 0) > 0) {
+    if ((this.world.node(node).records?.providersOf(key, this.world.now).length ?? 0) > 0) {
       this.result.found++
       if (this.sampleNext >= this.result.sampled && this.finds.size === 0) {
         this.phase = 'done'

@@ -54,6 +54,10 @@ const USAGE = `usage: cli.ts [options]
   --hours H             live scenario: virtual hours to run (default 2)
   --sample-minutes M    live scenario: virtual minutes between samples (default 10)
   --probes N            live scenario: probe lookups per sample interval (default 50)
+  --provides-per-interval N  live scenario: provides per sample interval from random online nodes (default 5)
+  --findable-sample N   live scenario: records sought at each sample, among those published and not expired (default 50)
+  --republish-hours H   records and live scenarios: a publisher republishes each record H virtual hours (plus up to a tenth) after publishing it; 0: never (default 22)
+  --record-ttl-hours H  a record expires at a node H virtual hours after it was stored or refreshed there (default 48)
   --bulk-keys N         bulk scenario: keys one publisher provides at once (default 1000)
   --lookup-concurrency N  bulk scenario: region lookups at once (default 8, as provideMany)
   --no-refresh          no bucket refresh (long runs: every built node refreshes each 10 virtual minutes)
@@ -106,6 +110,10 @@ const OPTIONS = {
   hours: { type: 'string' },
   'sample-minutes': { type: 'string' },
   probes: { type: 'string' },
+  'provides-per-interval': { type: 'string' },
+  'findable-sample': { type: 'string' },
+  'republish-hours': { type: 'string' },
+  'record-ttl-hours': { type: 'string' },
   out: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean' }
@@ -139,6 +147,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       seed: num(values.seed) ?? 1,
       eager: values.eager ?? false,
       adoption: num(values.adoption),
+      recordTtl: hoursMs(values['record-ttl-hours']),
       network: {
         undialable: num(values.undialable),
         announcing: num(values.announcing),
@@ -170,7 +179,10 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
     live: {
       duration: hours === undefined ? undefined : hours * 3_600_000,
       sampleEvery: values['sample-minutes'] === undefined ? undefined : Number(values['sample-minutes']) * 60_000,
-      probes: num(values.probes)
+      probes: num(values.probes),
+      provides: num(values['provides-per-interval']),
+      findableSample: num(values['findable-sample']),
+      republishInterval: hoursMs(values['republish-hours'])
     },
     bulk: {
       keys: num(values['bulk-keys']),
@@ -182,7 +194,8 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       interval: num(values['publish-interval']),
       findAfter: num(values['find-after']),
       publishers: num(values.publishers),
-      initiators: values.initiators as 'any' | 'dialable' | undefined
+      initiators: values.initiators as 'any' | 'dialable' | undefined,
+      republishInterval: hoursMs(values['republish-hours'])
     }
   }
   return { base, bootstrapMode, stackMode, scenario }
@@ -319,7 +332,9 @@ function main (): void {
       writeFileSync(`${stem}.undialable-entries.svg`, lineSvg(`${where}: undialable share of routing table entries`, 'virtual hours', 'share of entries', series(g => g.undialableShare)))
       writeFileSync(`${stem}.undialable-dials.svg`, lineSvg(`${where}: undialable dials per lookup`, 'virtual hours', 'dials per lookup', series(g => g.undialableDialsPerLookup)))
       writeFileSync(`${stem}.lookup-p50.svg`, lineSvg(`${where}: lookup latency p50`, 'virtual hours', 'virtual seconds', series(g => g.latencyP50 / 1000)))
-      process.stderr.write(`wrote ${stem}.undialable-entries.svg, ${stem}.undialable-dials.svg, ${stem}.lookup-p50.svg\n`)
+      writeFileSync(`${stem}.provide-p50.svg`, lineSvg(`${where}: provide latency p50 (at quorum)`, 'virtual hours', 'virtual seconds', series(g => g.provideP50 / 1000)))
+      writeFileSync(`${stem}.findable.svg`, lineSvg(`${where}: share of the records sought that were found`, 'virtual hours', 'share found', series(g => g.findable)))
+      process.stderr.write(`wrote ${stem}.undialable-entries.svg, ${stem}.undialable-dials.svg, ${stem}.lookup-p50.svg, ${stem}.provide-p50.svg, ${stem}.findable.svg\n`)
     }
     if (scenario === 'records' || scenario === 'all') {
       const series = []
@@ -355,19 +370,25 @@ function printByAdoption (world: World, lookups: readonly LookupRecord[] | undef
 /** The live scenario's samples as a table, a row per interval */
 function formatLive (samples: readonly LiveSample[]): string {
   const groups = (['classic', 'adopters'] as const).filter(g => samples.some(x => x[g] != null))
-  const header = ['virtual min', 'online', 'joined', 'requests/node/min', 'refreshes']
+  const header = ['virtual min', 'online', 'joined', 'requests/node/min', 'refreshes', 'records', 'republishes']
   for (const g of groups) {
-    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'recall', 'undialable dials/lookup', 'undialable dials/node/min')
+    header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'recall', 'undialable dials/lookup', 'undialable dials/node/min', 'provides', 'provide p50 ms', 'provide p95 ms', 'findable')
   }
   const rows = samples.map(x => {
-    const row = [String(Math.round(x.at / 60_000)), String(x.online), String(x.joined), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups)]
+    const row = [String(Math.round(x.at / 60_000)), String(x.online), String(x.joined), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups), String(x.records), String(x.republishes)]
     for (const g of groups) {
       const v = x[g] as LiveGroup
-      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), `${(100 * v.recall).toFixed(1)} %`, v.undialableDialsPerLookup.toFixed(2), v.undialableDialsPerNodeMinute.toFixed(2))
+      row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), `${(100 * v.recall).toFixed(1)} %`, v.undialableDialsPerLookup.toFixed(2), v.undialableDialsPerNodeMinute.toFixed(2),
+        String(v.provides), String(v.provideP50), String(v.provideP95), v.sought === 0 ? '-' : `${v.found}/${v.sought}`)
     }
     return row
   })
   return formatTable([header, ...rows])
+}
+
+/** A number of hours given on the command line, in ms */
+function hoursMs (v: string | undefined): number | undefined {
+  return v === undefined ? undefined : Number(v) * 3_600_000
 }
 
 function mb (bytes: number): number {

@@ -7,6 +7,7 @@
  * `src/sim/README.md`, "Network model").
  */
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { DEFAULT_RECORD_TTL } from './store.ts'
 import type { CoordinatorConfig } from '../core/coordinator.ts'
 import type { Millis } from '../core/env.ts'
 import type { PeerStackConfig } from '../core/peer-stack/index.ts'
@@ -255,10 +256,17 @@ export interface WorldConfig {
    * @default { maxPeers: 2000 }
    */
   peerStackConfig: Partial<PeerStackConfig>
+  /**
+   * Virtual ms a provider record or value stays valid at a node after it
+   * was stored or refreshed there (`store.ts`): 48 h in the Go and JS DHTs.
+   *
+   * @default 172800000 (48 h; range 1000..2592000000)
+   */
+  recordTtl: Millis
 }
 
 export function defaultWorldConfig (): WorldConfig {
-  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, adoption: 1, peerStackConfig: { maxPeers: 2000 } }
+  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, adoption: 1, peerStackConfig: { maxPeers: 2000 }, recordTtl: DEFAULT_RECORD_TTL }
 }
 
 export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldConfig & { network: NetworkConfig } {
@@ -267,5 +275,6 @@ export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldC
   checkRange('seed', c.seed, 0, 4294967295)
   checkRange('maxQueued', c.maxQueued, 1000, 100_000_000)
   checkRange('adoption', c.adoption, 0, 1, false)
+  checkRange('recordTtl', c.recordTtl, 1000, 2_592_000_000, false)
   return { ...c, network: validateNetworkConfig(c.network) }
 }

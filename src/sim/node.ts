@@ -13,7 +13,7 @@
  */
 import { NEUTRAL_QUALITY } from '../core/contact.ts'
 import { Coordinator } from '../core/coordinator.ts'
-import { RecordStore } from './store.ts'
+import { DEFAULT_RECORD_TTL, RecordStore } from './store.ts'
 import type { Contact } from '../core/contact.ts'
 import type { CoordinatorConfig } from '../core/coordinator.ts'
 import type { Millis, Random } from '../core/env.ts'
@@ -37,6 +37,8 @@ export class SimNode {
   private readonly maxConnections: number
   private connections: Map<number, Millis> | undefined
   private recordStore: RecordStore | undefined
+  /** How long records stay valid in this node's store (set by the world before the first record) */
+  recordTtl: Millis = DEFAULT_RECORD_TTL
 
   constructor (contact: SimContact, config: Partial<CoordinatorConfig>, random: Random, now: Millis, maxConnections: number, stack?: PeerStack) {
     this.index = contact.index
@@ -53,7 +55,7 @@ export class SimNode {
 
   /** The record store, created on first use */
   get store (): RecordStore {
-    this.recordStore ??= new RecordStore()
+    this.recordStore ??= new RecordStore(undefined, undefined, this.recordTtl)
     return this.recordStore
   }
 

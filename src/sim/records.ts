@@ -23,15 +23,30 @@
  * when the lookup ends, and succeeds if the newest value was among them.
  * The share of records found is the "findable after churn" figure.
  *
- * Bounds: `ops` holds one entry per operation (2 x (provides + puts));
- * `running` the operations in flight; the record stores are bounded per
- * node (`store.ts`).
+ * Republish: with `republishInterval` (22 h by default, as the adapter),
+ * each publisher keeps the core's `RepublishSchedule` of what it published
+ * and, on the virtual clock, republishes every record that comes due
+ * exactly as a publication (lookup, then `FanOut` deliveries; the holders
+ * refresh the record's 48 h). A publisher that left for good stops; one
+ * that is away keeps its records due and republishes them once back.
+ * Republishes are operations of their own (`republish: true`), left out of
+ * the per-kind summaries. `publish` and `seek` are also the live scenario's
+ * way in (`live.ts`), without the two phases `start` runs.
+ *
+ * Bounds: `ops` holds one entry per operation (2 x (provides + puts),
+ * plus one per republish: at most records x run time / republishInterval);
+ * `running` the operations in flight; one `RepublishSchedule` per
+ * publisher, each holding that publisher's records and one queued wake-up;
+ * the record stores are bounded per node (`store.ts`).
  */
+import { SeededRandom } from '../core/env.ts'
 import { KEY_BYTES } from '../core/key.ts'
+import { RepublishSchedule } from '../core/maintenance/schedule.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
 import { likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { hash32 } from './hash.ts'
 import { Initiators } from './initiators.ts'
 import { distribution } from './report.ts'
 import { formatTable } from './report.ts'
@@ -108,6 +123,14 @@ export interface RecordOpsOptions {
    * @default 16 (range 1..256)
    */
   getQuorum: number
+  /**
+   * Virtual ms from a publication to its republish by the same publisher
+   * (the core's `RepublishSchedule`, as `src/libp2p/republisher.ts` uses
+   * it, with its jitter of a tenth on top); 0: nobody republishes.
+   *
+   * @default 79,200,000 (22 h; 0 or 1000..2,592,000,000)
+   */
+  republishInterval: Millis
 }
 
 export function validateRecordOpsOptions (partial: Partial<RecordOpsOptions>, k: number): RecordOpsOptions {
@@ -122,6 +145,7 @@ export function validateRecordOpsOptions (partial: Partial<RecordOpsOptions>, k:
     putQuorum: Math.ceil(k / 2),
     putGrace: 200,
     getQuorum: 16,
+    republishInterval: 22 * 3_600_000,
     ...stripUndefined(partial)
   }
   checkRange('provides', o.provides, 0, 1_000_000)
@@ -133,6 +157,9 @@ export function validateRecordOpsOptions (partial: Partial<RecordOpsOptions>, k:
   checkRange('putQuorum', o.putQuorum, 1, 256)
   checkRange('putGrace', o.putGrace, 0, 600_000, false)
   checkRange('getQuorum', o.getQuorum, 1, 256)
+  if (o.republishInterval !== 0) {
+    checkRange('republishInterval', o.republishInterval, 1000, 2_592_000_000, false)
+  }
   if (o.initiators !== 'any' && o.initiators !== 'dialable') {
     throw new RangeError(`initiators must be 'any' or 'dialable', got ${String(o.initiators)}`)
   }
@@ -158,6 +185,8 @@ export interface RecordOpRecord {
   lookupLatency: Millis
   /** Publications: virtual ms until the last delivery ended */
   complete?: Millis
+  /** Publications: a republish by the publisher (its `RepublishSchedule` said the record was due) */
+  republish?: boolean
   /** Publications: deliveries made before the lookup finished (optimistic placement) */
   early?: number
   /** Publications: peers that took the record; retrievals: responders that had it */
@@ -203,6 +232,8 @@ interface Running {
   /** retrievals: distinct responders that held the record, and the best value seen */
   responders?: Set<number>
   best?: number
+  /** retrievals: called once the retrieval reported */
+  done?(op: RecordOpRecord): void
 }
 
 interface Published {
@@ -210,8 +241,16 @@ interface Published {
   kind: 'provide' | 'put'
   publisher: number
   seq: number
+  /** distinct peers that took the record, over its publications */
   holders: number[]
+  /** when its latest publication that placed a copy settled (undefined before the first) */
+  placedAt?: Millis
 }
+
+/** Virtual ms between two checks of an offline publisher with republishes due */
+const REPUBLISH_RETRY = 60_000
+/** Salt of each publisher's republish jitter stream */
+const SALT_REPUBLISH = 0x72657075
 
 export class RecordOps implements WorldListener {
   readonly options: RecordOpsOptions
@@ -226,6 +265,12 @@ export class RecordOps implements WorldListener {
   private settled = 0
   private retrievals = 0
   private finished = 0
+  /** true once `start` ran the two phases (publish all, then retrieve all) */
+  private phased = false
+  /** per publisher: the core's schedule of its records (by record index), and the time of its queued wake-up */
+  private readonly schedules = new Map<number, { schedule: RepublishSchedule, wakeAt: Millis }>()
+  /** republishes started */
+  republishes = 0
 
   constructor (world: World, options: Partial<RecordOpsOptions>, random: Random) {
     this.world = world
@@ -257,6 +302,7 @@ export class RecordOps implements WorldListener {
   /** Installs itself as the world's listener and schedules the first publication */
   start (at: Millis = this.world.now): void {
     this.world.listener = this
+    this.phased = true
     this.world.at(at, 'publish', () => { this.publishNext() })
   }
 
@@ -335,17 +381,102 @@ export class RecordOps implements WorldListener {
     // interleave the two kinds evenly
     const isPut = Math.floor((index + 1) * this.options.puts / total) > Math.floor(index * this.options.puts / total)
     const kind = isPut ? 'put' : 'provide'
-    const node = this.initiators.publisher(index)
-    const key = this.random.fill(new Uint8Array(KEY_BYTES))
-    const published: Published = { key, kind, publisher: node, seq: 1 + this.random.int(1000), holders: [] }
-    this.published.push(published)
-    const store = this.world.node(node).store
-    if (kind === 'provide') {
-      store.addProvider(key, node)
-    } else {
-      store.putValue(key, published.seq)
+    this.publish(this.initiators.publisher(index), kind)
+    if (this.publications < total) {
+      this.world.at(this.world.now + this.options.interval, 'publish', () => { this.publishNext() })
     }
-    const op = this.newOp(kind, index, node)
+  }
+
+  /**
+   * Publishes a new record from `node` now (a fresh key; for a put, a
+   * sequence number) and, with republishing on, schedules it in the node's
+   * `RepublishSchedule`. Returns the record's index.
+   */
+  publish (node: number, kind: 'provide' | 'put'): number {
+    const key = this.random.fill(new Uint8Array(KEY_BYTES))
+    const record = this.published.length
+    this.published.push({ key, kind, publisher: node, seq: 1 + this.random.int(1000), holders: [] })
+    this.startPublication(record, false)
+    if (this.options.republishInterval > 0) {
+      let s = this.schedules.get(node)
+      if (s == null) {
+        const random = new SeededRandom(hash32(this.world.config.seed, node, SALT_REPUBLISH))
+        s = { schedule: new RepublishSchedule({ republishInterval: this.options.republishInterval }, random), wakeAt: Infinity }
+        this.schedules.set(node, s)
+      }
+      s.schedule.add(String(record), this.world.now)
+      this.wakeBy(node, s.schedule.nextDeadline() as Millis)
+    }
+    return record
+  }
+
+  /** Records published so far */
+  get recordCount (): number {
+    return this.published.length
+  }
+
+  /** Record `record`'s publisher, and when its latest publication that placed a copy settled */
+  recordInfo (record: number): { publisher: number, placedAt?: Millis } {
+    const p = this.published[record]
+    return { publisher: p.publisher, placedAt: p.placedAt }
+  }
+
+  /** Queues a wake-up of `node`'s republisher at `at` unless one is queued by then */
+  private wakeBy (node: number, at: Millis): void {
+    const s = this.schedules.get(node)
+    if (s == null || s.wakeAt <= at) {
+      return
+    }
+    s.wakeAt = at
+    this.world.at(Math.max(at, this.world.now), 'republish', () => { this.wake(node, at) })
+  }
+
+  /**
+   * The publisher's republish timer: a node that left for good stops; one
+   * that is away (churn) keeps its due records due and checks again a minute
+   * later, so it republishes when it is back, as a restarted node's
+   * republisher does; an online one republishes every due record.
+   */
+  private wake (node: number, at: Millis): void {
+    const s = this.schedules.get(node)
+    if (s == null || s.wakeAt !== at) {
+      return
+    }
+    s.wakeAt = Infinity
+    const now = this.world.now
+    if (now >= this.world.network.departsAt(node)) {
+      this.schedules.delete(node)
+      return
+    }
+    if (!this.world.network.online(node, now)) {
+      this.wakeBy(node, now + REPUBLISH_RETRY)
+      return
+    }
+    for (const key of s.schedule.due(now)) {
+      this.republishes++
+      this.startPublication(Number(key), true)
+    }
+    const next = s.schedule.nextDeadline()
+    if (next !== undefined) {
+      this.wakeBy(node, next)
+    }
+  }
+
+  /** A publication of record `record` by its publisher: it keeps the record itself, looks up the key, then `FanOut` deliveries */
+  private startPublication (record: number, republish: boolean): void {
+    const p = this.published[record]
+    const node = p.publisher
+    const store = this.world.node(node).store
+    if (p.kind === 'provide') {
+      store.addProvider(p.key, node, this.world.now)
+    } else {
+      store.putValue(p.key, p.seq, this.world.now)
+    }
+    const op = this.newOp(p.kind, record, node)
+    if (republish) {
+      op.republish = true
+    }
+    const key = p.key
     const queryId = this.world.startLookup(node, key)
     const running: Running = { op, key, queryId }
     if (this.world.adopter(node)) {
@@ -354,9 +485,6 @@ export class RecordOps implements WorldListener {
       running.networkSize = this.world.node(node).coordinator.routingTable.sizeEstimate()
     }
     this.running.set(queryId, running)
-    if (this.publications < total) {
-      this.world.at(this.world.now + this.options.interval, 'publish', () => { this.publishNext() })
-    }
   }
 
   private deliver (r: Running, peer: { id: string, index: number }): void {
@@ -371,7 +499,7 @@ export class RecordOps implements WorldListener {
         r.op.dials++
         r.op.undialableDials += outcome.undialable ? 1 : 0
       }
-      if (outcome.ok) {
+      if (outcome.ok && !p.holders.includes(peer.index)) {
         p.holders.push(peer.index)
       }
       const next = plan.result(peer, outcome.ok)
@@ -395,8 +523,14 @@ export class RecordOps implements WorldListener {
     op.complete = now - op.startedAt
     op.latency = r.quorumAt === undefined ? now - op.startedAt : Math.min(now, r.quorumAt + this.options.putGrace) - op.startedAt
     this.record(op)
+    if (op.copies > 0) {
+      this.published[op.record].placedAt = now
+    }
+    if (op.republish === true) {
+      return
+    }
     this.settled++
-    if (this.settled === this.options.provides + this.options.puts) {
+    if (this.phased && this.settled === this.options.provides + this.options.puts) {
       this.world.at(now + this.options.findAfter, 'retrieve', () => { this.retrieveNext() })
     }
   }
@@ -404,17 +538,31 @@ export class RecordOps implements WorldListener {
   private retrieveNext (): void {
     const index = this.retrievals++
     const p = this.published[index]
-    const kind = p.kind === 'provide' ? 'find-providers' : 'get'
     let node = this.initiators.any()
     while (node === p.publisher && this.world.size > 1) {
       node = this.initiators.any()
     }
+    this.seek(index, node)
+    if (this.retrievals < this.published.length) {
+      this.world.at(this.world.now + this.options.findInterval, 'retrieve', () => { this.retrieveNext() })
+    }
+  }
+
+  /**
+   * Node `node` seeks record `record` now: GET_PROVIDERS (stopping at the
+   * first provider) or GET_VALUE (stopping at `getQuorum` values); `done`
+   * gets the operation once it reported.
+   */
+  seek (record: number, node: number, done?: (op: RecordOpRecord) => void): void {
+    const index = record
+    const p = this.published[index]
+    const kind = p.kind === 'provide' ? 'find-providers' : 'get'
     const op = this.newOp(kind, index, node)
     op.holdersOnline = p.holders.filter(h => this.world.network.online(h, this.world.now)).length
-    const r: Running = { op, key: p.key, responders: new Set() }
+    const r: Running = { op, key: p.key, responders: new Set(), done }
     const local = this.world.node(node).records
-    const best = kind === 'get' ? local?.valueOf(p.key) : undefined
-    const hasLocally = kind === 'find-providers' ? (local?.providersOf(p.key).length ?? 0) > 0 : best !== undefined
+    const best = kind === 'get' ? local?.valueOf(p.key, this.world.now) : undefined
+    const hasLocally = kind === 'find-providers' ? (local?.providersOf(p.key, this.world.now).length ?? 0) > 0 : best !== undefined
     if (hasLocally) {
       r.responders?.add(node)
       r.best = best
@@ -427,9 +575,6 @@ export class RecordOps implements WorldListener {
       r.queryId = queryId
       this.running.set(queryId, r)
     }
-    if (this.retrievals < this.published.length) {
-      this.world.at(this.world.now + this.options.findInterval, 'retrieve', () => { this.retrieveNext() })
-    }
   }
 
   private finishRetrieval (r: Running): void {
@@ -439,11 +584,14 @@ export class RecordOps implements WorldListener {
     op.success = op.kind === 'find-providers' ? op.copies > 0 : r.best === p.seq
     op.latency = this.world.now - op.startedAt
     this.record(op)
+    r.done?.(op)
   }
 
   private record (op: RecordOpRecord): void {
     this.ops.push(op)
-    this.finished++
+    if (op.republish !== true) {
+      this.finished++
+    }
   }
 
   private newOp (kind: RecordOpKind, record: number, node: number): RecordOpRecord {
@@ -455,7 +603,7 @@ export class RecordOps implements WorldListener {
 export function summarizeRecords (ops: readonly RecordOpRecord[]): RecordSummary {
   const out: RecordSummary = {}
   for (const kind of ['provide', 'put', 'find-providers', 'get'] as const) {
-    const of = ops.filter(o => o.kind === kind)
+    const of = ops.filter(o => o.kind === kind && o.republish !== true)
     if (of.length === 0) {
       continue
     }

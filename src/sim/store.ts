@@ -6,16 +6,26 @@
  * Keys are the first 12 bytes of the 32-byte key as a string (96 bits: no
  * collision among the records a run can hold). Values are stood for by
  * their sequence number: a put keeps the higher one, as IPNS selection
- * does. Records do not expire here (a run spans hours of virtual time;
- * provider records live 48 h, and republishing is left to the real node).
+ * does.
  *
- * Bounds: at most `maxKeys` keys per node (a full store refuses new keys
- * and keeps what it has, as `src/records/` does) and `maxProvidersPerKey`
- * providers per key (the oldest is replaced).
+ * Expiry: every provider record and value carries the virtual time it was
+ * stored or last refreshed here; `ttl` after that (48 h by default, the
+ * provider record validity of the Go and JS DHTs) it is no longer served,
+ * and it is deleted when next touched or when a full store needs room.
+ * Every method takes the virtual time `now`.
+ *
+ * Bounds: at most `maxKeys` keys per node (a full store first drops its
+ * expired records, then refuses new keys and keeps what it has, as
+ * `src/records/` does) and `maxProvidersPerKey` providers per key (the
+ * oldest is replaced).
  */
+import type { Millis } from '../core/env.ts'
 import type { Key } from '../core/key.ts'
 
 export const STORE_KEY_BYTES = 12
+
+/** Provider record and value validity of the Go and JS DHTs: 48 h */
+export const DEFAULT_RECORD_TTL: Millis = 48 * 3_600_000
 
 /** The store's name for a key */
 export function storeKey (key: Key): string {
@@ -26,61 +36,118 @@ export function storeKey (key: Key): string {
   return s
 }
 
+interface Provider { node: number, storedAt: Millis }
+interface Value { seq: number, storedAt: Millis }
+
 export class RecordStore {
-  private readonly providers = new Map<string, number[]>()
-  private readonly values = new Map<string, number>()
+  private readonly providers = new Map<string, Provider[]>()
+  private readonly values = new Map<string, Value>()
   private readonly maxKeys: number
   private readonly maxProvidersPerKey: number
+  readonly ttl: Millis
 
-  constructor (maxKeys = 100_000, maxProvidersPerKey = 20) {
+  constructor (maxKeys = 100_000, maxProvidersPerKey = 20, ttl: Millis = DEFAULT_RECORD_TTL) {
     this.maxKeys = maxKeys
     this.maxProvidersPerKey = maxProvidersPerKey
+    this.ttl = ttl
   }
 
-  /** Keys held (provider keys and value keys) */
+  /** Keys held (provider keys and value keys), expired ones not yet deleted included */
   get size (): number {
     return this.providers.size + this.values.size
   }
 
-  /** Stores `provider` for `key`; false when the store is full */
-  addProvider (key: Key, provider: number): boolean {
+  /** Stores (or refreshes) `provider` for `key` at `now`; false when the store is full */
+  addProvider (key: Key, provider: number, now: Millis): boolean {
     const k = storeKey(key)
-    let list = this.providers.get(k)
+    let list = this.live(k, now)
     if (list == null) {
-      if (this.size >= this.maxKeys) {
+      if (!this.room(now)) {
         return false
       }
       list = []
       this.providers.set(k, list)
     }
-    if (!list.includes(provider)) {
-      list.push(provider)
-      if (list.length > this.maxProvidersPerKey) {
-        list.shift()
-      }
+    const held = list.findIndex(p => p.node === provider)
+    if (held >= 0) {
+      list.splice(held, 1)
+    }
+    list.push({ node: provider, storedAt: now })
+    if (list.length > this.maxProvidersPerKey) {
+      list.shift()
     }
     return true
   }
 
-  providersOf (key: Key): readonly number[] {
-    return this.providers.get(storeKey(key)) ?? []
+  /** The providers of `key` not expired at `now`, oldest refresh first */
+  providersOf (key: Key, now: Millis): readonly number[] {
+    return (this.live(storeKey(key), now) ?? []).map(p => p.node)
   }
 
-  /** Stores value `seq` for `key` unless a higher one is held; false when refused */
-  putValue (key: Key, seq: number): boolean {
+  /** Stores value `seq` for `key` at `now` unless a higher one is held; false when refused */
+  putValue (key: Key, seq: number, now: Millis): boolean {
     const k = storeKey(key)
-    const held = this.values.get(k)
-    if (held == null && this.size >= this.maxKeys) {
+    const held = this.valueAt(k, now)
+    if (held == null && !this.room(now)) {
       return false
     }
-    if (held != null && held > seq) {
+    if (held != null && held.seq > seq) {
       return false
     }
-    this.values.set(k, seq)
+    this.values.set(k, { seq, storedAt: now })
     return true
   }
 
-  valueOf (key: Key): number | undefined {
-    return this.values.get(storeKey(key))
+  /** The value of `key`, unless none or expired at `now` */
+  valueOf (key: Key, now: Millis): number | undefined {
+    return this.valueAt(storeKey(key), now)?.seq
+  }
+
+  private expired (storedAt: Millis, now: Millis): boolean {
+    return now - storedAt >= this.ttl
+  }
+
+  /** The unexpired providers of `k`, deleting the expired ones (and the key when none is left) */
+  private live (k: string, now: Millis): Provider[] | undefined {
+    const list = this.providers.get(k)
+    if (list == null) {
+      return undefined
+    }
+    // refreshes move a provider to the end: the expired ones are a prefix
+    let n = 0
+    while (n < list.length && this.expired(list[n].storedAt, now)) {
+      n++
+    }
+    if (n === list.length) {
+      this.providers.delete(k)
+      return undefined
+    }
+    if (n > 0) {
+      list.splice(0, n)
+    }
+    return list
+  }
+
+  private valueAt (k: string, now: Millis): Value | undefined {
+    const v = this.values.get(k)
+    if (v != null && this.expired(v.storedAt, now)) {
+      this.values.delete(k)
+      return undefined
+    }
+    return v
+  }
+
+  /** Whether a new key fits; at the bound, drops every expired record first (O(size)) */
+  private room (now: Millis): boolean {
+    if (this.size < this.maxKeys) {
+      return true
+    }
+    for (const k of [...this.providers.keys()]) {
+      this.live(k, now)
+    }
+    for (const k of [...this.values.keys()]) {
+      this.valueAt(k, now)
+    }
+    return this.size < this.maxKeys
   }
 }

@@ -244,6 +244,7 @@ export class World {
     if (n == null) {
       const nodeRandom = new SeededRandom(hash32(this.config.seed, i, 0x6e6f6465))
       n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections, this.adopter(i) ? new PeerStack(this.config.peerStackConfig) : undefined)
+      n.recordTtl = this.config.recordTtl
       this.nodes[i] = n
       this.stats.nodesBuilt++
       this.onBuild?.(n, nodeRandom.fork())
@@ -499,8 +500,8 @@ export class World {
       return undefined
     }
     const found: Found = e.request.kind === 'get-providers'
-      ? { queryId: e.queryId, from: e.to, providers: remote.records.providersOf(e.request.key) }
-      : { queryId: e.queryId, from: e.to, providers: [], value: remote.records.valueOf(e.request.key) }
+      ? { queryId: e.queryId, from: e.to, providers: remote.records.providersOf(e.request.key, this.clock) }
+      : { queryId: e.queryId, from: e.to, providers: [], value: remote.records.valueOf(e.request.key, this.clock) }
     this.trace.add(found.providers.length)
     this.trace.add(found.value ?? -1)
     return found
@@ -548,11 +549,11 @@ export class World {
     const m = e.message
     if (m.kind === 'add-providers') {
       for (const key of m.keys) {
-        this.trace.add(remote.store.addProvider(key, m.provider) ? 1 : 0)
+        this.trace.add(remote.store.addProvider(key, m.provider, this.clock) ? 1 : 0)
       }
       return
     }
-    const ok = m.kind === 'add-provider' ? remote.store.addProvider(m.key, m.provider) : remote.store.putValue(m.key, m.seq)
+    const ok = m.kind === 'add-provider' ? remote.store.addProvider(m.key, m.provider, this.clock) : remote.store.putValue(m.key, m.seq, this.clock)
     this.trace.add(ok ? 1 : 0)
     if (m.kind === 'add-provider') {
       return

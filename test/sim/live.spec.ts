@@ -69,6 +69,33 @@ describe('sim/live', function () {
     expect(Math.max(...knownBy)).to.be.above(0)
   })
 
+  it('provide probes, republishes and findable samples, with joins and departures: same seed, same samples and trace', () => {
+    const world = { nodes: 200, seed: 9, eager: true, peerStack: true, adoption: 0.5, network: { churn: 0.3, departRate: 0.5, joinRate: 0.5, joinWindow: live.duration, sessionMedian: 600_000 } }
+    const records = { ...live, provides: 3, findableSample: 8, republishInterval: 6 * 60_000 }
+    const a = runLive(createWorld({ world }), { live: records })
+    const b = runLive(createWorld({ world }), { live: records })
+    const c = runLive(createWorld({ world: { ...world, seed: 10 } }), { live: records })
+    expect(a.traceHash).to.equal(b.traceHash)
+    expect(a.samples).to.deep.equal(b.samples)
+    expect(c.traceHash).to.not.equal(a.traceHash)
+    for (const [i, s] of a.samples.entries()) {
+      const groups = [s.classic, s.adopters].filter(g => g != null)
+      // 3 provides per interval, reported at quorum; every record published so far can be sought
+      expect(groups.reduce((n, g) => n + g.provides, 0)).to.be.within(1, 4)
+      expect(s.records).to.be.within(1, 3 * (i + 1))
+      expect(groups.reduce((n, g) => n + g.sought, 0)).to.equal(Math.min(8, s.records))
+      for (const g of groups) {
+        expect(g.found).to.be.at.most(g.sought)
+        if (g.sought > 0) {
+          expect(g.findable).to.equal(g.found / g.sought)
+        }
+      }
+    }
+    // every record is republished about every 6 to 6.6 minutes once published
+    expect(a.samples.slice(1).every(s => s.republishes > 0)).to.equal(true)
+    expect(a.samples[0].joined + a.samples[3].joined).to.be.above(0)
+  })
+
   it('undialable servers keep entering classic tables, never the adopters\'', () => {
     // every undialable node announces the DHT protocol: classic nodes admit
     // those that dial them, adopters verify them and drop them

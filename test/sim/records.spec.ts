@@ -70,7 +70,7 @@ describe('sim/records', () => {
     let early = 0
     r.keys.forEach((key, n) => {
       for (const i of closestDialable(world, key, k, publisher)) {
-        expect(world.node(i).records?.providersOf(key) ?? [], `record ${n} on node ${i}`).to.include(publisher)
+        expect(world.node(i).records?.providersOf(key, world.now) ?? [], `record ${n} on node ${i}`).to.include(publisher)
       }
       early += provides[n].early ?? 0
     })
@@ -150,30 +150,85 @@ describe('sim/records, departures', () => {
   })
 })
 
+describe('sim/records, republish', () => {
+  it('a record whose holders all left is findable again after its publisher republishes it; not without republishing', () => {
+    // 4 copies per record (k = 4) and fast departures, so that every holder of some records is gone when they are sought
+    const options = (republishInterval: number): Partial<ExperimentOptions> => ({
+      world: { nodes: 1000, seed: 21, coordinator: { refresh: false, lookup: { k: 4, beta: 2 } }, network: { undialable: 0.3, departRate: 0.6 } },
+      records: { provides: 80, puts: 0, publishers: 8, findAfter: 2 * 3_600_000, republishInterval }
+    })
+    const off = run(options(0))
+    const on = run(options(20 * 60_000))
+    const finds = (r: ReturnType<typeof run>): typeof r.ops => r.ops.filter(o => o.kind === 'find-providers')
+    expect(off.ops.filter(o => o.republish === true)).to.deep.equal([])
+    expect(on.ops.filter(o => o.republish === true).length).to.be.above(80)
+    // records sought with every holder gone while their publisher is still there
+    const world = off.world
+    const publisherOf = new Map(off.ops.filter(o => o.kind === 'provide').map(o => [o.record, o.node]))
+    const orphans = finds(off).filter(o => o.holdersOnline === 0 && o.startedAt < world.network.departsAt(publisherOf.get(o.record) as number))
+    expect(orphans.length).to.be.at.least(3)
+    expect(orphans.filter(o => o.success)).to.deep.equal([])
+    const found = new Set(finds(on).filter(o => o.success).map(o => o.record))
+    const refound = orphans.filter(o => found.has(o.record)).length
+    expect(refound).to.be.at.least(Math.ceil(0.8 * orphans.length))
+  })
+})
+
 describe('sim/store', () => {
   it('keeps the higher sequence number of a value', () => {
     const s = new RecordStore()
     const key = new Uint8Array(32).fill(7)
-    expect(s.putValue(key, 3)).to.equal(true)
-    expect(s.putValue(key, 2)).to.equal(false)
-    expect(s.valueOf(key)).to.equal(3)
-    expect(s.putValue(key, 5)).to.equal(true)
-    expect(s.valueOf(key)).to.equal(5)
+    expect(s.putValue(key, 3, 0)).to.equal(true)
+    expect(s.putValue(key, 2, 0)).to.equal(false)
+    expect(s.valueOf(key, 0)).to.equal(3)
+    expect(s.putValue(key, 5, 0)).to.equal(true)
+    expect(s.valueOf(key, 0)).to.equal(5)
   })
 
   it('refuses new keys when full and keeps what it holds; bounds providers per key', () => {
     const s = new RecordStore(2, 3)
     const key = (b: number): Uint8Array => new Uint8Array(32).fill(b)
-    expect(s.addProvider(key(1), 1)).to.equal(true)
-    expect(s.putValue(key(2), 1)).to.equal(true)
-    expect(s.addProvider(key(3), 1)).to.equal(false)
-    expect(s.putValue(key(4), 1)).to.equal(false)
+    expect(s.addProvider(key(1), 1, 0)).to.equal(true)
+    expect(s.putValue(key(2), 1, 0)).to.equal(true)
+    expect(s.addProvider(key(3), 1, 0)).to.equal(false)
+    expect(s.putValue(key(4), 1, 0)).to.equal(false)
     expect(s.size).to.equal(2)
     for (let p = 2; p <= 5; p++) {
-      expect(s.addProvider(key(1), p)).to.equal(true)
+      expect(s.addProvider(key(1), p, 0)).to.equal(true)
     }
-    expect(s.providersOf(key(1))).to.deep.equal([3, 4, 5])
-    expect(s.providersOf(key(3))).to.deep.equal([])
+    expect(s.providersOf(key(1), 0)).to.deep.equal([3, 4, 5])
+    expect(s.providersOf(key(3), 0)).to.deep.equal([])
+  })
+
+  it('serves a record 47 h after it was stored, not 49 h after; a refresh restarts the 48 h', () => {
+    const h = 3_600_000
+    const s = new RecordStore()
+    const key = (b: number): Uint8Array => new Uint8Array(32).fill(b)
+    const t = 5 * h
+    s.addProvider(key(1), 9, t)
+    s.putValue(key(2), 4, t)
+    s.addProvider(key(3), 9, t)
+    expect(s.providersOf(key(1), t + 47 * h)).to.deep.equal([9])
+    expect(s.valueOf(key(2), t + 47 * h)).to.equal(4)
+    s.addProvider(key(3), 9, t + 40 * h)
+    expect(s.providersOf(key(1), t + 49 * h)).to.deep.equal([])
+    expect(s.valueOf(key(2), t + 49 * h)).to.equal(undefined)
+    expect(s.providersOf(key(3), t + 49 * h)).to.deep.equal([9])
+    expect(s.providersOf(key(3), t + 89 * h)).to.deep.equal([])
+    // an expired value does not outrank a lower sequence number put later
+    expect(s.putValue(key(2), 1, t + 49 * h)).to.equal(true)
+    expect(s.valueOf(key(2), t + 49 * h)).to.equal(1)
+  })
+
+  it('a full store makes room by dropping expired records', () => {
+    const s = new RecordStore(2, 3, 1000)
+    const key = (b: number): Uint8Array => new Uint8Array(32).fill(b)
+    s.addProvider(key(1), 1, 0)
+    s.putValue(key(2), 1, 500)
+    expect(s.addProvider(key(3), 1, 999)).to.equal(false)
+    expect(s.addProvider(key(3), 1, 1000)).to.equal(true)
+    expect(s.size).to.equal(2)
+    expect(s.valueOf(key(2), 1000)).to.equal(1)
   })
 })
 
