@@ -217,6 +217,10 @@ export interface TextTable {
   rows: string[][]
 }
 
+function p50Ratio (ours: Summary | undefined, theirs: Summary | undefined): string {
+  return ours != null && theirs != null ? ratio(ours.p50, theirs.p50) : '-'
+}
+
 /**
  * The comparison as two tables: per tarpit share and workload, each
  * implementation's p50, p95, success and tarpit dials per operation (and
@@ -251,11 +255,7 @@ export function tables (cells: Cell[], impls: Implementation[], o: Options): [Te
         const theirs = byImpl.get('kad-dht')
         row.push(ours != null && theirs != null ? ratio(ours.p50, theirs.p50) : '-', ours != null && theirs != null ? ratio(ours.p95, theirs.p95) : '-')
       }
-      for (const impl of goBaselines) {
-        const ours = byImpl.get('priority-dht')
-        const theirs = byImpl.get(impl)
-        row.push(ours != null && theirs != null ? ratio(ours.p50, theirs.p50) : '-')
-      }
+      row.push(...goBaselines.map(impl => p50Ratio(byImpl.get('priority-dht'), byImpl.get(impl))))
       rows.push(row)
     }
   }

@@ -5,10 +5,10 @@
  */
 import { connectToBootstraps, createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
 import { becomeTarpit } from '../test/libp2p/fixtures/tarpit.ts'
+import type { GoImplementation } from './go-network.ts'
 import type { SeededRandom } from '../src/core/env.ts'
 import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
-import type { GoImplementation } from './go-network.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
