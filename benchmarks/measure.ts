@@ -11,10 +11,12 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { SeededRandom } from '../src/core/env.ts'
 import { trueClosest } from '../test/libp2p/fixtures/network.ts'
-import { createNetwork } from './network.ts'
+import { createGoNetwork } from './go-network.ts'
+import { createNetwork, GO_IMPLEMENTATIONS, TABLE_TIMEOUT } from './network.ts'
 import { percentile, summarize } from './stats.ts'
 import { DialLedger, WORKLOADS, rounds } from './workloads.ts'
-import type { BenchNetwork, Implementation } from './network.ts'
+import type { GoImplementation } from './go-network.ts'
+import type { BenchNetwork, BenchNode, Implementation } from './network.ts'
 import type { Sample, Summary } from './stats.ts'
 import type { Workload } from './workloads.ts'
 import type { EventLoopUtilization } from 'node:perf_hooks'
@@ -66,7 +68,7 @@ export interface Cell {
   wallMs: number
 }
 
-async function checkClosest (net: BenchNetwork, random: SeededRandom, k: number, count: number, timeout: number): Promise<ClosestCheck[]> {
+async function checkClosest (net: BenchNetwork<BenchNode>, random: SeededRandom, k: number, count: number, timeout: number): Promise<ClosestCheck[]> {
   const checks: ClosestCheck[] = []
   const ids = net.live.map(n => n.peerId)
   for (let i = 0; i < count; i++) {
@@ -125,7 +127,7 @@ export interface CellHooks {
    * tarpits appeared); the function it returns is called as the phase ends,
    * before the network stops
    */
-  measuring?(net: BenchNetwork): () => void
+  measuring?(net: BenchNetwork<BenchNode>): () => void
 }
 
 export async function measureCell (impl: Implementation, tarpits: number, o: Options, hooks: CellHooks = {}): Promise<Cell> {
@@ -133,7 +135,9 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
   // the same seed for every implementation: same tarpit positions in the node list, same choices of nodes
   const random = new SeededRandom(o.seed * 1000 + Math.round(tarpits * 100))
   const log = hooks.log ?? ((msg: string): void => { console.error(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${msg}`) })
-  const net = await createNetwork(impl, o.nodes, o.k, tarpits, random, log, o.tableTimeout)
+  const net: BenchNetwork<BenchNode> = GO_IMPLEMENTATIONS.includes(impl)
+    ? await createGoNetwork(impl as GoImplementation, o.nodes, o.k, tarpits, random, log, o.tableTimeout ?? TABLE_TIMEOUT, o.opTimeout)
+    : await createNetwork(impl, o.nodes, o.k, tarpits, random, log, o.tableTimeout)
   const samples: Record<Workload, Sample[]> = { provide: [], findProviders: [], put: [], get: [] }
   let measured: Cell['measured']
   let closest: ClosestCheck[] = []
@@ -213,6 +217,10 @@ export interface TextTable {
   rows: string[][]
 }
 
+function p50Ratio (ours: Summary | undefined, theirs: Summary | undefined): string {
+  return ours != null && theirs != null ? ratio(ours.p50, theirs.p50) : '-'
+}
+
 /**
  * The comparison as two tables: per tarpit share and workload, each
  * implementation's p50, p95, success and tarpit dials per operation (and
@@ -228,6 +236,11 @@ export function tables (cells: Cell[], impls: Implementation[], o: Options): [Te
   if (compare) {
     head.push('p50 ours/theirs', 'p95 ours/theirs')
   }
+  // priority-dht against each Go network that ran
+  const goBaselines = impls.includes('priority-dht') ? GO_IMPLEMENTATIONS.filter(impl => impls.includes(impl)) : []
+  for (const impl of goBaselines) {
+    head.push(`p50 ours/${impl}`)
+  }
   const rows: string[][] = []
   for (const t of o.tarpits) {
     for (const w of WORKLOADS) {
@@ -242,6 +255,7 @@ export function tables (cells: Cell[], impls: Implementation[], o: Options): [Te
         const theirs = byImpl.get('kad-dht')
         row.push(ours != null && theirs != null ? ratio(ours.p50, theirs.p50) : '-', ours != null && theirs != null ? ratio(ours.p95, theirs.p95) : '-')
       }
+      row.push(...goBaselines.map(impl => p50Ratio(byImpl.get('priority-dht'), byImpl.get(impl))))
       rows.push(row)
     }
   }

@@ -5,16 +5,35 @@
  */
 import { createOurNode, createTheirNode, routingTableSize, stopAll } from '../test/libp2p/fixtures/network.ts'
 import { becomeTarpit } from '../test/libp2p/fixtures/tarpit.ts'
+import type { GoImplementation } from './go-network.ts'
 import type { SeededRandom } from '../src/core/env.ts'
 import type { PriorityDHTInit } from '../src/libp2p/init.ts'
 import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 import type { Tarpit } from '../test/libp2p/fixtures/tarpit.ts'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 
-export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'priority-dht-batched' | 'priority-dht-single' | 'kad-dht'
+export type Implementation = 'priority-dht' | 'priority-dht-neutral' | 'priority-dht-batched' | 'priority-dht-single' | 'kad-dht' | GoImplementation
 
-export interface BenchNetwork {
+export const GO_IMPLEMENTATIONS: Implementation[] = ['go', 'go-optimistic']
+
+/** What the workloads and checks use of a node: a js-libp2p node is one, a Go peer is wrapped as one (go-network.ts) */
+export interface BenchNode {
+  peerId: PeerId
+  contentRouting: {
+    provide(cid: CID, options?: AbortOptions): Promise<void>
+    findProviders(cid: CID, options?: AbortOptions): AsyncIterable<{ id: PeerId }>
+    put(key: Uint8Array, value: Uint8Array, options?: AbortOptions): Promise<void>
+    get(key: Uint8Array, options?: AbortOptions): Promise<Uint8Array>
+  }
+  peerRouting: {
+    getClosestPeers(key: Uint8Array, options?: AbortOptions): AsyncIterable<{ id: PeerId }>
+  }
+}
+
+export interface BenchNetwork<N extends BenchNode = AnyNode> {
   impl: Implementation
-  live: AnyNode[]
+  live: N[]
   tarpits: Tarpit[]
   /** peer ids of the nodes that became tarpits */
   tarpitIds: Set<string>
@@ -23,7 +42,7 @@ export interface BenchNetwork {
   close(): Promise<void>
 }
 
-const BOOTSTRAPS = 2
+export const BOOTSTRAPS = 2
 
 /** `node` dials `to`; a dial that fails (a loaded machine times out upgrades) is tried up to 3 times */
 export async function dialRetrying (node: AnyNode, to: AnyNode, log: (msg: string) => void): Promise<void> {
@@ -52,7 +71,21 @@ async function connect (nodes: AnyNode[], log: (msg: string) => void): Promise<v
 /** How long `createNetwork` waits by default for the routing tables to fill before it goes on with what it has */
 export const TABLE_TIMEOUT = 60_000
 
+/** A seeded choice of `round(share * n)` nodes among the non-bootstrap ones */
+export function chooseTarpits <T> (nodes: T[], share: number, random: SeededRandom): Set<T> {
+  const candidates = nodes.slice(BOOTSTRAPS)
+  const count = Math.round(share * nodes.length)
+  const chosen = new Set<T>()
+  while (chosen.size < Math.min(count, candidates.length)) {
+    chosen.add(candidates[random.int(candidates.length)])
+  }
+  return chosen
+}
+
 export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, tableTimeout = TABLE_TIMEOUT, ours: PriorityDHTInit = {}): Promise<BenchNetwork> {
+  if (GO_IMPLEMENTATIONS.includes(impl)) {
+    throw new RangeError(`${impl} is a network of Go peers: createGoNetwork (go-network.ts) builds it`)
+  }
   const nodes: AnyNode[] = await Promise.all(Array.from({ length: n }, async () => {
     switch (impl) {
       case 'kad-dht': return createTheirNode({ kBucketSize: k })
@@ -73,15 +106,10 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
   log(`${impl}: ${n} nodes up, routing tables ${Math.min(...sizes)}..${Math.max(...sizes)}${short}`)
 
   // tarpits: a seeded choice among the non-bootstrap nodes
-  const candidates = nodes.slice(BOOTSTRAPS)
-  const count = Math.round(tarpitShare * n)
-  const chosen = new Set<AnyNode>()
-  while (chosen.size < Math.min(count, candidates.length)) {
-    chosen.add(candidates[random.int(candidates.length)])
-  }
+  const chosen = chooseTarpits(nodes, tarpitShare, random)
   const tarpits = await Promise.all([...chosen].map(becomeTarpit))
   const live = nodes.filter(node => !chosen.has(node))
-  if (count > 0) {
+  if (tarpits.length > 0) {
     log(`${impl}: ${tarpits.length} nodes became tarpits`)
   }
   return {

@@ -10,7 +10,7 @@ import { flagReader, measureCell, table } from './measure.ts'
 import type { Cell, Options } from './measure.ts'
 import type { Implementation } from './network.ts'
 
-const ALL_IMPLS: Implementation[] = ['priority-dht', 'priority-dht-neutral', 'priority-dht-batched', 'kad-dht']
+const ALL_IMPLS: Implementation[] = ['priority-dht', 'priority-dht-neutral', 'priority-dht-batched', 'kad-dht', 'go', 'go-optimistic']
 
 function parse (argv: string[]): Options {
   const quick = argv.includes('--quick')

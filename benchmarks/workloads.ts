@@ -16,10 +16,9 @@ import { createIPNSRecord, marshalIPNSRecord, multihashToIPNSRoutingKey } from '
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
-import type { BenchNetwork } from './network.ts'
+import type { BenchNetwork, BenchNode } from './network.ts'
 import type { Sample } from './stats.ts'
 import type { SeededRandom } from '../src/core/env.ts'
-import type { AnyNode } from '../test/libp2p/fixtures/network.ts'
 
 export type Workload = 'provide' | 'findProviders' | 'put' | 'get'
 export const WORKLOADS: Workload[] = ['provide', 'findProviders', 'put', 'get']
@@ -28,13 +27,13 @@ const DAY = 24 * 60 * 60 * 1000
 
 /** Splits tarpit connections among the operations in flight when they were accepted */
 export class DialLedger {
-  private readonly net: BenchNetwork
+  private readonly net: BenchNetwork<BenchNode>
   private readonly open = new Set<{ dials: number }>()
   private last: number
   /** highest number of operations in flight at once */
   maxInFlight = 0
 
-  constructor (net: BenchNetwork) {
+  constructor (net: BenchNetwork<BenchNode>) {
     this.net = net
     this.last = net.tarpitDials()
   }
@@ -81,7 +80,7 @@ async function measure (ledger: DialLedger, timeout: number, op: (signal: AbortS
   return { ms: Math.round(ms), ok: ok && !signal.aborted, tarpitDials: ledger.end(entry), error }
 }
 
-function pickTwo (live: AnyNode[], random: SeededRandom): [AnyNode, AnyNode] {
+function pickTwo (live: BenchNode[], random: SeededRandom): [BenchNode, BenchNode] {
   const a = random.int(live.length)
   let b = random.int(live.length - 1)
   if (b >= a) {
@@ -92,14 +91,14 @@ function pickTwo (live: AnyNode[], random: SeededRandom): [AnyNode, AnyNode] {
 
 /** The random choices of one round, drawn before it starts so that overlapping rounds draw in a fixed order */
 export interface RoundPlan {
-  provider: AnyNode
-  seeker: AnyNode
+  provider: BenchNode
+  seeker: BenchNode
   cidTag: string
-  publisher: AnyNode
-  resolver: AnyNode
+  publisher: BenchNode
+  resolver: BenchNode
 }
 
-export function planRound (net: BenchNetwork, random: SeededRandom, tag: string): RoundPlan {
+export function planRound (net: BenchNetwork<BenchNode>, random: SeededRandom, tag: string): RoundPlan {
   // the same draws in the same order as when rounds drew as they went
   const [provider, seeker] = pickTwo(net.live, random)
   const cidTag = `${tag}-${random.int(2 ** 32)}`
@@ -141,7 +140,7 @@ export async function round (ledger: DialLedger, plan: RoundPlan, timeout: numbe
  * Runs `count` rounds with at most `inFlight` of them at once: a new round
  * starts as soon as one ends. Plans are drawn in round order as rounds start.
  */
-export async function rounds (net: BenchNetwork, ledger: DialLedger, random: SeededRandom, prefix: string, count: number, inFlight: number, timeout: number, onDone?: (done: number) => void): Promise<Array<Record<Workload, Sample>>> {
+export async function rounds (net: BenchNetwork<BenchNode>, ledger: DialLedger, random: SeededRandom, prefix: string, count: number, inFlight: number, timeout: number, onDone?: (done: number) => void): Promise<Array<Record<Workload, Sample>>> {
   const results: Array<Record<Workload, Sample>> = new Array(count)
   let next = 0
   let done = 0

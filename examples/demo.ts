@@ -17,7 +17,7 @@ import { WORKLOADS } from '../benchmarks/workloads.ts'
 import { CATEGORIES, renderReport } from './report.ts'
 import type { CategorySample, DemoResult } from './report.ts'
 import type { Cell, Options } from '../benchmarks/measure.ts'
-import type { BenchNetwork, Implementation } from '../benchmarks/network.ts'
+import type { BenchNetwork, BenchNode, Implementation } from '../benchmarks/network.ts'
 import type { Category } from '../src/core/peer-stack/params.ts'
 import type { OurNode } from '../test/libp2p/fixtures/network.ts'
 
@@ -78,7 +78,7 @@ function progress (started: number): (line: string, keep?: boolean) => void {
 }
 
 /** Every SAMPLE_EVERY ms until stopped: how the live priority-dht nodes classify the tarpits and each other */
-function watchCategories (net: BenchNetwork, into: CategorySample[]): () => void {
+function watchCategories (net: BenchNetwork<BenchNode>, into: CategorySample[]): () => void {
   const started = performance.now()
   const nodes = net.live as OurNode[]
   const tarpits = [...net.tarpitIds].map(id => peerIdFromString(id))

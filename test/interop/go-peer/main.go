@@ -69,6 +69,7 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Second, "timeout of each command")
 	clientMode := flag.Bool("client", false, "run the DHT in client mode (default: server mode)")
 	noRefresh := flag.Bool("no-refresh", false, "no routing table refresh (no self-lookup on joining): the peer only knows whom it is told")
+	optimistic := flag.Bool("optimistic", false, "optimistic provide (dht.EnableOptimisticProvide): provide returns once the network size estimate says enough close peers hold the record")
 	flag.Parse()
 
 	h, err := libp2p.New(
@@ -103,6 +104,9 @@ func main() {
 	}
 	if *noRefresh {
 		opts = append(opts, dht.DisableAutoRefresh())
+	}
+	if *optimistic {
+		opts = append(opts, dht.EnableOptimisticProvide())
 	}
 	d, err := dht.New(h, opts...)
 	if err != nil {
