@@ -28,6 +28,7 @@ import type { Accounting, Purpose } from './metrics.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { Contact } from '../core/contact.ts'
 import type { Coordinator, CoreEffect, CoreEvent, RequestKind } from '../core/coordinator.ts'
+import type { LookupConfig } from '../core/query/config.ts'
 import type { FinishReason } from '../core/query/lookup.ts'
 import type { Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -83,6 +84,8 @@ export interface LookupOptions {
    * @default 'lookup'
    */
   purpose?: Purpose
+  /** Per-lookup settings of the core's lookup (see `LookupConfig`) */
+  config?: Partial<LookupConfig>
 }
 
 export interface LookupResult {
@@ -180,7 +183,7 @@ export class Driver {
     this.queries.set(queryId, state)
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      this.handle({ type: 'start-lookup', queryId, target, request })
+      this.handle({ type: 'start-lookup', queryId, target, request, config: options.config })
       for await (const event of state.channel) {
         yield event
       }

@@ -440,7 +440,9 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   }
 
   private async * closestPeerEvents (key: Uint8Array, options: RoutingOptions): AsyncGenerator<QueryEvent, void, undefined> {
-    const lookup = this.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal, purpose: 'lookup' })
+    // the caller asked for the k closest: a slow peer among them is waited
+    // for rather than left out (see LookupConfig.awaitOverdue)
+    const lookup = this.driver.lookup(kadKey(key), { kind: 'find-node', key }, { signal: options.signal, purpose: 'lookup', config: { awaitOverdue: true } })
     let step = await lookup.next()
     while (step.done !== true) {
       yield this.progress(step.value, options)

@@ -57,10 +57,21 @@ export interface LookupConfig {
    * @default 3 (range 1..10000)
    */
   misledAfter: number
+  /**
+   * Wait for slow requests to the closest candidates until they answer or
+   * fail (their request timeout), instead of leaving them out of the result
+   * once overdue (two hedge delays). For callers that want the exact k
+   * closest more than speed, as `getClosestPeers` does: a slow peer among
+   * the closest stays in the result; a dead one still costs at most its
+   * dial timeout. Hedging still asks the next candidates meanwhile.
+   *
+   * @default false
+   */
+  awaitOverdue: boolean
 }
 
 export function defaultLookupConfig (): LookupConfig {
-  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6, misledAfter: 3 }
+  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6, misledAfter: 3, awaitOverdue: false }
 }
 
 export function validateLookupConfig (partial: Partial<LookupConfig> = {}): LookupConfig {

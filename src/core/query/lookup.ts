@@ -207,7 +207,7 @@ export class Lookup {
       }
       case 'overdue': {
         const c = this.byId.get(event.peer)
-        if (c?.state !== 'slow') {
+        if (c?.state !== 'slow' || this.config.awaitOverdue) {
           return []
         }
         c.state = 'overdue'

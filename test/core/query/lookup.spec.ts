@@ -234,6 +234,20 @@ describe('core/query/lookup', () => {
       expect(l.stats()).to.deep.include({ slow: 1, inFlight: 0 })
     })
 
+    it('with awaitOverdue a slow peer among the closest holds up convergence until it answers', () => {
+      const seeds = [0x01, 0x02, 0x03].map(tinyContact)
+      const l = new Lookup(tinyKey(0), 'me', seeds, { k: 2, alpha: 1, awaitOverdue: true })
+      l.handle({ type: 'start' }, 0)
+      l.handle({ type: 'slow', peer: 'p1' }, 100)
+      l.handle({ type: 'response', peer: 'p2', closer: [] }, 110)
+      l.handle({ type: 'response', peer: 'p3', closer: [] }, 120)
+      // overdue changes nothing: p1 may still answer, and it is the nearest
+      expect(l.handle({ type: 'overdue', peer: 'p1' }, 200)).to.deep.equal([])
+      const end = l.handle({ type: 'response', peer: 'p1', closer: [] }, 900)
+      expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p1', 'p2'])
+    })
+
     it('waits for slow requests when nothing else is left, and bounds them by maxSlow', () => {
       const l = new Lookup(tinyKey(0), 'me', [tinyContact(1), tinyContact(2)], { k: 2, alpha: 1, maxSlow: 1 })
       l.handle({ type: 'start' }, 0)
