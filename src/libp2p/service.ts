@@ -480,14 +480,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       for (const cid of list) {
         await this.republisher.add(cid.multihash.bytes)
       }
-      return this.bulk.provideMany(list, {
-        ...options,
-        purpose: 'provide',
-        onBulkProgress: progress => {
-          options.onBulkProgress?.(progress)
-          options.onProgress?.(new CustomProgressEvent('priority-dht:provide-many:progress', progress))
-        }
-      })
+      return this.bulk.provideMany(list, bulkOptions(options, 'provide', 'priority-dht:provide-many:progress'))
     })
   }
 
@@ -508,14 +501,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       for (const r of list) {
         await this.values.put(r.key, r.value, now, options)
       }
-      return this.bulk.putMany(list, {
-        ...options,
-        purpose: 'put',
-        onBulkProgress: progress => {
-          options.onBulkProgress?.(progress)
-          options.onProgress?.(new CustomProgressEvent('priority-dht:put-many:progress', progress))
-        }
-      })
+      return this.bulk.putMany(list, bulkOptions(options, 'put', 'priority-dht:put-many:progress'))
     })
   }
 
@@ -771,5 +757,17 @@ class CustomProgressEvent<T> extends Event implements ProgressEvent<string, T> {
   constructor (type: string, detail: T) {
     super(type)
     this.detail = detail
+  }
+}
+
+/** A bulk call's options for the sweep: its purpose, and progress as both a callback and progress events */
+function bulkOptions (options: BulkProvideOptions & RoutingOptions, purpose: 'provide' | 'put', event: string): BulkProvideOptions & RoutingOptions & { purpose: 'provide' | 'put' } {
+  return {
+    ...options,
+    purpose,
+    onBulkProgress: progress => {
+      options.onBulkProgress?.(progress)
+      options.onProgress?.(new CustomProgressEvent(event, progress))
+    }
   }
 }
