@@ -41,8 +41,13 @@ export interface LookupConfig {
   /**
    * Requests that may be outstanding as *slow* at once. A request is slow once
    * the peer quality's `hedgeDelay` has passed without an answer; it then no
-   * longer holds one of the α slots (the next candidate is asked) and no longer
-   * holds up convergence, but an answer that arrives later still counts.
+   * longer holds one of the α slots (the next candidate is asked) but still
+   * holds up convergence; an answer that arrives later counts. A request
+   * that passes its hedge delay while all slow slots are taken keeps its α
+   * slot and waits for the next one freed (longest waiting first). A slow
+   * request past a second hedge delay is *overdue*: it no longer holds up
+   * convergence and gives up its slow slot (it is still heard out;
+   * `maxRequests` bounds how many a lookup can have).
    * 0 disables hedging.
    *
    * @default 6 (range 0..256)

@@ -107,6 +107,8 @@ interface Candidate {
   by?: string
   /** whether a second responder (or the seeds) named it too */
   vouched: boolean
+  /** past its hedge delay (1) or its second one too (2) while every slow slot was taken */
+  due?: 1 | 2
 }
 
 /** What the candidates one responder named turned out to be, in this lookup */
@@ -140,6 +142,10 @@ export class Lookup {
   private readonly quality: PeerQuality
   private inFlight = 0
   private slow = 0
+  /** requests past two hedge delays: they hold no slot (bounded by maxRequests), but the lookup still hears them out */
+  private overdue = 0
+  /** in-flight requests past their hedge delay waiting for a slow slot, longest waiting first (at most α) */
+  private readonly due: Candidate[] = []
   private skipped = 0
   private hedged = 0
   private retriedSkipped = false
@@ -169,7 +175,7 @@ export class Lookup {
   }
 
   stats (): LookupStats {
-    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged, misled: [...this.credit.values()].filter(c => c.discredited).length }
+    return { requests: this.requests, responses: this.responses, failures: this.failures, inFlight: this.inFlight, slow: this.slow + this.overdue, skipped: this.skipped, candidates: this.candidates.length, hedged: this.hedged, misled: [...this.credit.values()].filter(c => c.discredited).length }
   }
 
   /** Whether `id` was asked and answered during this lookup */
@@ -196,21 +202,28 @@ export class Lookup {
         break
       case 'slow': {
         const c = this.byId.get(event.peer)
-        if (c?.state !== 'in-flight' || this.slow >= this.config.maxSlow) {
+        if (c?.state !== 'in-flight') {
           return []
         }
-        c.state = 'slow'
-        this.inFlight--
-        this.slow++
-        this.hedged++
+        if (this.slow >= this.config.maxSlow) {
+          // it waits for a slow slot (the first one freed goes to the longest waiting)
+          c.due = 1
+          this.due.push(c)
+          return []
+        }
+        this.makeSlow(c)
         break
       }
       case 'overdue': {
         const c = this.byId.get(event.peer)
+        if (c?.state === 'in-flight' && c.due === 1) {
+          c.due = 2 // it becomes overdue as soon as it gets its slow slot
+          return []
+        }
         if (c?.state !== 'slow' || this.config.awaitOverdue) {
           return []
         }
-        c.state = 'overdue'
+        this.makeOverdue(c)
         break
       }
       case 'stop':
@@ -319,13 +332,58 @@ export class Lookup {
   private settle (c: Candidate): boolean {
     if (c.state === 'in-flight') {
       this.inFlight--
+      if (c.due != null) {
+        c.due = undefined
+        this.due.splice(this.due.indexOf(c), 1)
+      }
       return true
     }
-    if (c.state === 'slow' || c.state === 'overdue') {
+    if (c.state === 'slow') {
       this.slow--
+      this.promoteDue()
+      return true
+    }
+    if (c.state === 'overdue') {
+      this.overdue--
       return true
     }
     return false
+  }
+
+  /** Marks an in-flight request slow: it frees its α slot (the caller checked a slow slot is free) */
+  private makeSlow (c: Candidate): void {
+    c.state = 'slow'
+    c.due = undefined
+    this.inFlight--
+    this.slow++
+    this.hedged++
+  }
+
+  /**
+   * A slow slot came free: the request that has waited longest for one
+   * (past its hedge delay while all were taken) gets it, and is overdue at
+   * once if its second delay has passed too
+   */
+  private promoteDue (): void {
+    while (this.due.length > 0 && this.slow < this.config.maxSlow) {
+      const c = this.due.shift() as Candidate
+      if (c.state !== 'in-flight' || c.due == null) {
+        continue // answered or failed meanwhile
+      }
+      const overdue = c.due === 2 && !this.config.awaitOverdue
+      this.makeSlow(c)
+      if (overdue) {
+        this.makeOverdue(c)
+      }
+    }
+  }
+
+  /** A slow request past its second hedge delay: no longer awaited, and its slow slot goes to the next */
+  private makeOverdue (c: Candidate): void {
+    c.state = 'overdue'
+    this.slow--
+    this.overdue++
+    this.promoteDue()
   }
 
   /**
@@ -488,7 +546,7 @@ export class Lookup {
       this.requests++
       effects.push({ type: 'request', peer: c.contact })
     }
-    if (this.inFlight > 0 || this.slow > 0) {
+    if (this.inFlight > 0 || this.slow > 0 || this.overdue > 0) {
       return effects // answers (or failures) are still to come
     }
     if (waiting.length > 0 && this.requests >= this.config.maxRequests) {

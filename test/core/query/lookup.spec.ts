@@ -260,6 +260,29 @@ describe('core/query/lookup', () => {
       expect(ids((end[0] as any).closest)).to.deep.equal(['p1'])
     })
 
+    it('a request past its hedge delay while every slow slot is taken gets the next one freed', () => {
+      const l = new Lookup(tinyKey(0), 'me', [1, 2, 3, 4].map(tinyContact), { k: 2, alpha: 1, maxSlow: 1 })
+      l.handle({ type: 'start' }, 0)
+      expect(requests(l.handle({ type: 'slow', peer: 'p1' }, 100))).to.deep.equal(['p2'])
+      expect(l.handle({ type: 'slow', peer: 'p2' }, 200)).to.deep.equal([])
+      // p1 is overdue: it gives up its slow slot, p2 takes it and frees its α slot for p3
+      expect(requests(l.handle({ type: 'overdue', peer: 'p1' }, 200))).to.deep.equal(['p3'])
+      expect(l.stats()).to.deep.include({ slow: 2, inFlight: 1 })
+    })
+
+    it('a request that waited for a slow slot past its second hedge delay is overdue as soon as it gets one', () => {
+      const l = new Lookup(tinyKey(0), 'me', [1, 2, 3].map(tinyContact), { k: 2, alpha: 1, maxSlow: 1 })
+      l.handle({ type: 'start' }, 0)
+      l.handle({ type: 'slow', peer: 'p1' }, 100)
+      l.handle({ type: 'slow', peer: 'p2' }, 200)
+      expect(l.handle({ type: 'overdue', peer: 'p2' }, 300)).to.deep.equal([])
+      expect(requests(l.handle({ type: 'overdue', peer: 'p1' }, 300))).to.deep.equal(['p3'])
+      // neither dead-looking peer holds up the result
+      const end = l.handle({ type: 'response', peer: 'p3', closer: [] }, 310)
+      expect(end[0]).to.deep.include({ type: 'finished', reason: 'converged' })
+      expect(ids((end[0] as any).closest)).to.deep.equal(['p3'])
+    })
+
     it('keeps answers beyond k as spares', () => {
       const l = new Lookup(tinyKey(0), 'me', [0x10, 0x20].map(tinyContact), { k: 2, alpha: 3 })
       l.handle({ type: 'start' }, 0)
