@@ -41,6 +41,7 @@
 import { NEUTRAL_QUALITY } from './contact.ts'
 import { assertNever } from './env.ts'
 import { validateLookupConfig } from './query/config.ts'
+import { DisjointLookup } from './query/disjoint.ts'
 import { Lookup } from './query/lookup.ts'
 import { checkRange } from './routing-table/config.ts'
 import { RoutingTable } from './routing-table/table.ts'
@@ -126,7 +127,7 @@ export class Coordinator {
   readonly quality: PeerQuality
   private readonly config: CoordinatorConfig
   private readonly random: Random
-  private readonly lookups = new Map<number, { lookup: Lookup, request: RequestKind }>()
+  private readonly lookups = new Map<number, { lookup: Lookup | DisjointLookup, request: RequestKind }>()
   private readonly pending = new Map<number, Pending>()
   private nextRequestId = 1
   private nextInternalQueryId = -1
@@ -304,9 +305,11 @@ export class Coordinator {
       return [{ type: 'lookup-finished', queryId, closest: [], spares: [], reason: 'overloaded', requests: 0 }]
     }
     const lookupConfig = { ...this.config.lookup, ...config }
-    const seedCount = validateLookupConfig(lookupConfig).maxCandidates
-    const initial = [...this.routingTable.closest(target, seedCount), ...(seeds ?? [])]
-    const lookup = new Lookup(target, this.self.id, initial, lookupConfig, this.quality)
+    const { maxCandidates, disjointPaths } = validateLookupConfig(lookupConfig)
+    const initial = [...this.routingTable.closest(target, maxCandidates), ...(seeds ?? [])]
+    const lookup = disjointPaths > 1 && request.kind !== 'find-node'
+      ? new DisjointLookup(target, this.self.id, initial, lookupConfig, this.quality, disjointPaths)
+      : new Lookup(target, this.self.id, initial, lookupConfig, this.quality)
     this.lookups.set(queryId, { lookup, request })
     this.routingTable.markRefreshed(target, now)
     return this.fromLookup(queryId, lookup.handle({ type: 'start' }, now), now)

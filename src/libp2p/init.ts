@@ -48,6 +48,17 @@ export interface PriorityDHTInit {
    */
   alpha?: number
   /**
+   * Disjoint paths of `get` and `findProviders` lookups (S/Kademlia, as
+   * `@libp2p/kad-dht`'s option of the same name): that many lookups, each
+   * from every d-th of our closest peers, learning only from its own
+   * responses, no peer asked by two of them, so peers that name only each
+   * other near a key must capture every path to hide its record. FIND_NODE
+   * lookups (provide, put, getClosestPeers) use one path.
+   *
+   * @default 3 (range 1..16)
+   */
+  disjointPaths?: number
+  /**
    * Filters addresses we use and share. The default keeps public addresses
    * only; local networks and tests want `passthroughMapper`.
    *

@@ -134,7 +134,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       protocols: [this.protocol],
       maxLookups,
       routingTable: { k, ...init.routingTable },
-      lookup: { k, alpha: init.alpha, ...init.lookup }
+      lookup: { k, alpha: init.alpha, disjointPaths: init.disjointPaths ?? 3, ...init.lookup }
     }, random.fork(), Date.now(), quality)
     this.regions = regionStore(init.regionCache, k, quality, () => this.coordinator.routingTable.bucketSizes())
     this.messenger = new Messenger(components, { protocol: this.protocol, ...init.network }, outcome => { this.peerValues.onOutcome(outcome) }, accounting)

@@ -50,6 +50,7 @@ const USAGE = `usage: cli.ts [options]
   --eager               build every node up front instead of on first contact
   --k N                 bucket size and lookup result size (default 20)
   --alpha N             requests in flight per lookup (default 3)
+  --disjoint-paths N    disjoint paths of the get and findProviders lookups of priority-dht nodes (default 3, as the library; classic nodes: 1)
   --scenario lookups|records|all|bulk|live  random-key lookups, records (provide, findProviders, put, get), both in turn (default all), a bulk provide, or a live network sampled over time (use with --eager)
   --hours H             live scenario: virtual hours to run (default 2)
   --sample-minutes M    live scenario: virtual minutes between samples (default 10)
@@ -98,6 +99,7 @@ const OPTIONS = {
   adoption: { type: 'string' },
   k: { type: 'string' },
   alpha: { type: 'string' },
+  'disjoint-paths': { type: 'string' },
   stack: { type: 'string' },
   scenario: { type: 'string' },
   'bulk-keys': { type: 'string' },
@@ -147,6 +149,7 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       seed: num(values.seed) ?? 1,
       eager: values.eager ?? false,
       adoption: num(values.adoption),
+      adopterDisjointPaths: num(values['disjoint-paths']),
       recordTtl: hoursMs(values['record-ttl-hours']),
       network: {
         undialable: num(values.undialable),

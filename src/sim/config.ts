@@ -257,6 +257,14 @@ export interface WorldConfig {
    */
   peerStackConfig: Partial<PeerStackConfig>
   /**
+   * Disjoint paths of the get and findProviders lookups of nodes running
+   * priority-dht (its adapter's default); classic nodes use one, as
+   * go-libp2p-kad-dht does.
+   *
+   * @default 3 (range 1..16)
+   */
+  adopterDisjointPaths: number
+  /**
    * Virtual ms a provider record or value stays valid at a node after it
    * was stored or refreshed there (`store.ts`): 48 h in the Go and JS DHTs.
    *
@@ -266,7 +274,7 @@ export interface WorldConfig {
 }
 
 export function defaultWorldConfig (): WorldConfig {
-  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, adoption: 1, peerStackConfig: { maxPeers: 2000 }, recordTtl: DEFAULT_RECORD_TTL }
+  return { nodes: 1000, seed: 1, eager: false, maxQueued: 10_000_000, network: {}, coordinator: {}, peerStack: false, adoption: 1, peerStackConfig: { maxPeers: 2000 }, adopterDisjointPaths: 3, recordTtl: DEFAULT_RECORD_TTL }
 }
 
 export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldConfig & { network: NetworkConfig } {
@@ -275,6 +283,7 @@ export function validateWorldConfig (partial: Partial<WorldConfig> = {}): WorldC
   checkRange('seed', c.seed, 0, 4294967295)
   checkRange('maxQueued', c.maxQueued, 1000, 100_000_000)
   checkRange('adoption', c.adoption, 0, 1, false)
+  checkRange('adopterDisjointPaths', c.adopterDisjointPaths, 1, 16)
   checkRange('recordTtl', c.recordTtl, 1000, 2_592_000_000, false)
   return { ...c, network: validateNetworkConfig(c.network) }
 }

@@ -204,6 +204,12 @@ export class World {
     return this.trace.digest()
   }
 
+  /** The coordinator config of nodes running priority-dht: disjoint paths for gets, as its adapter */
+  private get adopterCoordinator (): WorldConfig['coordinator'] {
+    const c = this.config.coordinator
+    return { ...c, lookup: { disjointPaths: this.config.adopterDisjointPaths, ...c.lookup } }
+  }
+
   /** Whether node `i` runs priority-dht (see `WorldConfig.adoption`) */
   adopter (i: number): boolean {
     if (!this.config.peerStack) {
@@ -243,7 +249,8 @@ export class World {
     let n = this.nodes[i]
     if (n == null) {
       const nodeRandom = new SeededRandom(hash32(this.config.seed, i, 0x6e6f6465))
-      n = new SimNode(this.contacts[i], this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections, this.adopter(i) ? new PeerStack(this.config.peerStackConfig) : undefined)
+      const adopter = this.adopter(i)
+      n = new SimNode(this.contacts[i], adopter ? this.adopterCoordinator : this.config.coordinator, nodeRandom.fork(), createdAt, this.config.network.maxConnections, adopter ? new PeerStack(this.config.peerStackConfig) : undefined)
       n.recordTtl = this.config.recordTtl
       this.nodes[i] = n
       this.stats.nodesBuilt++

@@ -73,10 +73,22 @@ export interface LookupConfig {
    * @default false
    */
   awaitOverdue: boolean
+  /**
+   * Disjoint paths for GET_VALUE and GET_PROVIDERS lookups (S/Kademlia, as
+   * `@libp2p/kad-dht`'s `disjointPaths`): that many lookups, each seeded
+   * with every d-th of our closest peers and learning only from its own
+   * responses, no peer asked by two of them (`src/core/query/disjoint.ts`).
+   * Peers that name only each other near a key then have to capture every
+   * path to hide a record. FIND_NODE lookups (puts, getClosestPeers,
+   * refresh) use one path: they must converge on the true k closest.
+   *
+   * @default 1 (range 1..16)
+   */
+  disjointPaths: number
 }
 
 export function defaultLookupConfig (): LookupConfig {
-  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6, misledAfter: 3, awaitOverdue: false }
+  return { k: 20, alpha: 3, beta: 20, maxCandidates: 100, maxRequests: 200, maxSlow: 6, misledAfter: 3, awaitOverdue: false, disjointPaths: 1 }
 }
 
 export function validateLookupConfig (partial: Partial<LookupConfig> = {}): LookupConfig {
@@ -91,5 +103,6 @@ export function validateLookupConfig (partial: Partial<LookupConfig> = {}): Look
   checkRange('lookup.maxRequests', c.maxRequests, 1, 100_000)
   checkRange('lookup.maxSlow', c.maxSlow, 0, 256)
   checkRange('lookup.misledAfter', c.misledAfter, 1, 10_000)
+  checkRange('lookup.disjointPaths', c.disjointPaths, 1, 16)
   return c
 }
