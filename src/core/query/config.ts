@@ -9,8 +9,14 @@ export interface LookupConfig {
   k: number
   /**
    * Requests in flight at once per lookup. Kademlia's α. We default to 3 as
-   * the Kademlia paper, go-libp2p-kad-dht and `@libp2p/kad-dht` do; the priority
-   * peer stack (not α) is what keeps slow peers from stalling a lookup.
+   * the Kademlia paper and `@libp2p/kad-dht` do (go-libp2p-kad-dht's Amino
+   * default is 10); the priority peer stack (not α) is what keeps slow peers
+   * from stalling a lookup. In the simulator (10 000 nodes, all
+   * priority-dht, seed 1) α 5 shortens lookups from 3.4 to 2.4 s and
+   * provides from 1.9 to 1.3 s for 12% more requests, with recall of the
+   * true k closest 98.5% instead of 99.0% (slow peers among the closest
+   * are left out more often when the lookup ends sooner); α 10: 1.7 s and
+   * 0.9 s for 38% more requests, recall 98.1%.
    *
    * @default 3 (range 1..64)
    */
