@@ -142,14 +142,6 @@ export class Durability {
     await this.sweepRun
   }
 
-  /** Resolves once no scan runs and nothing waits for handover */
-  async settled (): Promise<void> {
-    while (this.running && (this.scanning != null || this.sending != null || this.queue.size > 0 || this.newcomers.size > 0)) {
-      await Promise.allSettled([this.scanning, this.sending])
-      await new Promise(resolve => setTimeout(resolve, 20))
-    }
-  }
-
   private scan (): void {
     if (this.scanning != null) {
       return
@@ -237,6 +229,12 @@ export class Durability {
       for (const item of items) {
         if (item.kind !== 'value') {
           continue
+        }
+        try {
+          await this.init.values.validate(item.key, item.value, options)
+        } catch {
+          this.stats.handoverDropped++
+          continue // an IPNS record past its EOL, say: the newcomer would refuse it
         }
         const key = item.key as Uint8Array<ArrayBuffer>
         await this.init.messenger.request(peer, { type: MessageType.PUT_VALUE, key, record: { key, value: item.value as Uint8Array<ArrayBuffer>, timeReceived: new Date(this.now()).toISOString() } }, options)

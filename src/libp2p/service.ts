@@ -537,11 +537,6 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     await this.durability.sweep()
   }
 
-  /** Resolves once no handover is waiting or in flight */
-  async handoverSettled (): Promise<void> {
-    await this.durability.settled()
-  }
-
   /** How many of our own CIDs are being re-announced */
   get reproviding (): number {
     return this.republisher.size

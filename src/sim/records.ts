@@ -33,6 +33,13 @@
  * the per-kind summaries. `publish` and `seek` are also the live scenario's
  * way in (`live.ts`), without the two phases `start` runs.
  *
+ * Durability (`durability.ts`, all off here unless `durability` says
+ * otherwise; the live scenario runs the library's defaults): handover to
+ * peers newly in a holder's table, a get storing the best value at the
+ * closest peer that answered without it (after `onLookupFinished`, from its
+ * closest and spares), and holders re-publishing values as operations of
+ * their own (`held: true`, counted with the republishes).
+ *
  * Bounds: `ops` holds one entry per operation (2 x (provides + puts),
  * plus one per republish: at most records x run time / republishInterval);
  * `running` the operations in flight; one `RepublishSchedule` per
