@@ -83,7 +83,7 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
   })
 
   it('a get stores the best value at the closest peer that answered without it', async () => {
-    const net = await network(N)
+    const net = await network(N, { durability: { handover: false, heldRepublish: false } })
     nodes = net.nodes
     const record = await pkRecord()
     // the putter and the getter far from the key: the peers near it answer the get
@@ -91,17 +91,22 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
     const byRank = order.map(id => nodes.findIndex(n => n.peerId.toString() === id))
     const [putter, getter] = [nodes[byRank[N - 1]], nodes[byRank[N - 2]]]
     await putter.contentRouting.put(record.key, record.value)
+    const others = net.stores.filter((_, i) => nodes[i] !== getter)
+    const count = async (): Promise<number> => (await Promise.all(others.map(async s => holds(s, record.key)))).filter(Boolean).length
+    expect(await count()).to.equal(K + 1) // the k closest and the putter
     // the closest peer lost its copy
     const closest = net.stores[byRank[0]]
     expect(await holds(closest, record.key)).to.equal(true)
     await closest.delete(recordKey(record.key))
     expect(await getter.contentRouting.get(record.key)).to.equalBytes(record.value)
-    // it answered the get without the record, so the get stores it there
-    await pWaitFor(async () => holds(closest, record.key), { timeout: 10_000, interval: 50 })
+    // the closest peer that answered the get without the record gets it: the
+    // closest one, unless its answer came too late for the lookup (a loaded
+    // machine), then the next that had none
+    await pWaitFor(async () => (await count()) === K + 1, { timeout: 10_000, interval: 50 })
   })
 
   it('a holder re-publishes a value nobody stored with it for an hour, and skips one stored within the hour', async () => {
-    const net = await network(N)
+    const net = await network(N, { durability: { handover: false, storeOnGet: false } })
     nodes = net.nodes
     const record = await pkRecord()
     const order = trueClosest(nodes.map(n => n.peerId), record.key, N)
