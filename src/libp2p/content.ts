@@ -18,13 +18,14 @@ import { NotFoundError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { cacheTarget } from '../core/publish/durability.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
 import { likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { checkRange } from '../core/routing-table/config.ts'
 import { MessageType } from '../generated/dht.ts'
 import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
-import { kadKey, toPbPeer } from './peer-info.ts'
+import { kadKey, toContact, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
@@ -53,6 +54,8 @@ export interface ContentInit {
   log: Logger
   /** Valid records a get collects before choosing (fewer if the lookup ends first) */
   getQuorum: number
+  /** After a get, store the best record at the closest peer that answered without one (durability.storeOnGet) */
+  storeOnGet?: boolean
   /** Providers a findProviders yields before it stops */
   maxProviders: number
   /** Peers that must have taken a record before a put reports success */
@@ -76,6 +79,9 @@ interface Targets {
   closest: PeerInfo[]
   spares: PeerInfo[]
 }
+
+/** PUT_VALUE sent by gets after they reported, in flight at once; beyond it they are skipped */
+const MAX_GET_STORES = 64
 
 /** Spares taken from a cached region beyond its k closest (as many as a lookup returns) */
 const SPARES = 10
@@ -103,6 +109,10 @@ export class ContentOperations {
   private readonly init: ContentInit
   /** puts still delivering after they reported success (bounded by maxBackgroundPuts) */
   private readonly background = new Set<Promise<unknown>>()
+  /** PUT_VALUE a get sends after it reported (corrections and store on get), at most MAX_GET_STORES */
+  private getStores = 0
+  /** what gets sent after they reported: corrections of outdated peers, stores at the closest without, and those skipped at the bound */
+  readonly getStats = { corrected: 0, stored: 0, skipped: 0 }
 
   constructor (components: ContentComponents, init: ContentInit) {
     checkRange('putQuorum', init.putQuorum, 1, 10_000)
@@ -212,7 +222,10 @@ export class ContentOperations {
 
   /**
    * Yields one VALUE event with the best valid record found (ours included),
-   * then corrects peers that returned an outdated one, without waiting.
+   * then, without waiting, corrects peers that returned an outdated one and
+   * (with `storeOnGet`) stores it at the closest peer that answered the
+   * lookup without any record (Kademlia's caching rule; `cacheTarget`).
+   * At most MAX_GET_STORES of these PUT_VALUE are in flight; more are skipped.
    */
   async * get (key: Uint8Array, options: AbortOptions = {}): AsyncGenerator<QueryEvent> {
     const found: Array<{ from: PeerId, value: Uint8Array }> = []
@@ -232,9 +245,13 @@ export class ContentOperations {
         return found.length + candidates.length >= this.init.getQuorum ? 'stop' : 'continue'
       }
     })
-    for await (const event of lookup) {
-      yield event
+    let step = await lookup.next()
+    while (step.done !== true) {
+      yield step.value
+      step = await lookup.next()
     }
+    // the k closest that answered, then the others that answered (spares), nearest first
+    const answered = [...step.value.closest, ...step.value.spares]
     for (const c of candidates) {
       try {
         await this.init.values.validate(key, c.value, options)
@@ -248,22 +265,37 @@ export class ContentOperations {
       throw new NotFoundError('no valid record found for that key')
     }
     const best = found[await this.init.values.best(key, found.map(f => f.value))]
-    yield { type: EventTypes.VALUE, name: 'VALUE', from: best.from, value: best.value, path: SINGLE_PATH }
-    // keep the best locally if it beats ours, and correct outdated peers (best effort)
-    await this.init.values.put(key, best.value, Date.now(), options).catch(() => {})
-    const outdated = found.filter(f => !f.from.equals(this.components.peerId) && !uint8ArrayEquals(f.value, best.value))
-    if (outdated.length > 0) {
-      const message = {
-        type: MessageType.PUT_VALUE,
-        key: key as Uint8Array<ArrayBuffer>,
-        record: { key: key as Uint8Array<ArrayBuffer>, value: best.value as Uint8Array<ArrayBuffer>, timeReceived: new Date().toISOString() }
-      }
-      for (const f of outdated) {
-        this.init.messenger.request(f.from, message, { purpose: 'get' }).catch(err => {
-          this.init.log('could not correct %p - %e', f.from, err)
-        })
-      }
+    // before the VALUE event: a caller that stops at it (contentRouting.get
+    // does) ends this generator there. Keep the best locally if it beats
+    // ours, correct outdated peers and store at the closest without, all in
+    // the background (best effort)
+    this.init.values.put(key, best.value, Date.now()).catch(() => {})
+    const outdated = found.filter(f => !f.from.equals(this.components.peerId) && !uint8ArrayEquals(f.value, best.value)).map(f => f.from)
+    const holders = new Set(candidates.map(c => c.from.toString()))
+    const target = this.init.storeOnGet === true
+      ? cacheTarget(kadKey(key), answered.map(p => toContact(p.id)), holders)
+      : undefined
+    const message = {
+      type: MessageType.PUT_VALUE,
+      key: key as Uint8Array<ArrayBuffer>,
+      record: { key: key as Uint8Array<ArrayBuffer>, value: best.value as Uint8Array<ArrayBuffer>, timeReceived: new Date().toISOString() }
     }
+    for (const peer of [...outdated, ...(target == null ? [] : [target.peerId])]) {
+      if (this.getStores >= MAX_GET_STORES) {
+        this.getStats.skipped++
+        continue
+      }
+      this.getStores++
+      if (peer === target?.peerId) {
+        this.getStats.stored++
+      } else {
+        this.getStats.corrected++
+      }
+      this.init.messenger.request(peer, message, { purpose: 'get' }).catch(err => {
+        this.init.log('could not store the record at %p - %e', peer, err)
+      }).finally(() => { this.getStores-- })
+    }
+    yield { type: EventTypes.VALUE, name: 'VALUE', from: best.from, value: best.value, path: SINGLE_PATH }
   }
 
   /**

@@ -12,6 +12,7 @@ import type { RepublisherInit } from './republisher.ts'
 import type { ProviderQuotaInit } from './rpc.ts'
 import type { RepublishScheduleConfig } from '../core/maintenance/schedule.ts'
 import type { PeerStackConfig } from '../core/peer-stack/index.ts'
+import type { DurabilityConfig } from '../core/publish/durability.ts'
 import type { LookupConfig } from '../core/query/config.ts'
 import type { RoutingTableConfig } from '../core/routing-table/config.ts'
 import type { ProviderStoreInit } from '../records/provider-store.ts'
@@ -187,6 +188,18 @@ export interface PriorityDHTInit {
    * @default { freshFor: 300000, maxRegions: 256, maxInFlight: 64, joinMargin: 1 }
    */
   regionCache?: RegionCacheInit | false
+  /**
+   * The durability rules (README, "Durability"): records handed to a peer
+   * newly admitted to the routing table when it is among their key's k
+   * closest and we are the nearest holder (values, and our own provider
+   * records: ADD_PROVIDER cannot carry someone else's); a get storing the
+   * best value at the closest peer that answered without one; values held
+   * re-published hourly unless someone else stored them within the hour.
+   * Each rule can be switched off.
+   *
+   * @default { handover: true, handoverSenders: 1, handoverRate: 600, maxHandoverKeys: 10000, maxHandoverPeers: 64, maxHandoverBatch: 100, storeOnGet: true, heldRepublish: true, heldRepublishInterval: 3600000 }
+   */
+  durability?: Partial<DurabilityConfig>
   /**
    * Treat every peer alike, as classic Kademlia does: no hedging, no back-off,
    * no value ordering, fixed timeouts. Observations are still recorded. For

@@ -183,6 +183,16 @@ export class Republisher {
     await this.deps.datastore.put(new Key(`${PREFIX}/${name}`), value)
   }
 
+  /** The keys (multihash bytes) we provide and republish, as remembered in the datastore */
+  async * provided (options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+    for await (const key of this.deps.datastore.queryKeys({ prefix: `${PREFIX}/` }, options)) {
+      const name = key.baseNamespace()
+      if (this.schedule.has(name)) {
+        yield base32.decode(name)
+      }
+    }
+  }
+
   /** Stop republishing `key` */
   async remove (key: Uint8Array): Promise<void> {
     const name = base32.encode(key)

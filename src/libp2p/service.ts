@@ -18,6 +18,7 @@ import { ProvideBatcher } from './batcher.ts'
 import { BulkProvider } from './bulk.ts'
 import { ContentOperations } from './content.ts'
 import { Driver } from './driver.ts'
+import { Durability } from './durability.ts'
 import { EventTypes, progressName } from './events.ts'
 import { InboundHandler } from './handler.ts'
 import { IdentifyListener } from './identify.ts'
@@ -30,6 +31,7 @@ import { Republisher } from './republisher.ts'
 import { Rpc } from './rpc.ts'
 import type { ProvideBatchStats } from './batcher.ts'
 import type { BulkProgress, BulkProvideOptions } from './bulk.ts'
+import type { DurabilityStats } from './durability.ts'
 import type { QueryEvent } from './events.ts'
 import type { InboundStats } from './handler.ts'
 import type { NewPeer } from './identify.ts'
@@ -81,6 +83,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly content: ContentOperations
   private readonly republisher: Republisher
   private readonly bulk: BulkProvider
+  private readonly durability: Durability
   private readonly batcher: ProvideBatcher | undefined
   private readonly regions: RegionStore | undefined
   private readonly providers: ProviderStore
@@ -172,6 +175,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       mapper: this.mapper,
       log: this.log,
       getQuorum: init.getQuorum ?? 16,
+      storeOnGet: init.durability?.storeOnGet ?? true,
       maxProviders: init.maxProviders ?? 20,
       putQuorum: init.putQuorum ?? Math.ceil(k / 2),
       maxBackgroundPuts: init.maxBackgroundPuts ?? 64,
@@ -215,6 +219,18 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       selfInfo: () => this.content.selfInfo(),
       chunkSize: init.bulk?.chunkSize,
       accounting
+    })
+    this.durability = new Durability({
+      table: () => this.coordinator.routingTable,
+      messenger: this.messenger,
+      values: this.values,
+      republisher: this.republisher,
+      bulk: this.bulk,
+      log: this.log.newScope('durability'),
+      k,
+      self: components.peerId,
+      selfInfo: () => this.content.selfInfo(),
+      config: init.durability
     })
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
     this.onPeerDisconnect = this.onPeerDisconnect.bind(this)
@@ -339,6 +355,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
     this.components.events.addEventListener('connection:prune', this.onPrune)
     await this.republisher.start()
+    this.durability.start()
     this.bootstrapFromBest()
   }
 
@@ -355,6 +372,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }
     this.pendingChecks.clear()
     this.batcher?.stop()
+    await this.durability.stop()
     await this.republisher.stop()
     this.driver.stop()
     await stop(this.identify, this.handler, this.messenger)
@@ -505,6 +523,20 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     })
   }
 
+  /**
+   * What the durability rules did: records handed to newcomers (and
+   * dropped), held values re-published, sweeps run, records waiting for
+   * handover
+   */
+  get durabilityStats (): DurabilityStats & { pending: number } {
+    return { ...this.durability.stats, pending: this.durability.pending }
+  }
+
+  /** Runs a held-republish sweep now (the timer runs one every 10 minutes) */
+  async republishHeld (): Promise<void> {
+    await this.durability.sweep()
+  }
+
   /** How many of our own CIDs are being re-announced */
   get reproviding (): number {
     return this.republisher.size
@@ -623,6 +655,11 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   }
 
   private onTableChange (change: 'added' | 'removed', peer: PeerContact): void {
+    if (change === 'added') {
+      this.durability.onPeerAdded(peer)
+    } else {
+      this.durability.onPeerRemoved(peer.id)
+    }
     const tags = change === 'added' ? { [TABLE_TAG]: { value: 50 } } : { [TABLE_TAG]: undefined }
     this.components.peerStore.merge(peer.peerId, { tags }).catch(err => {
       this.log.trace('could not tag %p - %e', peer.peerId, err)

@@ -234,6 +234,35 @@ export class ValueStore {
     }, options)
   }
 
+  /**
+   * Every record unexpired at `now` (by received time; not validated, so
+   * callers validate what they send on), at most `limit`
+   */
+  async * entries (now: number, options: AbortOptions & { limit?: number } = {}): AsyncGenerator<{ key: Uint8Array, value: Uint8Array, received: number }> {
+    let n = 0
+    const limit = options.limit ?? this.config.maxRecords
+    for await (const { key, value } of this.datastore.query({ prefix: `${this.config.prefix}/` }, options)) {
+      if (n >= limit) {
+        return
+      }
+      if (!this.isOurs(key)) {
+        continue
+      }
+      let record: Record
+      try {
+        record = Record.decode(value)
+      } catch {
+        continue
+      }
+      const received = parseRFC3339(record.timeReceived ?? '')
+      if (record.key == null || record.value == null || received == null || now >= received + this.config.recordValidity) {
+        continue
+      }
+      n++
+      yield { key: record.key, value: record.value, received }
+    }
+  }
+
   /** Records held, expired ones included until removed */
   async size (options: AbortOptions = {}): Promise<number> {
     return this.serial.run(async () => this.load(options), options)

@@ -16,10 +16,12 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { validateLookupConfig } from '../core/query/config.ts'
+import { stripUndefined } from '../core/routing-table/config.ts'
 import { bootstrap, createWorld, runBulk, runLive, runLookups, runRecords } from './experiment.ts'
 import { formatRecordSummary, summarizeRecords } from './records.ts'
 import { formatSummary, formatTable, summarize } from './report.ts'
 import { cdfSvg, lineSvg } from './svg.ts'
+import type { SimDurabilityOptions } from './durability.ts'
 import type { ExperimentOptions } from './experiment.ts'
 import type { LiveGroup, LiveSample } from './live.ts'
 import type { RecordOpRecord } from './records.ts'
@@ -58,6 +60,12 @@ const USAGE = `usage: cli.ts [options]
   --provides-per-interval N  live scenario: provides per sample interval from random online nodes (default 5)
   --findable-sample N   live scenario: records sought at each sample, among those published and not expired (default 50)
   --republish-hours H   records and live scenarios: a publisher republishes each record H virtual hours (plus up to a tenth) after publishing it; 0: never (default 22)
+  --puts-per-interval N live scenario: value puts per sample interval from random online nodes, sought by get (default 0)
+  --handover off|own|any  live scenario: hand records to peers newly in a holder's table: own = what the wire allows (values, our own provider records; default), any = provider records of others too (a what-if), off
+  --handover-senders N  live scenario: how many of the nearest holders hand a record over (default 1)
+  --handover-rate N     live scenario: records a node hands over per minute (default 600)
+  --store-on-get on|off live scenario: a get stores the best value at the closest peer that answered without it (default on)
+  --held-republish-minutes M  live scenario: holders re-publish a value M minutes after anyone last stored it with them; 0: off (default 60)
   --record-ttl-hours H  a record expires at a node H virtual hours after it was stored or refreshed there (default 48)
   --bulk-keys N         bulk scenario: keys one publisher provides at once (default 1000)
   --lookup-concurrency N  bulk scenario: region lookups at once (default 8, as provideMany)
@@ -116,6 +124,12 @@ const OPTIONS = {
   'findable-sample': { type: 'string' },
   'republish-hours': { type: 'string' },
   'record-ttl-hours': { type: 'string' },
+  'puts-per-interval': { type: 'string' },
+  handover: { type: 'string' },
+  'handover-senders': { type: 'string' },
+  'handover-rate': { type: 'string' },
+  'store-on-get': { type: 'string' },
+  'held-republish-minutes': { type: 'string' },
   out: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean' }
@@ -185,7 +199,9 @@ function experimentOptions (values: Values): { base: ExperimentOptions, bootstra
       probes: num(values.probes),
       provides: num(values['provides-per-interval']),
       findableSample: num(values['findable-sample']),
-      republishInterval: hoursMs(values['republish-hours'])
+      republishInterval: hoursMs(values['republish-hours']),
+      puts: num(values['puts-per-interval']),
+      durability: durabilityOptions(values)
     },
     bulk: {
       keys: num(values['bulk-keys']),
@@ -371,14 +387,38 @@ function printByAdoption (world: World, lookups: readonly LookupRecord[] | undef
 }
 
 /** The live scenario's samples as a table, a row per interval */
+/** The live scenario's durability flags */
+function durabilityOptions (values: Values): Partial<SimDurabilityOptions> {
+  const onOff = (name: string, v: string | undefined): boolean | undefined => {
+    if (v === undefined) {
+      return undefined
+    }
+    if (v !== 'on' && v !== 'off') {
+      throw new RangeError(`--${name} must be on or off, got ${v}`)
+    }
+    return v === 'on'
+  }
+  const held = num(values['held-republish-minutes'])
+  return stripUndefined({
+    handover: values.handover as SimDurabilityOptions['handover'] | undefined,
+    handoverSenders: num(values['handover-senders']),
+    handoverRate: num(values['handover-rate']),
+    storeOnGet: onOff('store-on-get', values['store-on-get']),
+    heldRepublish: held === undefined ? undefined : held > 0,
+    heldRepublishInterval: held === undefined || held === 0 ? undefined : held * 60_000
+  })
+}
+
 function formatLive (samples: readonly LiveSample[]): string {
   const groups = (['classic', 'adopters'] as const).filter(g => samples.some(x => x[g] != null))
-  const header = ['virtual min', 'online', 'joined', 'requests/node/min', 'refreshes', 'records', 'republishes']
+  const header = ['virtual min', 'online', 'joined', 'requests/node/min', 'record msgs/node/min', 'handover', 'store on get', 'corrections', 'held republish', 'refreshes', 'records', 'republishes']
   for (const g of groups) {
     header.push(`${g}: undialable entries`, 'offline entries', 'lookups', 'p50 ms', 'p95 ms', 'recall', 'undialable dials/lookup', 'undialable dials/node/min', 'provides', 'provide p50 ms', 'provide p95 ms', 'findable')
   }
   const rows = samples.map(x => {
-    const row = [String(Math.round(x.at / 60_000)), String(x.online), String(x.joined), x.requestsPerNodeMinute.toFixed(1), String(x.refreshLookups), String(x.records), String(x.republishes)]
+    const d = x.durability
+    const row = [String(Math.round(x.at / 60_000)), String(x.online), String(x.joined), x.requestsPerNodeMinute.toFixed(1), x.recordMessagesPerNodeMinute.toFixed(2),
+      d.handover.toFixed(3), d.storeOnGet.toFixed(3), d.corrections.toFixed(3), d.heldRepublish.toFixed(3), String(x.refreshLookups), String(x.records), String(x.republishes)]
     for (const g of groups) {
       const v = x[g] as LiveGroup
       row.push(`${(100 * v.undialableShare).toFixed(1)} %`, `${(100 * v.offlineShare).toFixed(1)} %`, String(v.lookups), String(v.latencyP50), String(v.latencyP95), `${(100 * v.recall).toFixed(1)} %`, v.undialableDialsPerLookup.toFixed(2), v.undialableDialsPerNodeMinute.toFixed(2),

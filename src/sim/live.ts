@@ -38,10 +38,12 @@ import { SeededRandom } from '../core/env.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
 import { Arrivals } from './arrivals.ts'
+import { validateSimDurability } from './durability.ts'
 import { hash32 } from './hash.ts'
 import { Initiators } from './initiators.ts'
 import { RecordOps } from './records.ts'
 import { RandomLookups } from './scenarios.ts'
+import type { DurabilityCost, SimDurabilityOptions } from './durability.ts'
 import type { SimContact } from './node.ts'
 import type { RecordOpRecord } from './records.ts'
 import type { LookupRecord } from './report.ts'
@@ -90,15 +92,31 @@ export interface LiveOptions {
    * @default 79 200 000 (22 h)
    */
   republishInterval: Millis
+  /**
+   * Value puts started per interval, evenly spaced, each from a random
+   * online node (IPNS-like: a sequence number), sought like the provide
+   * probes (a get that must return the newest value).
+   *
+   * @default 0 (range 0 .. 10 000)
+   */
+  puts: number
+  /**
+   * The durability rules (`durability.ts`).
+   *
+   * @default the library's defaults (`validateSimDurability()`: handover of what the wire allows, store on get, hourly held re-publish)
+   */
+  durability: Partial<SimDurabilityOptions>
 }
 
 export function validateLiveOptions (partial: Partial<LiveOptions> = {}): LiveOptions {
-  const o: LiveOptions = { duration: 7_200_000, sampleEvery: 600_000, probes: 50, provides: 5, findableSample: 50, republishInterval: 22 * 3_600_000, ...stripUndefined(partial) }
+  const o: LiveOptions = { duration: 7_200_000, sampleEvery: 600_000, probes: 50, provides: 5, findableSample: 50, republishInterval: 22 * 3_600_000, puts: 0, durability: {}, ...stripUndefined(partial) }
   checkRange('live.duration', o.duration, 60_000, 30 * 86_400_000, false)
   checkRange('live.sampleEvery', o.sampleEvery, 1000, o.duration, false)
   checkRange('live.probes', o.probes, 1, 100_000)
   checkRange('live.provides', o.provides, 0, 10_000)
   checkRange('live.findableSample', o.findableSample, 0, 10_000)
+  checkRange('live.puts', o.puts, 0, 10_000)
+  validateSimDurability(o.durability)
   if (o.duration / o.sampleEvery > 10_000) {
     throw new RangeError(`live: at most 10 000 samples, got ${Math.floor(o.duration / o.sampleEvery)}`)
   }
@@ -160,6 +178,14 @@ export interface LiveSample {
   records: number
   /** republishes started network-wide during the interval */
   republishes: number
+  /** record messages (ADD_PROVIDER, PUT_VALUE) sent per node per virtual minute during the interval, every purpose */
+  recordMessagesPerNodeMinute: number
+  /**
+   * messages per node per virtual minute each durability rule sent during
+   * the interval (handover: records; store on get and corrections:
+   * PUT_VALUE; held re-publish: lookup requests plus deliveries)
+   */
+  durability: { handover: number, storeOnGet: number, corrections: number, heldRepublish: number }
 }
 
 /** Salt of the joining nodes' random stream (their bootstrap peers and refresh keys) */
@@ -173,7 +199,8 @@ function both (a: WorldListener, b: WorldListener): WorldListener {
     onRequest: (n, q, p, d) => { a.onRequest?.(n, q, p, d); b.onRequest?.(n, q, p, d) },
     onLookupFinished: (n, e) => { a.onLookupFinished?.(n, e); b.onLookupFinished?.(n, e) },
     onResponse: (n, q, p) => { a.onResponse?.(n, q, p); b.onResponse?.(n, q, p) },
-    onFound: (n, f) => { a.onFound?.(n, f); b.onFound?.(n, f) }
+    onFound: (n, f) => { a.onFound?.(n, f); b.onFound?.(n, f) },
+    onPeerAdded: (n, p) => { a.onPeerAdded?.(n, p); b.onPeerAdded?.(n, p) }
   }
 }
 
@@ -193,12 +220,14 @@ export class LiveRun {
   private readonly recordsRandom: Random
   private readonly initiators: Initiators
   /** provide probes started, record operations already sampled, republishes as of the last sample, searches not reported yet */
-  private readonly provideCounts = { started: 0, seenOps: 0, republishes: 0, pendingSeeks: 0 }
+  private readonly provideCounts = { started: 0, puts: 0, seenOps: 0, republishes: 0, pendingSeeks: 0 }
   private readonly intervals: number
   private readonly k: number
   private startedAt: Millis = 0
   private seenRecords = 0
   private lastRequests = 0
+  private lastRecordMessages = 0
+  private lastCost: DurabilityCost = { handover: 0, storeOnGet: 0, corrections: 0, heldRepublish: 0, heldRepublishes: 0, handoverRefused: 0 }
   private lastRefreshes = 0
   /** undialable dials of [classic, adopter] nodes as of the last sample */
   private readonly lastUndialable = [0, 0]
@@ -216,7 +245,7 @@ export class LiveRun {
     }, random)
     this.arrivals = world.network.config.joinRate > 0 ? new Arrivals(world, new SeededRandom(hash32(world.config.seed, SALT_ARRIVALS))) : undefined
     this.recordsRandom = new SeededRandom(hash32(world.config.seed, SALT_PROVIDES))
-    this.records = new RecordOps(world, { publishers: 0, republishInterval: this.options.republishInterval }, this.recordsRandom)
+    this.records = new RecordOps(world, { publishers: 0, republishInterval: this.options.republishInterval, durability: this.options.durability }, this.recordsRandom)
     this.initiators = new Initiators(world, this.recordsRandom, 'any', 0)
   }
 
@@ -237,11 +266,16 @@ export class LiveRun {
     this.startedAt = this.world.now
     this.lastRequests = this.world.stats.requests
     this.lastRefreshes = this.world.stats.refreshLookups
+    this.lastRecordMessages = this.world.stats.recordMessages
+    this.records.durability.start(this.startedAt, this.startedAt + this.options.duration)
     this.probes.start()
     this.arrivals?.start()
     this.world.listener = both(this.probes, this.records)
     if (this.options.provides > 0) {
       this.world.at(this.startedAt + this.options.sampleEvery / this.options.provides / 2, 'provide', () => { this.provideNext() })
+    }
+    if (this.options.puts > 0) {
+      this.world.at(this.startedAt + this.options.sampleEvery / this.options.puts / 3, 'put', () => { this.putNext() })
     }
     for (let m = 1; m <= this.intervals; m++) {
       this.world.at(this.startedAt + m * this.options.sampleEvery, 'sample', () => { this.sample() })
@@ -253,6 +287,14 @@ export class LiveRun {
     this.records.publish(this.initiators.any(), 'provide')
     if (this.provideCounts.started < this.intervals * this.options.provides) {
       this.world.at(this.world.now + this.options.sampleEvery / this.options.provides, 'provide', () => { this.provideNext() })
+    }
+  }
+
+  private putNext (): void {
+    this.provideCounts.puts++
+    this.records.publish(this.initiators.any(), 'put')
+    if (this.provideCounts.puts < this.intervals * this.options.puts) {
+      this.world.at(this.world.now + this.options.sampleEvery / this.options.puts, 'put', () => { this.putNext() })
     }
   }
 
@@ -268,8 +310,16 @@ export class LiveRun {
       online: 0,
       joined: this.arrivals?.joined ?? 0,
       records: 0,
-      republishes: this.records.republishes - this.provideCounts.republishes
+      republishes: this.records.republishes - this.provideCounts.republishes,
+      recordMessagesPerNodeMinute: (world.stats.recordMessages - this.lastRecordMessages) / world.size / minutes,
+      durability: { handover: 0, storeOnGet: 0, corrections: 0, heldRepublish: 0 }
     }
+    const cost = this.records.durability.cost
+    for (const rule of ['handover', 'storeOnGet', 'corrections', 'heldRepublish'] as const) {
+      sample.durability[rule] = (cost[rule] - this.lastCost[rule]) / world.size / minutes
+    }
+    this.lastCost = { ...cost }
+    this.lastRecordMessages = world.stats.recordMessages
     this.provideCounts.republishes = this.records.republishes
     const ops = this.records.ops.slice(this.provideCounts.seenOps).filter(o => o.kind === 'provide' && o.republish !== true)
     this.provideCounts.seenOps = this.records.ops.length
@@ -280,6 +330,10 @@ export class LiveRun {
     }
     // per node of the network as it is now (joined and not departed, online or not)
     sample.requestsPerNodeMinute *= world.size / Math.max(1, present)
+    sample.recordMessagesPerNodeMinute *= world.size / Math.max(1, present)
+    for (const rule of ['handover', 'storeOnGet', 'corrections', 'heldRepublish'] as const) {
+      sample.durability[rule] *= world.size / Math.max(1, present)
+    }
     this.lastRequests = world.stats.requests
     this.lastRefreshes = world.stats.refreshLookups
     const adoption = world.config.peerStack ? world.config.adoption : 0

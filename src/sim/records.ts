@@ -33,6 +33,13 @@
  * the per-kind summaries. `publish` and `seek` are also the live scenario's
  * way in (`live.ts`), without the two phases `start` runs.
  *
+ * Durability (`durability.ts`, all off here unless `durability` says
+ * otherwise; the live scenario runs the library's defaults): handover to
+ * peers newly in a holder's table, a get storing the best value at the
+ * closest peer that answered without it (after `onLookupFinished`, from its
+ * closest and spares), and holders re-publishing values as operations of
+ * their own (`held: true`, counted with the republishes).
+ *
  * Bounds: `ops` holds one entry per operation (2 x (provides + puts),
  * plus one per republish: at most records x run time / republishInterval);
  * `running` the operations in flight; one `RepublishSchedule` per
@@ -46,13 +53,17 @@ import { FanOut } from '../core/publish/fan-out.ts'
 import { likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
+import { DURABILITY_OFF, SimDurability } from './durability.ts'
 import { hash32 } from './hash.ts'
 import { Initiators } from './initiators.ts'
 import { distribution } from './report.ts'
 import { formatTable } from './report.ts'
+import { storeKey } from './store.ts'
 import { indexOf } from './world.ts'
+import type { SimDurabilityOptions } from './durability.ts'
 import type { Distribution } from './report.ts'
 import type { Found, LookupFinished, RecordOutcome, World, WorldListener } from './world.ts'
+import type { Contact } from '../core/contact.ts'
 import type { Millis, Random } from '../core/env.ts'
 import type { Key } from '../core/key.ts'
 
@@ -131,6 +142,13 @@ export interface RecordOpsOptions {
    * @default 79,200,000 (22 h; 0 or 1000..2,592,000,000)
    */
   republishInterval: Millis
+  /**
+   * The durability rules (`durability.ts`): handover to new closer peers,
+   * store on get, held re-publish.
+   *
+   * @default all off (`DURABILITY_OFF`); the live scenario runs the library's defaults
+   */
+  durability: Partial<SimDurabilityOptions>
 }
 
 export function validateRecordOpsOptions (partial: Partial<RecordOpsOptions>, k: number): RecordOpsOptions {
@@ -146,6 +164,7 @@ export function validateRecordOpsOptions (partial: Partial<RecordOpsOptions>, k:
     putGrace: 200,
     getQuorum: 16,
     republishInterval: 22 * 3_600_000,
+    durability: DURABILITY_OFF,
     ...stripUndefined(partial)
   }
   checkRange('provides', o.provides, 0, 1_000_000)
@@ -187,6 +206,8 @@ export interface RecordOpRecord {
   complete?: Millis
   /** Publications: a republish by the publisher (its `RepublishSchedule` said the record was due) */
   republish?: boolean
+  /** Publications: a held re-publish by a holder (`durability.ts`), counted with the republishes */
+  held?: boolean
   /** Publications: deliveries made before the lookup finished (optimistic placement) */
   early?: number
   /** Publications: peers that took the record; retrievals: responders that had it */
@@ -232,6 +253,10 @@ interface Running {
   /** retrievals: distinct responders that held the record, and the best value seen */
   responders?: Set<number>
   best?: number
+  /** gets: the value each responder returned */
+  values?: Map<number, number>
+  /** held re-publishes: the value the holder has (not necessarily the publisher's) */
+  seq?: number
   /** retrievals: called once the retrieval reported */
   done?(op: RecordOpRecord): void
 }
@@ -271,6 +296,10 @@ export class RecordOps implements WorldListener {
   private readonly schedules = new Map<number, { schedule: RepublishSchedule, wakeAt: Millis }>()
   /** republishes started */
   republishes = 0
+  /** the durability rules and what they cost */
+  readonly durability: SimDurability
+  /** store key -> record index */
+  private readonly byKey = new Map<string, number>()
 
   constructor (world: World, options: Partial<RecordOpsOptions>, random: Random) {
     this.world = world
@@ -278,6 +307,11 @@ export class RecordOps implements WorldListener {
     this.options = validateRecordOpsOptions(options, this.k)
     this.random = random
     this.initiators = new Initiators(world, random, this.options.initiators, this.options.publishers)
+    this.durability = new SimDurability(world, this.options.durability, this.k, (node, key, seq) => { this.republishHeld(node, key, seq) })
+  }
+
+  onPeerAdded (node: number, peer: number): void {
+    this.durability.onPeerAdded(node, peer)
   }
 
   /** Operations to run in all: a publication and a retrieval per record */
@@ -344,6 +378,9 @@ export class RecordOps implements WorldListener {
     }
     r.responders.add(found.from)
     r.best = Math.max(r.best ?? -1, found.value ?? -1)
+    if (found.value !== undefined) {
+      r.values?.set(found.from, found.value)
+    }
     if (r.op.kind === 'find-providers' || r.responders.size >= this.options.getQuorum) {
       this.world.stopLookup(node, found.queryId)
     }
@@ -358,7 +395,7 @@ export class RecordOps implements WorldListener {
     r.lookupDone = this.world.now
     r.op.lookupLatency = this.world.now - r.op.startedAt
     if (r.responders != null) {
-      this.finishRetrieval(r)
+      this.finishRetrieval(r, [...e.closest, ...e.spares])
       return
     }
     const toTarget = (c: { id: string }): { id: string, index: number } => ({ id: c.id, index: indexOf(c as Parameters<typeof indexOf>[0]) })
@@ -396,6 +433,7 @@ export class RecordOps implements WorldListener {
     const key = this.random.fill(new Uint8Array(KEY_BYTES))
     const record = this.published.length
     this.published.push({ key, kind, publisher: node, seq: 1 + this.random.int(1000), holders: [] })
+    this.byKey.set(storeKey(key), record)
     this.startPublication(record, false)
     if (this.options.republishInterval > 0) {
       let s = this.schedules.get(node)
@@ -462,23 +500,44 @@ export class RecordOps implements WorldListener {
     }
   }
 
-  /** A publication of record `record` by its publisher: it keeps the record itself, looks up the key, then `FanOut` deliveries */
-  private startPublication (record: number, republish: boolean): void {
+  /**
+   * A held re-publish: `node` puts value `seq` it holds for `key` to the
+   * key's k closest (lookup, then `FanOut` deliveries), without storing it
+   * again itself
+   */
+  private republishHeld (node: number, key: Key, seq: number): void {
+    const record = this.byKey.get(storeKey(key))
+    if (record !== undefined) {
+      this.startPublication(record, true, node, seq)
+    }
+  }
+
+  /**
+   * A publication of record `record` by its publisher: it keeps the record
+   * itself, looks up the key, then `FanOut` deliveries; with `holder`, a
+   * held re-publish of value `seq` by that node instead
+   */
+  private startPublication (record: number, republish: boolean, holder?: number, seq?: number): void {
     const p = this.published[record]
-    const node = p.publisher
-    const store = this.world.node(node).store
-    if (p.kind === 'provide') {
-      store.addProvider(p.key, node, this.world.now)
-    } else {
-      store.putValue(p.key, p.seq, this.world.now)
+    const node = holder ?? p.publisher
+    if (holder === undefined) {
+      const store = this.world.node(node).store
+      if (p.kind === 'provide') {
+        store.addProvider(p.key, node, this.world.now)
+      } else {
+        store.putValue(p.key, p.seq, this.world.now)
+      }
     }
     const op = this.newOp(p.kind, record, node)
     if (republish) {
       op.republish = true
     }
+    if (holder !== undefined) {
+      op.held = true
+    }
     const key = p.key
     const queryId = this.world.startLookup(node, key)
-    const running: Running = { op, key, queryId }
+    const running: Running = { op, key, queryId, seq }
     if (this.world.adopter(node)) {
       // priority-dht places optimistically (optimistic.ts); classic nodes wait for the lookup
       running.plan = FanOut.optimistic(this.options.putQuorum)
@@ -491,7 +550,7 @@ export class RecordOps implements WorldListener {
     const p = this.published[r.op.record]
     const message = r.op.kind === 'provide'
       ? { kind: 'add-provider' as const, key: r.key, provider: r.op.node }
-      : { kind: 'put-value' as const, key: r.key, seq: p.seq }
+      : { kind: 'put-value' as const, key: r.key, seq: r.seq ?? p.seq }
     r.op.requests++
     this.world.sendRecord(r.op.node, peer.index, message, (outcome: RecordOutcome) => {
       const plan = r.plan as FanOut<{ id: string, index: number }>
@@ -526,6 +585,9 @@ export class RecordOps implements WorldListener {
     if (op.copies > 0) {
       this.published[op.record].placedAt = now
     }
+    if (op.held === true) {
+      this.durability.cost.heldRepublish += op.requests
+    }
     if (op.republish === true) {
       return
     }
@@ -559,7 +621,7 @@ export class RecordOps implements WorldListener {
     const kind = p.kind === 'provide' ? 'find-providers' : 'get'
     const op = this.newOp(kind, index, node)
     op.holdersOnline = p.holders.filter(h => this.world.network.online(h, this.world.now)).length
-    const r: Running = { op, key: p.key, responders: new Set(), done }
+    const r: Running = { op, key: p.key, responders: new Set(), done, values: kind === 'get' ? new Map() : undefined }
     const local = this.world.node(node).records
     const best = kind === 'get' ? local?.valueOf(p.key, this.world.now) : undefined
     const hasLocally = kind === 'find-providers' ? (local?.providersOf(p.key, this.world.now).length ?? 0) > 0 : best !== undefined
@@ -577,9 +639,13 @@ export class RecordOps implements WorldListener {
     }
   }
 
-  private finishRetrieval (r: Running): void {
+  /** A retrieval reported; a get's lookup (`answered`: who answered, nearest first) goes on to the store-on-get rule */
+  private finishRetrieval (r: Running, answered?: readonly Contact[]): void {
     const op = r.op
     const p = this.published[op.record]
+    if (op.kind === 'get' && answered != null && r.values != null) {
+      this.durability.afterGet(op.node, r.key, r.best === undefined || r.best < 0 ? undefined : r.best, answered, r.values)
+    }
     op.copies = r.responders?.size ?? 0
     op.success = op.kind === 'find-providers' ? op.copies > 0 : r.best === p.seq
     op.latency = this.world.now - op.startedAt

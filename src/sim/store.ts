@@ -36,6 +36,15 @@ export function storeKey (key: Key): string {
   return s
 }
 
+/** A full-length key from a store key (the bytes beyond STORE_KEY_BYTES zero) */
+export function fullKey (k: string): Key {
+  const key = new Uint8Array(32)
+  for (let i = 0; i < k.length; i++) {
+    key[i] = k.charCodeAt(i)
+  }
+  return key
+}
+
 interface Provider { node: number, storedAt: Millis }
 interface Value { seq: number, storedAt: Millis }
 
@@ -101,6 +110,36 @@ export class RecordStore {
   /** The value of `key`, unless none or expired at `now` */
   valueOf (key: Key, now: Millis): number | undefined {
     return this.valueAt(storeKey(key), now)?.seq
+  }
+
+  /** Whether the store has an entry (expired or not) under store key `k` */
+  has (k: string): boolean {
+    return this.providers.has(k) || this.values.has(k)
+  }
+
+  /** When value `key` was last stored here (by anyone), unless none or expired at `now` */
+  valueStoredAt (key: Key, now: Millis): Millis | undefined {
+    return this.valueAt(storeKey(key), now)?.storedAt
+  }
+
+  /**
+   * Every key held and unexpired at `now` (its first STORE_KEY_BYTES bytes,
+   * zero-padded to a full key: distances to node keys order the same), with
+   * its providers or its value; expired records met on the way are deleted
+   */
+  * held (now: Millis): Generator<{ key: Key, providers?: readonly number[], value?: { seq: number, storedAt: Millis } }> {
+    for (const k of [...this.providers.keys()]) {
+      const list = this.live(k, now)
+      if (list != null) {
+        yield { key: fullKey(k), providers: list.map(p => p.node) }
+      }
+    }
+    for (const k of [...this.values.keys()]) {
+      const v = this.valueAt(k, now)
+      if (v != null) {
+        yield { key: fullKey(k), value: { seq: v.seq, storedAt: v.storedAt } }
+      }
+    }
   }
 
   private expired (storedAt: Millis, now: Millis): boolean {

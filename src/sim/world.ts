@@ -110,6 +110,8 @@ export interface WorldListener {
   onResponse?(node: number, queryId: number, peer: number): void
   /** A GET_PROVIDERS or GET_VALUE response reached `node` (after its coordinator saw it) */
   onFound?(node: number, found: Found): void
+  /** `peer` entered `node`'s routing table (after its coordinator emitted it) */
+  onPeerAdded?(node: number, peer: number): void
 }
 
 export interface WorldStats {
@@ -446,6 +448,7 @@ export class World {
         break
       case 'peer-added':
         this.stats.peersAdded++
+        this.listener.onPeerAdded?.(n.index, indexOf(e.peer))
         break
       case 'peer-removed':
         this.stats.peersRemoved++

@@ -1,0 +1,137 @@
+import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { expect } from 'aegir/chai'
+import { MemoryDatastore } from 'datastore-core'
+import { Key } from 'interface-datastore'
+import all from 'it-all'
+import { base32 } from 'multiformats/bases/base32'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import pWaitFor from 'p-wait-for'
+import { Record } from '../../src/generated/dht.ts'
+import { toRFC3339 } from '../../src/records/rfc3339.ts'
+import { connectToBootstraps, createOurNode, stopAll, trueClosest, waitForTables } from './fixtures/network.ts'
+import type { OurNode } from './fixtures/network.ts'
+import type { PriorityDHTInit } from '../../src/index.ts'
+import type { PeerId } from '@libp2p/interface'
+
+const K = 3
+const N = 7
+
+interface Net { nodes: OurNode[], stores: MemoryDatastore[] }
+
+async function network (n: number, init: PriorityDHTInit = {}): Promise<Net> {
+  const stores = Array.from({ length: n }, () => new MemoryDatastore())
+  const nodes = await Promise.all(stores.map(async datastore => createOurNode({ kBucketSize: K, ...init }, { datastore })))
+  await connectToBootstraps(nodes, 2)
+  await waitForTables(nodes, K)
+  return { nodes, stores }
+}
+
+/** A /pk/ record: a key derived from a fresh public key, the key's protobuf as value */
+async function pkRecord (): Promise<{ key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer> }> {
+  const keyPair = await generateKeyPair('Ed25519')
+  const key = new Uint8Array([...new TextEncoder().encode('/pk/'), ...keyPair.publicKey.toMultihash().bytes])
+  return { key, value: new Uint8Array(publicKeyToProtobuf(keyPair.publicKey)) }
+}
+
+const recordKey = (key: Uint8Array): Key => new Key(`/dht/record/${base32.encode(key)}`)
+
+async function holds (store: MemoryDatastore, key: Uint8Array): Promise<boolean> {
+  return store.has(recordKey(key))
+}
+
+async function providesTo (store: MemoryDatastore, cid: CID, provider: PeerId): Promise<boolean> {
+  return store.has(new Key(`/dht/providers/${base32.encode(cid.multihash.bytes)}/${provider.toString()}`))
+}
+
+describe('libp2p/durability: handover, store on get, held re-publish', function () {
+  this.timeout(120_000)
+  let nodes: OurNode[] = []
+
+  afterEach(async () => {
+    await stopAll(nodes)
+    nodes = []
+  })
+
+  it('a node that joins near a key gets its value, and its own provider record, from the nearest holder', async () => {
+    const net = await network(N)
+    const late = new MemoryDatastore()
+    const newcomer = await createOurNode({ kBucketSize: K }, { datastore: late })
+    nodes = [...net.nodes, newcomer]
+    const ids = net.nodes.map(n => n.peerId)
+    // a value whose key the newcomer is the closest to of all nodes
+    let record = await pkRecord()
+    while (trueClosest([...ids, newcomer.peerId], record.key, 1)[0] !== newcomer.peerId.toString()) {
+      record = await pkRecord()
+    }
+    // a CID the newcomer is the closest to; the first node closest to it provides it
+    let cid = CID.createV1(0x55, await sha256.digest(new TextEncoder().encode('durable-0')))
+    for (let i = 1; trueClosest([...ids, newcomer.peerId], cid.multihash.bytes, 1)[0] !== newcomer.peerId.toString(); i++) {
+      cid = CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`durable-${i}`)))
+    }
+    const provider = net.nodes[ids.findIndex(id => id.toString() === trueClosest(ids, cid.multihash.bytes, 1)[0])]
+    await net.nodes[1].contentRouting.put(record.key, record.value)
+    await provider.contentRouting.provide(cid)
+    expect(await holds(late, record.key)).to.equal(false)
+
+    await newcomer.dial(net.nodes[2].getMultiaddrs())
+    await pWaitFor(async () => (await holds(late, record.key)) && (await providesTo(late, cid, provider.peerId)), { timeout: 30_000, interval: 100 })
+    // the newcomer serves them: a get from it needs nobody else
+    expect(await all(newcomer.services.dht.get(record.key))).to.satisfy((events: Array<{ name: string }>) => events.some(e => e.name === 'VALUE'))
+    const handedOver = net.nodes.reduce((sum, n) => sum + n.services.dht.durabilityStats.handedOver, 0)
+    expect(handedOver).to.be.at.least(2)
+  })
+
+  it('a get stores the best value at the closest peer that answered without it', async () => {
+    const net = await network(N, { durability: { handover: false, heldRepublish: false } })
+    nodes = net.nodes
+    const record = await pkRecord()
+    // the putter and the getter far from the key: the peers near it answer the get
+    const order = trueClosest(nodes.map(n => n.peerId), record.key, N)
+    const byRank = order.map(id => nodes.findIndex(n => n.peerId.toString() === id))
+    const [putter, getter] = [nodes[byRank[N - 1]], nodes[byRank[N - 2]]]
+    await putter.contentRouting.put(record.key, record.value)
+    const others = net.stores.filter((_, i) => nodes[i] !== getter)
+    const count = async (): Promise<number> => (await Promise.all(others.map(async s => holds(s, record.key)))).filter(Boolean).length
+    expect(await count()).to.equal(K + 1) // the k closest and the putter
+    // the closest peer lost its copy
+    const closest = net.stores[byRank[0]]
+    expect(await holds(closest, record.key)).to.equal(true)
+    await closest.delete(recordKey(record.key))
+    expect(await getter.contentRouting.get(record.key)).to.equalBytes(record.value)
+    // the closest peer that answered the get without the record gets it: the
+    // closest one, unless its answer came too late for the lookup (a loaded
+    // machine), then the next that had none
+    await pWaitFor(async () => (await count()) === K + 1, { timeout: 10_000, interval: 50 })
+  })
+
+  it('a holder re-publishes a value nobody stored with it for an hour, and skips one stored within the hour', async () => {
+    const net = await network(N, { durability: { handover: false, storeOnGet: false } })
+    nodes = net.nodes
+    const record = await pkRecord()
+    const order = trueClosest(nodes.map(n => n.peerId), record.key, N)
+    const byRank = order.map(id => nodes.findIndex(n => n.peerId.toString() === id))
+    // the farthest node holds it, received two hours ago; nobody else has it (copies lost)
+    const holder = byRank[N - 1]
+    const old = Record.encode({ key: record.key, value: record.value, timeReceived: toRFC3339(Date.now() - 2 * 3_600_000) })
+    await net.stores[holder].put(recordKey(record.key), old)
+    // the second farthest holds another, received a minute ago (someone stored it within the hour)
+    const fresh = await pkRecord()
+    const other = byRank[N - 2]
+    await net.stores[other].put(recordKey(fresh.key), Record.encode({ key: fresh.key, value: fresh.value, timeReceived: toRFC3339(Date.now() - 60_000) }))
+
+    await nodes[holder].services.dht.republishHeld()
+    await nodes[other].services.dht.republishHeld()
+    expect(nodes[holder].services.dht.durabilityStats.heldRepublished).to.be.at.least(1)
+    expect(nodes[other].services.dht.durabilityStats.heldRepublished).to.equal(0)
+    // the k closest have the lost copy back; the fresh one went nowhere
+    for (const i of byRank.slice(0, K)) {
+      expect(await holds(net.stores[i], record.key), `rank ${byRank.indexOf(i)}`).to.equal(true)
+    }
+    const freshCopies = (await Promise.all(net.stores.map(async s => holds(s, fresh.key)))).filter(Boolean).length
+    expect(freshCopies).to.equal(1)
+    // re-publishing did not count as someone storing it: the next sweep within the hour skips it
+    await nodes[holder].services.dht.republishHeld()
+    expect(nodes[holder].services.dht.durabilityStats.heldRepublished).to.equal(1)
+  })
+})
