@@ -19,8 +19,9 @@
 //	                                (provider package, Kubo's defaults), answers
 //	                                once its provide queue has drained (see
 //	                                sweepProvide): {"keys", "provided",
-//	                                "failed", "ms", "readyMs", "prefixLen",
-//	                                "regions", "drained"}
+//	                                "failed", "pending", "lookups", "ms",
+//	                                "readyMs", "prefixLen", "regions",
+//	                                "drained"}
 //	provide-burst <file> <in-flight> <budget-ms>
 //	                                dht.Provide per CID, <in-flight> at once,
 //	                                no new one started after the budget:
@@ -363,8 +364,20 @@ func keysAndBudget(file, budgetMs string) ([]mh.Multihash, time.Duration, error)
 	return keys, time.Duration(ms) * time.Millisecond, nil
 }
 
-// sweeper is this peer's SweepingProvider, made by the first provide-sweep
-var sweeper *provider.SweepingProvider
+// sweeper is this peer's SweepingProvider, made by the first provide-sweep;
+// sweepLookups counts the GetClosestPeers calls it makes
+var (
+	sweeper      *provider.SweepingProvider
+	sweepLookups atomic.Int64
+)
+
+// countingRouter is the DHT as the provider's router, counting its lookups
+type countingRouter struct{ d *dht.IpfsDHT }
+
+func (r countingRouter) GetClosestPeers(ctx context.Context, key string) ([]peer.ID, error) {
+	sweepLookups.Add(1)
+	return r.d.GetClosestPeers(ctx, key)
+}
 
 // newSweeper builds a SweepingProvider on this peer's DHT the way Kubo does
 // by default (Kubo's config defaults: Provide.DHT.MaxWorkers 16,
@@ -375,7 +388,7 @@ func newSweeper(h host.Host, d *dht.IpfsDHT) (*provider.SweepingProvider, error)
 	return provider.New(
 		provider.WithHost(h),
 		provider.WithPeerID(h.ID()),
-		provider.WithRouter(d),
+		provider.WithRouter(countingRouter{d}),
 		provider.WithMessageSender(d.MessageSender()),
 		provider.WithSelfAddrs(d.FilteredAddrs),
 		provider.WithAddLocalRecord(func(ctx context.Context, k mh.Multihash) error {
@@ -430,6 +443,7 @@ func sweepProvide(h host.Host, d *dht.IpfsDHT, keys []mh.Multihash, budget time.
 	if err != nil {
 		return nil, err
 	}
+	lookupsBefore := sweepLookups.Load()
 	start := time.Now()
 	if err := sweeper.StartProviding(true, keys...); err != nil {
 		return nil, err
@@ -453,6 +467,7 @@ func sweepProvide(h host.Host, d *dht.IpfsDHT, keys []mh.Multihash, budget time.
 		"provided":  st.Operations.Past.KeysProvided - before.Operations.Past.KeysProvided,
 		"failed":    st.Operations.Past.KeysFailed - before.Operations.Past.KeysFailed,
 		"pending":   st.Queues.PendingKeyProvides,
+		"lookups":   sweepLookups.Load() - lookupsBefore,
 		"ms":        elapsed.Milliseconds(),
 		"readyMs":   readyMs,
 		"prefixLen": st.Schedule.AvgPrefixLength,
