@@ -14,25 +14,48 @@
  * blocks one by one). After every priority-dht row, other live nodes look
  * for every CID (`findProviders`, 10 at a time; for more than 1000 keys an
  * even sample of 1000) and the row reports how many found the provider.
+ *
+ * With `--against go` (or `--against kad-dht,go`), the same workload on a
+ * network of Go peers (benchmarks/go-network.ts: go-libp2p-kad-dht v0.42.2,
+ * one process each, same size, seed and tarpit choice): a `go-sweep` row,
+ * the same CIDs announced by the provider's SweepingProvider (the `provider`
+ * package Kubo uses, Kubo's default workers; `provide-sweep` in
+ * test/interop/go-peer/main.go says how its end is detected), checked by
+ * other Go peers' findprovs like ours; and for 1000 keys a `go-burst` row:
+ * `dht.Provide` per CID, 10 in flight, within `--budget` (the pre-sweep
+ * reprovider), not checked. Ratios are then taken against `go-sweep`.
+ * A `priority-dht-on-go` row puts one node of ours (default configuration)
+ * into the same Go network as its provider and runs `provideMany` there,
+ * checked by the Go peers: the provider side alone, with Go's servers
+ * taking the records in their own processes, as they do for `go-sweep`
+ * (our own network runs all of its servers in this one Node process).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
 import { createOurNode } from '../test/libp2p/fixtures/network.ts'
-import { createNetwork, dialRetrying } from './network.ts'
-import type { BenchNetwork } from './network.ts'
+import { createGoNetwork } from './go-network.ts'
+import { createNetwork, dialRetrying, TABLE_TIMEOUT } from './network.ts'
+import type { GoNetwork } from './go-network.ts'
+import type { BenchNetwork, BenchNode } from './network.ts'
 import type { Implementation } from './network.ts'
 import type { PriorityDHTInit } from '../src/libp2p/init.ts'
 import type { AnyNode, OurNode } from '../test/libp2p/fixtures/network.ts'
 
 const KAD_DHT_CONCURRENCY = 10
+/** The Go peers' timeout of each findprovs in the check, as ours get 20 s */
+const GO_CHECK_TIMEOUT = 20_000
+
+/** The rows: ours and kad-dht, and on networks of Go peers its sweeping provider and its per-CID provide */
+type BulkImpl = Implementation | 'go-sweep' | 'go-burst' | 'priority-dht-on-go'
 /** CIDs other nodes look for after a priority-dht row: all of them up to this many, an even sample beyond */
 const CHECK_MAX = 1000
 
 interface BulkRow {
-  impl: Implementation
+  impl: BulkImpl
   tarpits: number
   keys: number
   /** keys finished (ours: all of them; kad-dht: those done within the budget) */
@@ -43,8 +66,11 @@ interface BulkRow {
   checked: number
   seconds: number
   keysPerSecond: number
+  /** lookups per key done (go-sweep: the provider's GetClosestPeers calls, counted in the Go peer) */
   lookupsPerKey: number
   tarpitDialsPerKey: number
+  /** go-sweep: seconds its provider took to be online with a prefix length estimate, before the measured seconds; its region count and prefix length; whether its queue drained */
+  goSweep?: { readySeconds: number, regions: number, prefixLen: number, drained: boolean, failed: number }
   peakRssMb: number
   /** with --churn: nodes that left (and as many joined) during the provide, CIDs found before the republish sweep, and the sweep's seconds */
   churn?: { left: number, joined: number, foundBeforeSweep: number, sweepSeconds: number }
@@ -73,7 +99,7 @@ async function pool<T> (items: T[], concurrency: number, work: (item: T, i: numb
 }
 
 /** How many of `cids` some other live node finds `provider` for (10 lookups at once, 20 s each) */
-async function countFound (net: { live: AnyNode[] }, provider: AnyNode, cids: CID[]): Promise<number> {
+async function countFound (net: { live: BenchNode[] }, provider: BenchNode, cids: CID[]): Promise<number> {
   const seekers = net.live.filter(n => n !== provider)
   let found = 0
   await pool(cids, KAD_DHT_CONCURRENCY, async (cid, i) => {
@@ -159,21 +185,62 @@ class Churn {
   }
 }
 
-async function runOne (impl: Implementation, nodes: number, tarpits: number, keys: number, seed: number, budget: number, ours: PriorityDHTInit, churnShare = 0): Promise<BulkRow> {
+async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: number, seed: number, budget: number, goBudget: number, ours: PriorityDHTInit, churnShare = 0): Promise<BulkRow> {
   const random = new SeededRandom(seed * 1000 + Math.round(tarpits * 100))
   const log = (msg: string): void => { console.error(`  ${msg}`) }
-  const net = await createNetwork(impl, nodes, 20, tarpits, random, log, undefined, ours)
+  const isGo = impl === 'go-sweep' || impl === 'go-burst' || impl === 'priority-dht-on-go'
+  // the same seeded draws on both: the tarpit choice, then the provider's index
+  const net: BenchNetwork<BenchNode> = isGo
+    ? await createGoNetwork('go', nodes, 20, tarpits, random, log, TABLE_TIMEOUT, GO_CHECK_TIMEOUT)
+    : await createNetwork(impl, nodes, 20, tarpits, random, log, undefined, ours)
+  const isOurs = !isGo && impl !== 'kad-dht'
+  let guest: OurNode | undefined
   try {
-    const limitsBefore = impl === 'kad-dht' ? {} : inboundTotals(net.live)
+    const limitsBefore = isOurs ? inboundTotals(net.live as AnyNode[]) : {}
     let bulkFigures: Record<string, number> = {}
     let churned: { left: number, joined: number } | undefined
-    const provider = net.live[random.int(net.live.length)]
+    let goSweep: BulkRow['goSweep']
+    let goSeconds: number | undefined
+    let provider = net.live[random.int(net.live.length)] as AnyNode
+    if (impl === 'priority-dht-on-go') {
+      // one of ours joins through the two bootstraps (never tarpits) and is the provider
+      guest = await createOurNode({ ...ours, kBucketSize: 20 })
+      for (const bootstrap of (net as GoNetwork).peers.slice(0, 2)) {
+        await guest.dial(bootstrap.p2pAddrs())
+      }
+      const deadline = Date.now() + TABLE_TIMEOUT
+      while (guest.services.dht.routingTable.size < 20 && Date.now() < deadline) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      log(`priority-dht-on-go: our node joined, routing table ${guest.services.dht.routingTable.size}`)
+      provider = guest
+    }
     const cids = await makeCids(keys, seed)
     const dials = net.tarpitDials()
     const start = performance.now()
     let done = 0
     let lookups = 0
-    if (impl === 'kad-dht') {
+    if (impl === 'priority-dht-on-go') {
+      const result = await (provider as OurNode).services.dht.provideMany(cids)
+      done = result.provided
+      lookups = result.lookups
+      log(`priority-dht-on-go: ${JSON.stringify(result)}`)
+    } else if (isGo) {
+      const peer = (net as GoNetwork).peers[net.live.indexOf(provider)]
+      if (impl === 'go-sweep') {
+        const r = await peer.provideSweep(cids, goBudget * 1000)
+        done = keys - (r.pending ?? 0)
+        lookups = r.lookups ?? 0
+        goSeconds = r.ms / 1000
+        goSweep = { readySeconds: Math.round((r.readyMs ?? 0) / 100) / 10, regions: r.regions ?? 0, prefixLen: r.prefixLen ?? 0, drained: r.drained === true, failed: r.failed }
+        log(`go-sweep: ${JSON.stringify(r)}`)
+      } else {
+        const r = await peer.provideBurst(cids, KAD_DHT_CONCURRENCY, budget * 1000)
+        done = r.provided
+        lookups = r.provided + r.failed
+        log(`go-burst: ${JSON.stringify(r)}`)
+      }
+    } else if (impl === 'kad-dht') {
       const deadline = Date.now() + budget * 1000
       const queue = [...cids]
       await Promise.all(Array.from({ length: KAD_DHT_CONCURRENCY }, async () => {
@@ -205,7 +272,7 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       done = results.filter(r => r.status === 'fulfilled').length
       lookups = (provider as OurNode).services.dht.provideBatching?.lookups ?? 0
     } else {
-      const churning = churnShare > 0 ? new Churn(net, provider, churnShare, nodes, random, ours, log) : undefined
+      const churning = churnShare > 0 ? new Churn(net as BenchNetwork, provider, churnShare, nodes, random, ours, log) : undefined
       // churn one chunk ahead, so that all of it happens while keys are still being provided
       const ahead = Math.min(1024, cids.length) / cids.length
       churning?.step(ahead)
@@ -219,9 +286,10 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       const out = (provider as OurNode).services.dht.usage().outbound
       bulkFigures = { bulkMessages: result.messages, bulkFailures: result.failures, bulkPeersReached: result.peersReached, providerStreams: out.streams, providerFailures: out.failures }
     }
-    const seconds = (performance.now() - start) / 1000
-    const limitsAfter = impl === 'kad-dht' ? {} : inboundTotals(net.live)
-    const limits = impl === 'kad-dht' ? undefined : { ...Object.fromEntries(Object.entries(limitsAfter).map(([k, v]) => [k, v - (limitsBefore[k] ?? 0)])), ...bulkFigures }
+    // go-sweep: the Go peer's own figure, from StartProviding to the drained queue (its readiness wait before is reported apart)
+    const seconds = goSeconds ?? (performance.now() - start) / 1000
+    const limitsAfter = isOurs ? inboundTotals(net.live as AnyNode[]) : {}
+    const limits = !isOurs ? undefined : { ...Object.fromEntries(Object.entries(limitsAfter).map(([k, v]) => [k, v - (limitsBefore[k] ?? 0)])), ...bulkFigures }
     const tarpitDials = net.tarpitDials() - dials
     const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024)
     // every CID of a 1000-key run; a seeded sample of 1000 beyond that (10 000 lookups would take longer than the run)
@@ -237,10 +305,11 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       churn = { ...churned, foundBeforeSweep, sweepSeconds: Math.round((performance.now() - sweepStart) / 100) / 10 }
       log(`churn: ${foundBeforeSweep}/${checked.length} found before the sweep, sweep took ${churn.sweepSeconds} s`)
     }
-    const found = impl === 'kad-dht' ? undefined : await countFound(net, provider, checked)
+    // kad-dht and go-burst finish only part of the keys within the budget: not checked
+    const found = impl === 'kad-dht' || impl === 'go-burst' ? undefined : await countFound(net, provider, checked)
     if (limits != null) {
       // messages the servers decoded by the end of the check: those written but never read were lost with their streams
-      limits.messagesAfterCheck = (inboundTotals(net.live).messages ?? 0) - (limitsBefore.messages ?? 0)
+      limits.messagesAfterCheck = (inboundTotals(net.live as AnyNode[]).messages ?? 0) - (limitsBefore.messages ?? 0)
     }
     return {
       impl,
@@ -256,9 +325,11 @@ async function runOne (impl: Implementation, nodes: number, tarpits: number, key
       tarpitDialsPerKey: Math.round(1000 * tarpitDials / Math.max(1, done)) / 1000,
       peakRssMb,
       churn,
+      goSweep,
       limits
     }
   } finally {
+    await guest?.stop()
     await net.close()
   }
 }
@@ -271,6 +342,16 @@ const quick = argv.includes('--quick')
 const nodes = arg(argv, 'nodes', quick ? 30 : 40)
 const seed = arg(argv, 'seed', 1)
 const budget = arg(argv, 'budget', quick ? 60 : 120)
+// --go-budget S: the go-sweep row's time limit (its queue not drained by then: the keys still queued count as not done)
+const goBudget = arg(argv, 'go-budget', 900)
+// --against kad-dht (default), go, or both (comma-separated)
+const againstArg = argv.indexOf('--against')
+const against = againstArg !== -1 ? argv[againstArg + 1].split(',').map(s => s.trim()) : ['kad-dht']
+for (const a of against) {
+  if (a !== 'kad-dht' && a !== 'go') {
+    throw new RangeError(`--against: kad-dht or go, got ${a}`)
+  }
+}
 const keysArg = argv.indexOf('--keys')
 const sizes = keysArg !== -1 ? argv[keysArg + 1].split(',').map(Number) : quick ? [1000] : [1000, 10_000]
 // --ours-only: provideMany rows only (no kad-dht, no single provides), for measuring our own changes
@@ -287,19 +368,25 @@ const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) =
 const rows: BulkRow[] = []
 for (const tarpits of shares) {
   for (const keys of sizes) {
-    const impls: Implementation[] = ['priority-dht']
+    const impls: BulkImpl[] = ['priority-dht']
     if (keys <= 1000 && !oursOnly && churnShare === 0) {
       impls.push('priority-dht-single')
     }
     if (argv.includes('--batched') && churnShare === 0) {
       impls.push('priority-dht-batched')
     }
-    if (!oursOnly && churnShare === 0) {
+    if (!oursOnly && churnShare === 0 && against.includes('kad-dht')) {
       impls.push('kad-dht')
     }
+    if (!oursOnly && churnShare === 0 && against.includes('go')) {
+      impls.push('priority-dht-on-go', 'go-sweep')
+      if (keys <= 1000) {
+        impls.push('go-burst')
+      }
+    }
     for (const impl of impls) {
-      console.error(`${impl}: ${keys} keys, ${nodes} nodes, ${tarpits * 100}% tarpits`)
-      const row = await runOne(impl, nodes, tarpits, keys, seed, budget, ours, churnShare)
+      console.error(`${impl}: ${keys} keys, ${nodes} nodes, ${tarpits * 100}% tarpits (load average ${loadavg().map(l => l.toFixed(1)).join(' ')})`)
+      const row = await runOne(impl, nodes, tarpits, keys, seed, budget, goBudget, ours, churnShare)
       if (row.limits != null) {
         console.error(`  ${row.seconds} s, limits: ${JSON.stringify(row.limits)}`)
       }
@@ -307,15 +394,17 @@ for (const tarpits of shares) {
     }
   }
 }
-const lines = ['| tarpits | keys | implementation | keys done | found by others | seconds | keys/s | lookups/key | tarpit dials/key | ratio keys/s |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+// ratios against Go's sweeping provider when it ran, else against kad-dht
+const reference: BulkImpl = against.includes('go') ? 'go-sweep' : 'kad-dht'
+const lines = [`| tarpits | keys | implementation | keys done | found by others | seconds | keys/s | lookups/key | tarpit dials/key | keys/s / ${reference} |`, '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
 for (const r of rows) {
-  const theirs = rows.find(o => o.impl === 'kad-dht' && o.keys === r.keys && o.tarpits === r.tarpits)
-  const ratio = r.impl !== 'kad-dht' && theirs != null && theirs.keysPerSecond > 0 ? `${(r.keysPerSecond / theirs.keysPerSecond).toFixed(1)}x` : ''
+  const theirs = rows.find(o => o.impl === reference && o.keys === r.keys && o.tarpits === r.tarpits)
+  const ratio = r.impl !== reference && theirs != null && theirs.keysPerSecond > 0 ? `${(r.keysPerSecond / theirs.keysPerSecond).toFixed(r.keysPerSecond / theirs.keysPerSecond < 1 ? 2 : 1)}x` : ''
   lines.push(`| ${r.tarpits * 100}% | ${r.keys} | ${r.impl} | ${r.keysDone} | ${r.found == null ? 'not checked' : `${r.found}/${r.checked}`} | ${r.seconds} | ${r.keysPerSecond >= 100 ? Math.round(r.keysPerSecond) : r.keysPerSecond} | ${r.lookupsPerKey} | ${r.tarpitDialsPerKey} | ${ratio} |`)
 }
 console.log(lines.join('\n'))
 const dir = join(import.meta.dirname, 'results')
 await mkdir(dir, { recursive: true })
 const file = join(dir, `bulk-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-await writeFile(file, JSON.stringify({ date: new Date().toISOString(), nodes, seed, budget, init: ours, rows }, null, 2))
+await writeFile(file, JSON.stringify({ date: new Date().toISOString(), nodes, seed, budget, goBudget, against, init: ours, loadAverageAtEnd: loadavg(), rows }, null, 2))
 console.error(`raw results: ${file}`)

@@ -46,7 +46,10 @@ function tcpPort (peer: GoPeer): number {
   return Number(match[1])
 }
 
-export async function createGoNetwork (impl: GoImplementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, tableTimeout: number, opTimeout: number): Promise<BenchNetwork<BenchNode>> {
+/** A network of Go peers; `peers` are the live ones, in the order of `live` (for commands beyond the BenchNode ones, e.g. `provideSweep`) */
+export type GoNetwork = BenchNetwork<BenchNode> & { peers: GoPeer[] }
+
+export async function createGoNetwork (impl: GoImplementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, tableTimeout: number, opTimeout: number): Promise<GoNetwork> {
   if (k !== 20) {
     throw new RangeError('the Go peer runs with go-libp2p-kad-dht\'s bucket size, 20: --k must be 20 with the Go implementations')
   }
@@ -90,6 +93,7 @@ export async function createGoNetwork (impl: GoImplementation, n: number, k: num
   }
   return {
     impl,
+    peers: live,
     live: live.map(goNode),
     tarpits,
     tarpitIds: new Set([...chosen].map(p => p.id.toString())),

@@ -9,6 +9,7 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'aegir/chai'
+import { MemoryDatastore } from 'datastore-core'
 import all from 'it-all'
 import pWaitFor from 'p-wait-for'
 import { createOurNode, stopAll } from '../libp2p/fixtures/network.ts'
@@ -16,6 +17,7 @@ import { expiredIpnsRecord, ipnsKey, ipnsRecord, pkRecord, tamper } from '../rec
 import { buildGoPeer, goVersion, GoPeer } from './fixtures/go-peer.ts'
 import { cidOf, requireToolchains, take } from './fixtures/helpers.ts'
 import type { OurNode } from '../libp2p/fixtures/network.ts'
+import type { Datastore } from 'interface-datastore'
 
 const OURS = 5
 
@@ -253,6 +255,55 @@ describe('interop with go-libp2p-kad-dht v0.42.2 (Go peer on TCP)', function () 
       expect(await goPeer.routingTable()).to.not.include(client.peerId.toString())
     } finally {
       await client.stop()
+    }
+  })
+
+  it("Go's sweeping provider (the provider package, as Kubo runs it) announces 200 CIDs and our nodes accept every batched ADD_PROVIDER", async function () {
+    this.timeout(180_000)
+    // a network of its own: 5 of ours, whose provider stores we can read,
+    // and a Go peer that knows only them; once it is gone, only our stores
+    // can name it
+    const datastores: Datastore[] = Array.from({ length: OURS }, () => new MemoryDatastore())
+    const holders = await Promise.all(datastores.map(async datastore => createOurNode({}, { datastore })))
+    const sweeper = await GoPeer.start({ timeout: 120_000 })
+    try {
+      for (const node of holders.slice(1)) {
+        await node.dial(holders[0].getMultiaddrs())
+      }
+      for (const node of holders) {
+        await sweeper.connect(node.getMultiaddrs()[0])
+      }
+      await pWaitFor(async () => (await sweeper.routingTable()).length >= OURS, { timeout: 30_000, interval: 100 })
+      const cids = await Promise.all(Array.from({ length: 200 }, async (_, i) => cidOf(`go-sweep-${i}`)))
+      const result = await sweeper.provideSweep(cids, 120_000)
+      expect(result.drained, `the sweep's provide queue drained: ${JSON.stringify(result)}`).to.equal(true)
+      expect(result.keys).to.equal(200)
+      // its ADD_PROVIDERs were written by the time the queue drained; wait
+      // for every holder's store to name the Go peer for all 200 keys
+      const goId = sweeper.id.toString()
+      const stored = async (datastore: Datastore): Promise<number> => {
+        let n = 0
+        for await (const key of datastore.queryKeys({ prefix: '/dht/providers/' })) {
+          if (key.toString().endsWith(`/${goId}`)) {
+            n++
+          }
+        }
+        return n
+      }
+      await pWaitFor(async () => (await Promise.all(datastores.map(stored))).every(n => n === cids.length), { timeout: 10_000, interval: 100 }).catch(() => {})
+      expect(await Promise.all(datastores.map(stored)), 'records naming the Go peer in each of our stores (every node is among the k = 20 closest of 6)').to.deep.equal(holders.map(() => cids.length))
+      await sweeper.stop()
+      let found = 0
+      for (const [i, cid] of cids.entries()) {
+        const providers = await all(take(holders[i % OURS].contentRouting.findProviders(cid, { signal: AbortSignal.timeout(10_000) }), 1))
+        if (providers.some(p => p.id.toString() === goId)) {
+          found++
+        }
+      }
+      expect(found, 'CIDs our findProviders names the (stopped) Go peer for').to.equal(cids.length)
+    } finally {
+      await sweeper.stop()
+      await stopAll(holders)
     }
   })
 })
