@@ -320,6 +320,25 @@ describe('inbound handler', () => {
     expect(server.services.handler.limits()).to.deep.include({ pooledRequests: limits.pooledRequests, delayedRequests: limits.delayedRequests, rateLimitedRequests: 0 })
   })
 
+  it('a stranger with two messages being answered is heavy whatever its rate: a third waits for the pool', async () => {
+    const gate = Promise.withResolvers<void>()
+    let dispatching = 0
+    await setup(async (from, message) => {
+      dispatching++
+      await gate.promise
+      return { type: message.type, key: message.key }
+    }, { isValued: () => false, strangerRequestsPerSecond: 10, strangerRequestBurst: 1, lightRequestsPerSecond: 1000, lightRequestBurst: 1000, maxRequestDelay: 5000 })
+    const raws = [await open(), await open()]
+    const first = Promise.all(raws.map(async (raw, i) => ping(raw, `a${i}`)))
+    await waitFor(() => dispatching === 2, 3000, 'two messages dispatching')
+    // far within its own rate and burst, but two of its messages are being answered
+    const third = ping(await open(), 'c')
+    await waitFor(() => server.services.handler.limits().pooledRequests === 1, 3000, 'the third waits for the pool')
+    gate.resolve()
+    await first
+    expect((await third).key).to.equalBytes(key('c'))
+  })
+
   it('rejects invalid limits at construction', () => {
     const components = { registrar: {} as any, logger: defaultLogger() }
     for (const init of [{ maxStreamsPerPeer: 0 }, { maxRequestsInFlight: -1 }, { requestsPerSecond: 0 }, { requestBurst: 1.5 }, { maxRequestDelay: -1 }, { maxTrackedPeers: 0 }, { strangerRequestsPerSecond: 0 }, { strangerRequestBurst: 0.5 }, { lightRequestsPerSecond: -1 }, { lightRequestBurst: 0 }]) {
