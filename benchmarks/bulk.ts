@@ -36,7 +36,7 @@ import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
-import { createOurNode } from '../test/libp2p/fixtures/network.ts'
+import { createOurNode, routingTableSize, trueClosest } from '../test/libp2p/fixtures/network.ts'
 import { createGoNetwork } from './go-network.ts'
 import { createNetwork, dialRetrying, TABLE_TIMEOUT } from './network.ts'
 import type { GoNetwork } from './go-network.ts'
@@ -98,24 +98,99 @@ async function pool<T> (items: T[], concurrency: number, work: (item: T, i: numb
   }))
 }
 
-/** How many of `cids` some other live node finds `provider` for (10 lookups at once, 20 s each) */
-async function countFound (net: { live: BenchNode[] }, provider: BenchNode, cids: CID[]): Promise<number> {
+/** Why one CID was not found: what the seeker's lookup did and who holds the record */
+interface Miss {
+  cid: string
+  seeker: string
+  seekerJoined: boolean
+  seekerTable: number
+  /** 'timeout' (20 s), 'ended' (the lookup finished without the provider) or an error name */
+  outcome: string
+  ms: number
+  /** peers that answered the lookup / queries that failed */
+  answered: number
+  errors: number
+  /** live nodes holding the provider record */
+  holders: number
+  /** holders among the true k closest live nodes of the key */
+  holdersInClosest: number
+  /** holders that answered the seeker's lookup (they would have given the record) */
+  holdersAnswered: number
+  /** of the true k closest live nodes, those the seeker's lookup got an answer from */
+  closestAnswered: number
+}
+
+/** How many of `cids` some other live node finds `provider` for (10 lookups at once, 20 s each); with `misses`, why each missing one was missed */
+async function countFound (net: { live: BenchNode[] }, provider: BenchNode, cids: CID[], misses?: Miss[], joined?: Set<AnyNode>): Promise<number> {
   const seekers = net.live.filter(n => n !== provider)
   let found = 0
   await pool(cids, KAD_DHT_CONCURRENCY, async (cid, i) => {
     const seeker = seekers[i % seekers.length]
+    const answered = new Set<string>()
+    let errors = 0
+    let outcome = 'ended'
+    const start = performance.now()
     try {
-      for await (const p of seeker.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(20_000) })) {
-        if (p.id.equals(provider.peerId)) {
-          found++
-          break
+      if (misses == null) {
+        for await (const p of seeker.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(20_000) })) {
+          if (p.id.equals(provider.peerId)) {
+            found++
+            return
+          }
+        }
+      } else {
+        for await (const event of (seeker as OurNode).services.dht.findProviders(cid, { signal: AbortSignal.timeout(20_000) })) {
+          if (event.name === 'PEER_RESPONSE') {
+            answered.add(event.from.toString())
+          } else if (event.name === 'QUERY_ERROR') {
+            errors++
+          } else if (event.name === 'PROVIDER' && event.providers.some(p => p.id.equals(provider.peerId))) {
+            found++
+            return
+          }
         }
       }
-    } catch {
+    } catch (err: any) {
       // not found in time
+      outcome = err.name === 'TimeoutError' || err.name === 'AbortError' ? 'timeout' : err.name
     }
+    if (misses == null) {
+      return
+    }
+    const ms = Math.round(performance.now() - start)
+    const live = net.live
+    const holders: string[] = []
+    for (const node of live) {
+      const store = (node as any).services.dht.providers
+      const ids: string[] = await store.getProviders(cid.multihash.bytes, Date.now())
+      if (ids.includes(provider.peerId.toString())) {
+        holders.push(node.peerId.toString())
+      }
+    }
+    const closest = new Set(trueClosest(live.map(n => n.peerId), cid.multihash.bytes, 20))
+    misses.push({
+      cid: cid.toString().slice(-8),
+      seeker: seeker.peerId.toString().slice(-6),
+      seekerJoined: joined?.has(seeker as AnyNode) ?? false,
+      seekerTable: routingTableSize(seeker as AnyNode),
+      outcome,
+      ms,
+      answered: answered.size,
+      errors,
+      holders: holders.length,
+      holdersInClosest: holders.filter(h => closest.has(h)).length,
+      holdersAnswered: holders.filter(h => answered.has(h)).length,
+      closestAnswered: [...closest].filter(c => answered.has(c)).length
+    })
   })
   return found
+}
+
+function logMisses (log: (msg: string) => void, when: string, misses: Miss[]): void {
+  log(`missed ${when}: ${misses.length}`)
+  for (const m of misses) {
+    log(`  ${JSON.stringify(m)}`)
+  }
 }
 
 /** The inbound limits' counters of every live priority-dht node, summed */
@@ -141,6 +216,8 @@ function inboundTotals (live: AnyNode[]): Record<string, number> {
 class Churn {
   left = 0
   joined = 0
+  /** the nodes that joined */
+  readonly joiners = new Set<AnyNode>()
   private readonly total: number
   private readonly pending: Array<Promise<void>> = []
 
@@ -176,6 +253,7 @@ class Churn {
       return
     }
     this.net.live.push(node)
+    this.joiners.add(node)
     this.joined++
   }
 
@@ -198,7 +276,7 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
   try {
     const limitsBefore = isOurs ? inboundTotals(net.live as AnyNode[]) : {}
     let bulkFigures: Record<string, number> = {}
-    let churned: { left: number, joined: number } | undefined
+    let churned: { left: number, joined: number, joiners: Set<AnyNode> } | undefined
     let goSweep: BulkRow['goSweep']
     let goSeconds: number | undefined
     let provider = net.live[random.int(net.live.length)] as AnyNode
@@ -279,7 +357,7 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
       const result = await (provider as OurNode).services.dht.provideMany(cids, { onBulkProgress: p => { churning?.step(p.keysDone / p.keys + ahead) } })
       await churning?.settle()
       if (churning != null) {
-        churned = { left: churning.left, joined: churning.joined }
+        churned = { left: churning.left, joined: churning.joined, joiners: churning.joiners }
       }
       done = result.provided
       lookups = result.lookups
@@ -299,14 +377,20 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
       // what others find right after the provide, then after a republish sweep: the
       // republisher's sweep is this same call (provideMany with purpose 'republish'),
       // run here at once instead of after the republish interval
-      const foundBeforeSweep = await countFound(net, provider, checked)
+      const missesBefore: Miss[] = []
+      const foundBeforeSweep = await countFound(net, provider, checked, missesBefore, churned.joiners)
+      logMisses(log, 'before the sweep', missesBefore)
       const sweepStart = performance.now()
-      await (provider as OurNode).services.dht.provideMany(cids, { purpose: 'republish' })
-      churn = { ...churned, foundBeforeSweep, sweepSeconds: Math.round((performance.now() - sweepStart) / 100) / 10 }
-      log(`churn: ${foundBeforeSweep}/${checked.length} found before the sweep, sweep took ${churn.sweepSeconds} s`)
+      const sweep = await (provider as OurNode).services.dht.provideMany(cids, { purpose: 'republish' })
+      churn = { left: churned.left, joined: churned.joined, foundBeforeSweep, sweepSeconds: Math.round((performance.now() - sweepStart) / 100) / 10 }
+      log(`churn: ${foundBeforeSweep}/${checked.length} found before the sweep, sweep took ${churn.sweepSeconds} s (${sweep.provided} provided, ${sweep.lookups} lookups, ${sweep.failures} failures)`)
     }
+    const missesAfter: Miss[] = []
     // kad-dht and go-burst finish only part of the keys within the budget: not checked
-    const found = impl === 'kad-dht' || impl === 'go-burst' ? undefined : await countFound(net, provider, checked)
+    const found = impl === 'kad-dht' || impl === 'go-burst' ? undefined : await countFound(net, provider, checked, churned != null ? missesAfter : undefined, churned?.joiners)
+    if (churned != null) {
+      logMisses(log, 'after the sweep', missesAfter)
+    }
     if (limits != null) {
       // messages the servers decoded by the end of the check: those written but never read were lost with their streams
       limits.messagesAfterCheck = (inboundTotals(net.live as AnyNode[]).messages ?? 0) - (limitsBefore.messages ?? 0)

@@ -75,7 +75,8 @@ async function runWorker (kind: string, extra = ''): Promise<any> {
 }
 
 // the honest peer waits 20 ms between requests (at most 50 a second), below
-// its own rate limit of 100 a second: its latency is the server's, not its bucket's
+// the light rate of strangers (100 a second): it never waits for the strangers'
+// pool, so its latency is the server's, not a bucket's
 const GAP = 20
 // warm up, then idle latency
 await probe(honest, server, { count: 60, gap: GAP })

@@ -27,11 +27,17 @@
  * rest stays for valued peers, so under load a stranger's stream is refused
  * before a valued peer's.
  *
- * Rate and concurrency (see {@link InboundHandler.answer}): each peer has a
- * token bucket of `requestBurst` messages refilled at `requestsPerSecond`.
- * A message arriving on an empty bucket waits for its token (the stream is
- * not read meanwhile, so a flooder is slowed by back-pressure) unless the
- * wait would exceed `maxRequestDelay`: then its stream is aborted with a
+ * Rate and concurrency (see {@link InboundHandler.answer}): each valued
+ * peer has a token bucket of `requestBurst` messages refilled at
+ * `requestsPerSecond`. A stranger has a small bucket of its own
+ * (`lightRequestBurst`, `lightRequestsPerSecond`): while it has tokens the
+ * stranger is light and passes; beyond it the stranger is heavy and waits
+ * for a token of one pool all strangers share (`strangerRequestBurst`,
+ * `strangerRequestsPerSecond`; light strangers spend its tokens too), so
+ * many peer ids get no more together than one. A message arriving on an
+ * empty bucket waits for its token (the stream is not read meanwhile, so a
+ * flooder is slowed by back-pressure) unless the wait would exceed
+ * `maxRequestDelay`: then its stream is aborted with a
  * {@link RateLimitedError}. At most `maxRequestsInFlight` messages are
  * dispatched at once across all peers; others wait their turn (one per
  * stream at most, so the wait list is bounded by `maxStreams`).
@@ -41,7 +47,7 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { HandlerAbortedError, InvalidMessageError, MessageTooLargeError, RateLimitedError } from './errors.ts'
-import { PeerBuckets, PeerCounts } from './limits.ts'
+import { PeerBuckets, PeerCounts, SharedBucket } from './limits.ts'
 import { emptyTraffic } from './metrics.ts'
 import { Slots } from './slots.ts'
 import type { InboundError, InboundSink, TrafficFigures } from './metrics.ts'
@@ -133,7 +139,8 @@ export interface InboundHandlerInit {
    */
   maxRequestsInFlight?: number
   /**
-   * Sustained messages per second accepted from one peer (>= 1). Sized for
+   * Sustained messages per second accepted from one valued peer (>= 1;
+   * strangers: see `strangerRequestsPerSecond`). Sized for
    * an honest bulk provider: `provideMany` of 10 000 CIDs on 40 nodes sends
    * each node about 5 000 ADD_PROVIDER messages within seconds (at 100/s
    * that run took 66.7 s instead of 22 s)
@@ -147,6 +154,43 @@ export interface InboundHandlerInit {
    * @default 2000
    */
   requestBurst?: number
+  /**
+   * Sustained messages per second of all heavy strangers together (>= 1),
+   * in place of each one's `requestsPerSecond`. A stranger is a peer
+   * `isValued` does not vouch for; a heavy one sends beyond
+   * `lightRequestsPerSecond`. Heavy strangers wait for a token of this one
+   * pool, so however many peer ids a flood uses, together they get this
+   * rate (less what light strangers spend), and valued peers and light
+   * strangers keep the rest of the event loop. A bulk provider we have no
+   * history with is paced to it, not refused
+   *
+   * @default 300
+   */
+  strangerRequestsPerSecond?: number
+  /**
+   * Tokens the strangers' pool holds at most (>= 1)
+   *
+   * @default 600
+   */
+  strangerRequestBurst?: number
+  /**
+   * A stranger sending within this rate (messages per second, >= 1) and
+   * `lightRequestBurst`, with at most one other message of its own being
+   * answered, is light: its messages never wait for the strangers' pool
+   * (they spend its tokens all the same). A client's lookup sends a peer a
+   * few messages, one at a time
+   *
+   * @default 100
+   */
+  lightRequestsPerSecond?: number
+  /**
+   * Messages a light stranger may send at once (>= 1); every fresh peer
+   * id starts with this many, so a flood of fresh ids gets this many each
+   * before it waits for the pool
+   *
+   * @default 20
+   */
+  lightRequestBurst?: number
   /**
    * Longest time in ms a message over its peer's rate waits for a token
    * (>= 0); a message that would wait longer aborts its stream with
@@ -210,7 +254,12 @@ export interface InboundStats {
   rateLimitedRequests: number
   /** messages that waited for a `maxRequestsInFlight` turn */
   queuedRequests: number
+  /** messages of heavy strangers that waited for the strangers' pool (`strangerRequestsPerSecond`) */
+  pooledRequests: number
 }
+
+/** A stranger with this many of its messages being answered already is heavy, whatever its rate */
+const LIGHT_IN_FLIGHT = 2
 
 const DATA_ERRORS = ['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'StreamBufferError']
 
@@ -300,9 +349,15 @@ export class InboundHandler implements Startable {
   private readonly peerStreams = new PeerCounts()
   /** request rate by peer; at most maxTrackedPeers entries */
   private readonly rates: PeerBuckets
+  /** a stranger's own bucket: within it the stranger is light */
+  private readonly lightRate: { burst: number, perSecond: number }
+  /** what heavy strangers share */
+  private readonly strangerPool: SharedBucket
+  /** strangers' messages being answered (waits included), by peer; at most maxStreams entries */
+  private readonly strangerBusy = new PeerCounts()
   /** turns to dispatch; waiters at most one per open stream */
   private readonly inFlight: Slots
-  private readonly counters: InboundStats = { messages: 0, refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0 }
+  private readonly counters: InboundStats = { messages: 0, refusedStreams: 0, refusedPeerStreams: 0, delayedRequests: 0, rateLimitedRequests: 0, queuedRequests: 0, pooledRequests: 0 }
   private shutdown = new AbortController()
   private running = false
 
@@ -327,6 +382,15 @@ export class InboundHandler implements Startable {
       burst: positiveInteger('requestBurst', init.requestBurst ?? 2000),
       maxDelay: this.maxRequestDelay,
       maxPeers: positiveInteger('maxTrackedPeers', init.maxTrackedPeers ?? 4096)
+    })
+    this.lightRate = {
+      perSecond: positiveInteger('lightRequestsPerSecond', init.lightRequestsPerSecond ?? 100),
+      burst: positiveInteger('lightRequestBurst', init.lightRequestBurst ?? 20)
+    }
+    this.strangerPool = new SharedBucket({
+      perSecond: positiveInteger('strangerRequestsPerSecond', init.strangerRequestsPerSecond ?? 300),
+      burst: positiveInteger('strangerRequestBurst', init.strangerRequestBurst ?? 600),
+      maxDelay: this.maxRequestDelay
     })
     // never more waiters than streams, each of which has one message at a time
     this.inFlight = new Slots(maxRequestsInFlight, Number.MAX_SAFE_INTEGER)
@@ -363,11 +427,40 @@ export class InboundHandler implements Startable {
     this.stats.requests++
     this.stats.bytesReceived += framedLength(bytes.byteLength)
     this.sink?.inboundRequest(message.type, framedLength(bytes.byteLength))
-    const wait = this.rates.take(peer.toString(), Date.now())
+    const id = peer.toString()
+    const now = Date.now()
+    let wait: number | undefined
+    const stranger = this.isValued != null && !this.isValued(peer)
+    if (!stranger) {
+      wait = this.rates.take(id, now)
+    } else {
+      // a stranger's own bucket only tells light from heavy, and so does a
+      // stranger with more than one other message being answered (a client
+      // asks one thing at a time; a flood pipelines on many streams):
+      // heavy ones wait for the shared pool
+      const light = this.rates.take(id, now, this.lightRate) === 0 && this.strangerBusy.get(id) < LIGHT_IN_FLIGHT
+      wait = this.strangerPool.take(now, !light)
+      if (wait != null && wait > 0) {
+        this.counters.pooledRequests++
+      }
+    }
     if (wait == null) {
       this.counters.rateLimitedRequests++
       throw new RateLimitedError(`${peer} is over its request rate`)
     }
+    if (stranger) {
+      this.strangerBusy.increment(id)
+    }
+    try {
+      return await this.serveMessage(peer, message, connection, wait, options)
+    } finally {
+      if (stranger) {
+        this.strangerBusy.decrement(id)
+      }
+    }
+  }
+
+  private async serveMessage (peer: PeerId, message: Message, connection: Connection | undefined, wait: number, options: { signal: AbortSignal }): Promise<Uint8Array | undefined> {
     try {
       if (wait > 0) {
         this.counters.delayedRequests++

@@ -94,9 +94,10 @@ export interface PriorityDHTInit {
   /**
    * Bounds and limits of the inbound handler (see InboundHandlerInit): per
    * connection, per peer and global stream caps, a per-peer token bucket of
-   * requests and a global cap on requests in flight.
+   * requests for valued peers, one pool shared by heavy strangers, and a
+   * global cap on requests in flight.
    *
-   * @default { maxStreams: 1024, maxStreamsPerPeer: 32, maxRequestsInFlight: 128, requestsPerSecond: 1000, requestBurst: 2000, maxRequestDelay: 2000, maxTrackedPeers: 4096 }
+   * @default { maxStreams: 1024, maxStreamsPerPeer: 32, maxRequestsInFlight: 128, requestsPerSecond: 1000, requestBurst: 2000, strangerRequestsPerSecond: 300, strangerRequestBurst: 600, lightRequestsPerSecond: 100, lightRequestBurst: 20, maxRequestDelay: 2000, maxTrackedPeers: 4096 }
    */
   inbound?: Partial<Omit<InboundHandlerInit, 'protocol' | 'isValued'>>
   /**

@@ -44,8 +44,14 @@ export class PeerBuckets {
     return this.buckets.size
   }
 
-  take (peer: string, now: number): number | undefined {
-    const { burst, perSecond, maxDelay, maxPeers } = this.init
+  /**
+   * `rate` overrides the bucket's burst and refill for this call (e.g. a
+   * lower rate for peers we have no good history with); a bucket holding
+   * more than that burst is cut down to it
+   */
+  take (peer: string, now: number, rate?: Pick<TokenBucketInit, 'burst' | 'perSecond'>): number | undefined {
+    const { maxDelay, maxPeers } = this.init
+    const { burst, perSecond } = rate ?? this.init
     let bucket = this.buckets.get(peer)
     if (bucket == null) {
       if (this.buckets.size >= maxPeers) {
@@ -68,6 +74,49 @@ export class PeerBuckets {
     }
     bucket.tokens -= 1
     return Math.ceil(wait)
+  }
+}
+
+/**
+ * One token bucket shared by many peers (the strangers' pool), same rules
+ * as a peer's bucket: `burst` tokens at most, `perSecond` added a second.
+ * `take(now, true)` spends a token and returns the wait (0, or the time the
+ * borrowed token takes to come; `undefined` past `maxDelay`, nothing
+ * spent); `take(now, false)` spends a token without waiting, down to a debt
+ * of `maxDelay` worth of tokens, so what passes that way lengthens the waits
+ * of those who do wait (and gets them refused once it alone fills the
+ * rate), never by more than `maxDelay`.
+ */
+export class SharedBucket {
+  private readonly init: Omit<TokenBucketInit, 'maxPeers'>
+  private tokens: number
+  private at = Number.NEGATIVE_INFINITY
+
+  constructor (init: Omit<TokenBucketInit, 'maxPeers'>) {
+    this.init = init
+    this.tokens = init.burst
+  }
+
+  take (now: number, wait: boolean): number | undefined {
+    const { burst, perSecond, maxDelay } = this.init
+    if (this.at !== Number.NEGATIVE_INFINITY) {
+      this.tokens = Math.min(burst, this.tokens + Math.max(0, now - this.at) * perSecond / 1000)
+    }
+    this.at = now
+    if (this.tokens >= 1) {
+      this.tokens -= 1
+      return 0
+    }
+    const debt = (1 - this.tokens) * 1000 / perSecond
+    if (!wait) {
+      this.tokens = Math.max(this.tokens - 1, -maxDelay * perSecond / 1000)
+      return 0
+    }
+    if (debt > maxDelay) {
+      return undefined
+    }
+    this.tokens -= 1
+    return Math.ceil(debt)
   }
 }
 

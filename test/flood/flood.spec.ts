@@ -67,8 +67,9 @@ describe('floods on a real node (TCP)', function () {
   })
 
   it('one peer sending requests as fast as it can is slowed, then reset, while the honest peer is served', async () => {
-    // 16 streams in parallel want more than 100 ms of the peer's future tokens
-    await setup({ inbound: { requestsPerSecond: 100, requestBurst: 100, maxRequestDelay: 100 } })
+    // a stranger: after its light burst it waits for the strangers' pool, and 16
+    // streams in parallel want more than 100 ms of the pool's future tokens
+    await setup({ inbound: { strangerRequestsPerSecond: 100, strangerRequestBurst: 100, maxRequestDelay: 100 } })
     const bad = await flooder()
     await bad.dial(server.getMultiaddrs())
     let result
@@ -85,7 +86,7 @@ describe('floods on a real node (TCP)', function () {
   })
 
   it('GET_VALUE and GET_PROVIDERS storms from several peers leave the honest peer served', async () => {
-    await setup({ inbound: { requestsPerSecond: 100, requestBurst: 100, maxRequestDelay: 100 } })
+    await setup({ inbound: { strangerRequestsPerSecond: 100, strangerRequestBurst: 100, maxRequestDelay: 100 } })
     const bad = [await flooder(), await flooder(), await flooder()]
     for (const b of bad) {
       await b.dial(server.getMultiaddrs())
@@ -130,8 +131,22 @@ describe('floods on a real node (TCP)', function () {
     expect(res.providerPeers.map(p => Array.from(p.id).join())).to.include(Array.from(honest.node.peerId.toMultihash().bytes).join())
   })
 
+  it('many fresh peer ids sending as fast as they can share one rate: the pool paces and then refuses them, the honest peer is served', async () => {
+    // each id's own rate (requestsPerSecond, 1000 by default) is never reached: only the shared pool can hold them back
+    await setup({ inbound: { strangerRequestsPerSecond: 200, strangerRequestBurst: 100, lightRequestBurst: 20, maxRequestDelay: 100 } })
+    let result
+    await honestDuring(async () => {
+      result = await floodProviders(server.getMultiaddrs(), 20, 200, 8, undefined, 4)
+    })
+    expect(result!.peers).to.equal(20)
+    const stats = server.services.dht.inbound
+    expect(stats.pooledRequests).to.be.greaterThan(0)
+    expect(stats.rateLimitedRequests).to.be.greaterThan(0)
+    expect(result!.resets).to.be.greaterThan(0)
+  })
+
   it('rejects invalid limits at construction', async () => {
-    for (const init of [{ inbound: { maxStreamsPerPeer: 0 } }, { inbound: { requestsPerSecond: 0.5 } }, { inbound: { maxRequestDelay: -1 } }, { providerQuota: { records: 0 } }] as PriorityDHTInit[]) {
+    for (const init of [{ inbound: { maxStreamsPerPeer: 0 } }, { inbound: { requestsPerSecond: 0.5 } }, { inbound: { maxRequestDelay: -1 } }, { inbound: { strangerRequestsPerSecond: 0 } }, { providerQuota: { records: 0 } }] as PriorityDHTInit[]) {
       let failed: any
       try {
         const node = await createServer(init)

@@ -289,9 +289,59 @@ describe('inbound handler', () => {
     expect(server.services.handler.limits().rateLimitedRequests).to.be.at.least(1)
   })
 
+  it('heavy strangers wait for one shared pool; a valued peer and a light stranger do not', async () => {
+    const friend = await createNode({})
+    const light = await createNode({})
+    // per-peer rates far above what is sent: only the pool can delay anyone
+    await setup(echo, { isValued: peer => friend.peerId.equals(peer), strangerRequestsPerSecond: 10, strangerRequestBurst: 1, lightRequestsPerSecond: 1, lightRequestBurst: 2, maxRequestDelay: 5000 })
+    const other = await createNode({})
+    for (const node of [friend, light, other]) {
+      await introduce(node, server)
+    }
+    const openFrom = async (node: Libp2p<TestServices>): Promise<Raw> => {
+      const stream = await node.dialProtocol(server.peerId, PROTOCOL)
+      return { stream, lp: lpStream(stream) }
+    }
+    // two strangers, 4 messages each: 2 within their light burst, then heavy
+    await Promise.all([await open(), await openFrom(other)].map(async raw => {
+      for (let i = 0; i < 4; i++) {
+        expect((await ping(raw, `h${i}`)).key).to.equalBytes(key(`h${i}`))
+      }
+    }))
+    const limits = server.services.handler.limits()
+    expect(limits.pooledRequests).to.be.at.least(2)
+    expect(limits.delayedRequests).to.equal(limits.pooledRequests)
+    // the pool is in debt now; the friend's messages and a light stranger's first one pass without waiting
+    const valued = await openFrom(friend)
+    for (let i = 0; i < 5; i++) {
+      await ping(valued, `f${i}`)
+    }
+    await ping(await openFrom(light), 'l')
+    expect(server.services.handler.limits()).to.deep.include({ pooledRequests: limits.pooledRequests, delayedRequests: limits.delayedRequests, rateLimitedRequests: 0 })
+  })
+
+  it('a stranger with two messages being answered is heavy whatever its rate: a third waits for the pool', async () => {
+    const gate = Promise.withResolvers<void>()
+    let dispatching = 0
+    await setup(async (from, message) => {
+      dispatching++
+      await gate.promise
+      return { type: message.type, key: message.key }
+    }, { isValued: () => false, strangerRequestsPerSecond: 10, strangerRequestBurst: 1, lightRequestsPerSecond: 1000, lightRequestBurst: 1000, maxRequestDelay: 5000 })
+    const raws = [await open(), await open()]
+    const first = Promise.all(raws.map(async (raw, i) => ping(raw, `a${i}`)))
+    await waitFor(() => dispatching === 2, 3000, 'two messages dispatching')
+    // far within its own rate and burst, but two of its messages are being answered
+    const third = ping(await open(), 'c')
+    await waitFor(() => server.services.handler.limits().pooledRequests === 1, 3000, 'the third waits for the pool')
+    gate.resolve()
+    await first
+    expect((await third).key).to.equalBytes(key('c'))
+  })
+
   it('rejects invalid limits at construction', () => {
     const components = { registrar: {} as any, logger: defaultLogger() }
-    for (const init of [{ maxStreamsPerPeer: 0 }, { maxRequestsInFlight: -1 }, { requestsPerSecond: 0 }, { requestBurst: 1.5 }, { maxRequestDelay: -1 }, { maxTrackedPeers: 0 }]) {
+    for (const init of [{ maxStreamsPerPeer: 0 }, { maxRequestsInFlight: -1 }, { requestsPerSecond: 0 }, { requestBurst: 1.5 }, { maxRequestDelay: -1 }, { maxTrackedPeers: 0 }, { strangerRequestsPerSecond: 0 }, { strangerRequestBurst: 0.5 }, { lightRequestsPerSecond: -1 }, { lightRequestBurst: 0 }]) {
       expect(() => new InboundHandler(components, { protocol: PROTOCOL, ...init }, echo), JSON.stringify(init)).to.throw().with.property('name', 'InvalidParametersError')
     }
   })
