@@ -75,8 +75,22 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
     expect(await holds(late, record.key)).to.equal(false)
 
     await newcomer.dial(net.nodes[2].getMultiaddrs())
+    // the newcomer's own lookups near the two keys reach their nearest
+    // holders (its self lookup alone need not: k is 3 here), who learn of it
+    // from the inbound connection and admit it once they reached it back
+    await all(newcomer.peerRouting.getClosestPeers(record.key))
+    await all(newcomer.peerRouting.getClosestPeers(cid.multihash.bytes))
     // a scan runs at most every 10 s, after the newcomer was admitted (the holder dialled it back)
-    await pWaitFor(async () => (await holds(late, record.key)) && (await providesTo(late, cid, provider.peerId)), { timeout: 60_000, interval: 100 })
+    await pWaitFor(async () => (await holds(late, record.key)) && (await providesTo(late, cid, provider.peerId)), { timeout: 60_000, interval: 100 }).catch(async (err) => {
+      // say what the holders did: who admitted the newcomer, what they handed over
+      const state = await Promise.all(net.nodes.map(async n => ({
+        id: n.peerId.toString().slice(-6),
+        admitted: n.services.dht.routingTable.peers().includes(newcomer.peerId.toString()),
+        connected: n.getConnections(newcomer.peerId).length > 0,
+        ...n.services.dht.durabilityStats
+      })))
+      throw new Error(`${String(err)}: value ${String(await holds(late, record.key))}, provider record ${String(await providesTo(late, cid, provider.peerId))}, provider ${provider.peerId.toString().slice(-6)}, newcomer table ${newcomer.services.dht.routingTable.size}; ${JSON.stringify(state)}`)
+    })
     // the newcomer serves them: a get from it needs nobody else
     expect(await all(newcomer.services.dht.get(record.key))).to.satisfy((events: Array<{ name: string }>) => events.some(e => e.name === 'VALUE'))
     const handedOver = net.nodes.reduce((sum, n) => sum + n.services.dht.durabilityStats.handedOver, 0)
