@@ -28,7 +28,7 @@ import { FanOut } from '../core/publish/fan-out.ts'
 import { RegionCache, regionsSpanned, sliceCount, sortByKey } from '../core/publish/region.ts'
 import { MessageType } from '../generated/dht.ts'
 import { RequestFailedError } from './errors.ts'
-import { kadKey, toContact, toPbPeer } from './peer-info.ts'
+import { kadKey, putValueMessage, toContact, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { Messenger } from './messenger.ts'
 import type { Accounting, Purpose } from './metrics.ts'
@@ -282,10 +282,8 @@ export class BulkProvider {
 
   /** PUT_VALUE, answered with an echo of the record */
   private async put (peer: PeerContact, item: Item & { value: Uint8Array }, options: BulkProvideOptions): Promise<void> {
-    const key = item.mh as Uint8Array<ArrayBuffer>
-    const value = item.value as Uint8Array<ArrayBuffer>
-    const response = await this.init.messenger.request(peer.peerId, { type: MessageType.PUT_VALUE, key, record: { key, value, timeReceived: new Date().toISOString() } }, { signal: options.signal, purpose: options.purpose })
-    if (response.record?.value == null || !uint8ArrayEquals(response.record.value, value)) {
+    const response = await this.init.messenger.request(peer.peerId, putValueMessage(item.mh, item.value, Date.now()), { signal: options.signal, purpose: options.purpose })
+    if (response.record?.value == null || !uint8ArrayEquals(response.record.value, item.value)) {
       throw new RequestFailedError('bad-response', peer.id, 'the peer did not echo the record')
     }
   }

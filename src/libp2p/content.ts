@@ -25,7 +25,7 @@ import { checkRange } from '../core/routing-table/config.ts'
 import { MessageType } from '../generated/dht.ts'
 import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
-import { kadKey, toContact, toPbPeer } from './peer-info.ts'
+import { kadKey, putValueMessage, toContact, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
@@ -188,11 +188,7 @@ export class ContentOperations {
     const options: PurposeOptions = { ...putOptions, purpose: 'put' }
     const received = new Date()
     await this.init.values.put(key, value, received.getTime(), options) // throws InvalidRecordError
-    const message = {
-      type: MessageType.PUT_VALUE,
-      key: key as Uint8Array<ArrayBuffer>,
-      record: { key: key as Uint8Array<ArrayBuffer>, value: value as Uint8Array<ArrayBuffer>, timeReceived: received.toISOString() }
-    }
+    const message = putValueMessage(key, value, received.getTime())
     const { stored, targets } = yield * this.deliver(key, async peer => {
       const response = await this.init.messenger.request(peer.id, message, options)
       // a server echoes the record it stored
@@ -275,11 +271,7 @@ export class ContentOperations {
     const target = this.init.storeOnGet === true
       ? cacheTarget(kadKey(key), answered.map(p => toContact(p.id)), holders)
       : undefined
-    const message = {
-      type: MessageType.PUT_VALUE,
-      key: key as Uint8Array<ArrayBuffer>,
-      record: { key: key as Uint8Array<ArrayBuffer>, value: best.value as Uint8Array<ArrayBuffer>, timeReceived: new Date().toISOString() }
-    }
+    const message = putValueMessage(key, best.value, Date.now())
     for (const peer of [...outdated, ...(target == null ? [] : [target.peerId])]) {
       if (this.getStores >= MAX_GET_STORES) {
         this.getStats.skipped++

@@ -33,7 +33,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { base32 } from 'multiformats/bases/base32'
 import { handsOver, heldRepublishDue, HandoverQueue, HELD_SWEEPS_PER_INTERVAL, validateDurabilityConfig } from '../core/publish/durability.ts'
 import { MessageType } from '../generated/dht.ts'
-import { kadKey, toPbPeer } from './peer-info.ts'
+import { kadKey, putValueMessage, toPbPeer } from './peer-info.ts'
 import type { BulkProvider } from './bulk.ts'
 import type { Messenger } from './messenger.ts'
 import type { PeerContact } from './peer-info.ts'
@@ -268,8 +268,7 @@ export class Durability {
           this.stats.handoverDropped++
           continue // an IPNS record past its EOL, say: the newcomer would refuse it
         }
-        const key = item.key as Uint8Array<ArrayBuffer>
-        await this.init.messenger.request(peer, { type: MessageType.PUT_VALUE, key, record: { key, value: item.value as Uint8Array<ArrayBuffer>, timeReceived: new Date(this.now()).toISOString() } }, options)
+        await this.init.messenger.request(peer, putValueMessage(item.key, item.value, this.now()), options)
         this.stats.handedOver++
       }
     } catch (err) {

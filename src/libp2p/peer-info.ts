@@ -7,8 +7,9 @@ import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { sha256 } from '@noble/hashes/sha2.js'
 import * as Digest from 'multiformats/hashes/digest'
+import { MessageType } from '../generated/dht.ts'
 import type { Contact } from '../core/contact.ts'
-import type { Peer } from '../generated/dht.ts'
+import type { Message, Peer } from '../generated/dht.ts'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -97,6 +98,12 @@ export const removePrivateAddressesMapper: PeerInfoMapper = (peer) => ({
   ...peer,
   multiaddrs: peer.multiaddrs.filter(ma => isPrivate(ma) !== true)
 })
+
+/** PUT_VALUE of `value` under `key`, the record received at `receivedAt` (ms since the epoch) */
+export function putValueMessage (key: Uint8Array, value: Uint8Array, receivedAt: number): Partial<Message> & { type: MessageType } {
+  const k = key as Uint8Array<ArrayBuffer>
+  return { type: MessageType.PUT_VALUE, key: k, record: { key: k, value: value as Uint8Array<ArrayBuffer>, timeReceived: new Date(receivedAt).toISOString() } }
+}
 
 export function toPbPeer (peer: PeerInfo): Peer {
   return { id: peer.id.toMultihash().bytes, addrs: peer.multiaddrs.map(ma => ma.bytes) }
