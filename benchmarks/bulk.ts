@@ -38,6 +38,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
 import { createOurNode, routingTableSize, trueClosest } from '../test/libp2p/fixtures/network.ts'
 import { createGoNetwork } from './go-network.ts'
+import { startProfile, stopProfile } from './measure.ts'
 import { createNetwork, dialRetrying, TABLE_TIMEOUT } from './network.ts'
 import type { GoNetwork } from './go-network.ts'
 import type { BenchNetwork, BenchNode } from './network.ts'
@@ -65,6 +66,11 @@ interface BulkRow {
   /** CIDs looked for (all of them up to 1000, an even sample of 1000 beyond) */
   checked: number
   seconds: number
+  /** our networks: seconds from the start until every server had read what it was sent (after `seconds` when provide calls resolved first) */
+  servedSeconds?: number
+  /** CPU seconds of this process (the provider, and on our networks the servers too) and its event loop's busy share, over \`seconds\` */
+  cpuSeconds: number
+  eventLoopBusy: number
   keysPerSecond: number
   /** lookups per key done (go-sweep: the provider's GetClosestPeers calls, counted in the Go peer) */
   lookupsPerKey: number
@@ -207,6 +213,39 @@ function inboundTotals (live: AnyNode[]): Record<string, number> {
 }
 
 /**
+ * Polls how many of the live nodes hold `provider`'s record for an even
+ * sample of 50 of `cids` until that count holds still for a second (at most
+ * a minute); the seconds since `start` when it last grew
+ */
+async function drained (live: AnyNode[], provider: AnyNode, cids: CID[], start: number): Promise<number> {
+  const sample = cids.filter((_, i) => i % Math.max(1, Math.floor(cids.length / 50)) === 0)
+  const me = provider.peerId.toString()
+  const held = async (): Promise<number> => {
+    let n = 0
+    for (const node of live) {
+      const store = (node as any).services.dht.providers
+      for (const cid of sample) {
+        const ids: string[] = await store.getProviders(cid.multihash.bytes, Date.now())
+        n += ids.includes(me) ? 1 : 0
+      }
+    }
+    return n
+  }
+  let last = await held()
+  let movedAt = performance.now()
+  const deadline = movedAt + 60_000
+  while (performance.now() - movedAt < 1000 && performance.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const now = await held()
+    if (now !== last) {
+      last = now
+      movedAt = performance.now()
+    }
+  }
+  return Math.round((movedAt - start) / 100) / 10
+}
+
+/**
  * Churn during a bulk provide: `share` of the nodes (never the provider nor
  * the two bootstraps, which are live[0] and live[1]) leave, spread over the
  * provide's chunks, and as many new nodes join through the bootstraps. The
@@ -296,6 +335,9 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     const cids = await makeCids(keys, seed)
     const dials = net.tarpitDials()
     const start = performance.now()
+    const profile = cpuProf != null ? await startProfile() : undefined
+    const cpu0 = process.cpuUsage()
+    const elu0 = (performance as any).eventLoopUtilization()
     let done = 0
     let lookups = 0
     if (impl === 'priority-dht-on-go') {
@@ -366,9 +408,26 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     }
     // go-sweep: the Go peer's own figure, from StartProviding to the drained queue (its readiness wait before is reported apart)
     const seconds = goSeconds ?? (performance.now() - start) / 1000
+    // this process only: the provider, and on our networks every server too
+    const cpu = process.cpuUsage(cpu0)
+    const processCpu = { cpuSeconds: Math.round((cpu.user + cpu.system) / 1e5) / 10, eventLoopBusy: Math.round(100 * (performance as any).eventLoopUtilization(elu0).utilization) / 100 }
+    log(`${impl}: ${JSON.stringify(processCpu)} in ${Math.round(seconds * 10) / 10} s`)
+    if (profile != null && cpuProf != null) {
+      await mkdir(cpuProf, { recursive: true })
+      const file = join(cpuProf, `${impl}-${Math.round(tarpits * 100)}-${keys}.cpuprofile`)
+      await stopProfile(profile, file)
+      log(`CPU profile of the provide: ${file}`)
+    }
     const limitsAfter = isOurs ? inboundTotals(net.live as AnyNode[]) : {}
     const limits = !isOurs ? undefined : { ...Object.fromEntries(Object.entries(limitsAfter).map(([k, v]) => [k, v - (limitsBefore[k] ?? 0)])), ...bulkFigures }
     const tarpitDials = net.tarpitDials() - dials
+    // our servers share this process: ADD_PROVIDER takes no answer, so a
+    // provide call can resolve with its records still unread in the
+    // servers' streams. Wait until they have stored them (the holders of a
+    // sample of the CIDs stop growing), so that the check asks servers that
+    // have what they were sent, as separate machines would have long
+    // before; the wait is reported as `servedSeconds`
+    const servedSeconds = isOurs ? await drained(net.live as AnyNode[], provider, cids, start) : undefined
     const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024)
     // every CID of a 1000-key run; a seeded sample of 1000 beyond that (10 000 lookups would take longer than the run)
     const checked = cids.length <= checkMax ? cids : cids.filter((_, i) => i % Math.ceil(cids.length / checkMax) === 0)
@@ -387,9 +446,10 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     }
     const missesAfter: Miss[] = []
     // kad-dht and go-burst finish only part of the keys within the budget: not checked
-    const found = impl === 'kad-dht' || impl === 'go-burst' ? undefined : await countFound(net, provider, checked, churned != null ? missesAfter : undefined, churned?.joiners)
-    if (churned != null) {
-      logMisses(log, 'after the sweep', missesAfter)
+    // our rows are checked with our findProviders, whose events say why a CID was missed
+    const found = impl === 'kad-dht' || impl === 'go-burst' ? undefined : await countFound(net, provider, checked, isOurs ? missesAfter : undefined, churned?.joiners)
+    if (missesAfter.length > 0) {
+      logMisses(log, churned != null ? 'after the sweep' : 'after the provide', missesAfter)
     }
     if (limits != null) {
       // messages the servers decoded by the end of the check: those written but never read were lost with their streams
@@ -403,6 +463,8 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
       found,
       checked: checked.length,
       seconds: Math.round(seconds * 10) / 10,
+      servedSeconds,
+      ...processCpu,
       // two decimals: kad-dht does a few keys per second, and the ratio is taken from this
       keysPerSecond: Math.round(100 * done / seconds) / 100,
       lookupsPerKey: Math.round(100_000 * lookups / Math.max(1, done)) / 100_000,
@@ -440,6 +502,12 @@ const keysArg = argv.indexOf('--keys')
 const sizes = keysArg !== -1 ? argv[keysArg + 1].split(',').map(Number) : quick ? [1000] : [1000, 10_000]
 // --ours-only: provideMany rows only (no kad-dht, no single provides), for measuring our own changes
 const oursOnly = argv.includes('--ours-only')
+// --only ROW,ROW: run just these rows (e.g. priority-dht-single), for looking into one of them
+const onlyArg = argv.indexOf('--only')
+const only = onlyArg !== -1 ? argv[onlyArg + 1].split(',').map(s => s.trim()) : undefined
+// --cpu-prof DIR: a CPU profile of each row's provide (this process: the provider, and on our networks the servers), for benchmarks/cpu-profile.ts
+const cpuProfArg = argv.indexOf('--cpu-prof')
+const cpuProf = cpuProfArg !== -1 ? argv[cpuProfArg + 1] : undefined
 // --check N: other nodes look for at most N of the CIDs (an even sample beyond), default 1000
 const checkMax = arg(argv, 'check', CHECK_MAX)
 // --churn S: provideMany rows only; a share S of the nodes leave and as many join during the provide, then a republish sweep
@@ -448,7 +516,7 @@ const churnShare = arg(argv, 'churn', 0)
 const initArg = argv.indexOf('--init')
 const ours: PriorityDHTInit = initArg !== -1 ? JSON.parse(argv[initArg + 1]) : {}
 // 0% and --tarpits (default 30%); with --tarpits-only, just the latter
-const shares = [0, arg(argv, 'tarpits', 0.3)].filter((t, i, a) => a.indexOf(t) === i && !(argv.includes('--tarpits-only') && i === 0 && a.length > 1))
+const shares = argv.includes('--tarpits-only') ? [arg(argv, 'tarpits', 0.3)] : [...new Set([0, arg(argv, 'tarpits', 0.3)])]
 const rows: BulkRow[] = []
 for (const tarpits of shares) {
   for (const keys of sizes) {
@@ -468,7 +536,7 @@ for (const tarpits of shares) {
         impls.push('go-burst')
       }
     }
-    for (const impl of impls) {
+    for (const impl of impls.filter(i => only == null || only.includes(i))) {
       console.error(`${impl}: ${keys} keys, ${nodes} nodes, ${tarpits * 100}% tarpits (load average ${loadavg().map(l => l.toFixed(1)).join(' ')})`)
       const row = await runOne(impl, nodes, tarpits, keys, seed, budget, goBudget, ours, churnShare)
       if (row.limits != null) {
@@ -480,11 +548,11 @@ for (const tarpits of shares) {
 }
 // ratios against Go's sweeping provider when it ran, else against kad-dht
 const reference: BulkImpl = against.includes('go') ? 'go-sweep' : 'kad-dht'
-const lines = [`| tarpits | keys | implementation | keys done | found by others | seconds | keys/s | lookups/key | tarpit dials/key | keys/s / ${reference} |`, '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+const lines = [`| tarpits | keys | implementation | keys done | found by others | seconds | served by (s) | keys/s | lookups/key | tarpit dials/key | keys/s / ${reference} |`, '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
 for (const r of rows) {
   const theirs = rows.find(o => o.impl === reference && o.keys === r.keys && o.tarpits === r.tarpits)
   const ratio = r.impl !== reference && theirs != null && theirs.keysPerSecond > 0 ? `${(r.keysPerSecond / theirs.keysPerSecond).toFixed(r.keysPerSecond / theirs.keysPerSecond < 1 ? 2 : 1)}x` : ''
-  lines.push(`| ${r.tarpits * 100}% | ${r.keys} | ${r.impl} | ${r.keysDone} | ${r.found == null ? 'not checked' : `${r.found}/${r.checked}`} | ${r.seconds} | ${r.keysPerSecond >= 100 ? Math.round(r.keysPerSecond) : r.keysPerSecond} | ${r.lookupsPerKey} | ${r.tarpitDialsPerKey} | ${ratio} |`)
+  lines.push(`| ${r.tarpits * 100}% | ${r.keys} | ${r.impl} | ${r.keysDone} | ${r.found == null ? 'not checked' : `${r.found}/${r.checked}`} | ${r.seconds} | ${r.servedSeconds ?? ''} | ${r.keysPerSecond >= 100 ? Math.round(r.keysPerSecond) : r.keysPerSecond} | ${r.lookupsPerKey} | ${r.tarpitDialsPerKey} | ${ratio} |`)
 }
 console.log(lines.join('\n'))
 const dir = join(import.meta.dirname, 'results')

@@ -54,6 +54,8 @@ export interface ClosestCheck {
   truth: number
   returned: number
   error?: string
+  /** ours: each true closest peer left out, and what the lookup saw of it */
+  missing?: string[]
 }
 
 export interface Cell {
@@ -68,6 +70,25 @@ export interface Cell {
   wallMs: number
 }
 
+/** What one of our query events says of a peer (see `missing` in ClosestCheck) */
+function noteFate (e: any, fate: Map<string, string>, found: string[]): void {
+  if (e.name === 'FINAL_PEER') {
+    found.push(e.peer.id.toString())
+  } else if (e.name === 'SEND_QUERY') {
+    fate.set(e.to.toString(), 'asked')
+  } else if (e.name === 'QUERY_ERROR') {
+    fate.set(e.from.toString(), `failed: ${e.error?.name} ${String(e.error?.message).slice(0, 60)}`)
+  } else if (e.name === 'PEER_RESPONSE') {
+    fate.set(e.from.toString(), 'answered')
+    for (const c of e.closer) {
+      const id = c.id.toString()
+      if (!fate.has(id)) {
+        fate.set(id, `named by ${e.from.toString().slice(-6)}`)
+      }
+    }
+  }
+}
+
 async function checkClosest (net: BenchNetwork<BenchNode>, random: SeededRandom, k: number, count: number, timeout: number): Promise<ClosestCheck[]> {
   const checks: ClosestCheck[] = []
   const ids = net.live.map(n => n.peerId)
@@ -78,9 +99,18 @@ async function checkClosest (net: BenchNetwork<BenchNode>, random: SeededRandom,
     const start = performance.now()
     const found: string[] = []
     let error: string | undefined
+    // ours: what became of each peer the lookup heard from or about, to say why a true closest one is missing
+    const fate = new Map<string, string>()
+    const dht = (from as any).services?.dht
     try {
-      for await (const p of from.peerRouting.getClosestPeers(key, { signal: AbortSignal.timeout(timeout) })) {
-        found.push(p.id.toString())
+      if (typeof dht?.usage === 'function') {
+        for await (const e of dht.getClosestPeers(key, { signal: AbortSignal.timeout(timeout) })) {
+          noteFate(e, fate, found)
+        }
+      } else {
+        for await (const p of from.peerRouting.getClosestPeers(key, { signal: AbortSignal.timeout(timeout) })) {
+          found.push(p.id.toString())
+        }
       }
     } catch (err: any) {
       error = `${err?.name ?? 'Error'}: ${String(err?.message ?? err).slice(0, 120)}`
@@ -95,13 +125,15 @@ async function checkClosest (net: BenchNetwork<BenchNode>, random: SeededRandom,
       found: hits,
       truth: truth.length,
       returned: found.length,
-      error
+      error,
+      missing: fate.size === 0 ? undefined : truth.filter(id => !found.includes(id)).map(id => `${id.slice(-6)}: ${fate.get(id) ?? 'never heard of'}${(from as any).services.dht.routingTable.peers().includes(id) === true ? ' (in our table)' : ''}`)
     })
   }
   return checks
 }
 
-async function startProfile (): Promise<Session> {
+/** A CPU profile of this process from now on, sampled every 0.5 ms */
+export async function startProfile (): Promise<Session> {
   const session = new Session()
   session.connect()
   await session.post('Profiler.enable')
@@ -110,7 +142,8 @@ async function startProfile (): Promise<Session> {
   return session
 }
 
-async function stopProfile (session: Session, file: string): Promise<void> {
+/** Ends the profile `startProfile` began and writes it to `file` (a .cpuprofile) */
+export async function stopProfile (session: Session, file: string): Promise<void> {
   const { profile } = await session.post('Profiler.stop')
   session.disconnect()
   await writeFile(file, JSON.stringify(profile))
@@ -191,6 +224,9 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
     if (o.closestChecks > 0) {
       closest = await checkClosest(net, random, o.k, o.closestChecks, o.opTimeout)
       log(`${impl}: getClosestPeers equal to the true ${o.k} closest live nodes in ${closest.filter(c => c.exact).length}/${closest.length}`)
+      for (const c of closest.filter(c => c.missing != null && c.missing.length > 0)) {
+        log(`  left out: ${c.missing?.join('; ')}`)
+      }
     }
   } finally {
     await net.close()

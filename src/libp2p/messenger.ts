@@ -47,7 +47,7 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError, RequestFailedError } from './errors.ts'
-import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions } from './handler.ts'
+import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions, writeFramed } from './handler.ts'
 import { emptyTraffic } from './metrics.ts'
 import { WaitList, isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
@@ -400,11 +400,7 @@ export class Messenger implements Startable {
           ctx.sent = true
           options.onSend?.()
         }
-        if (frames.length === 1) {
-          await entry.lp.write(frames[0], { signal })
-        } else {
-          await entry.lp.writeV(frames, { signal })
-        }
+        await writeFramed(entry.stream, frames, { signal })
         this.counted(ctx, frames.reduce((sum, f) => sum + framedLength(f.byteLength), 0), 0)
         let response: Message | undefined
         if (expectResponse) {
