@@ -33,6 +33,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
@@ -66,7 +67,7 @@ interface BulkRow {
   /** CIDs looked for (all of them up to 1000, an even sample of 1000 beyond) */
   checked: number
   seconds: number
-  /** our networks: seconds from the start until every server had read what it was sent (after `seconds` when provide calls resolved first) */
+  /** our networks: seconds from the start until the servers' holdings of a sample of 50 CIDs stopped growing (see `drained`; after `seconds` when provide calls resolved first) */
   servedSeconds?: number
   /** CPU seconds of this process (the provider, and on our networks the servers too) and its event loop's busy share, over \`seconds\` */
   cpuSeconds: number
@@ -165,14 +166,7 @@ async function countFound (net: { live: BenchNode[] }, provider: BenchNode, cids
     }
     const ms = Math.round(performance.now() - start)
     const live = net.live
-    const holders: string[] = []
-    for (const node of live) {
-      const store = (node as any).services.dht.providers
-      const ids: string[] = await store.getProviders(cid.multihash.bytes, Date.now())
-      if (ids.includes(provider.peerId.toString())) {
-        holders.push(node.peerId.toString())
-      }
-    }
+    const holders = await holdersOf(live, provider, cid)
     const closest = new Set(trueClosest(live.map(n => n.peerId), cid.multihash.bytes, 20))
     misses.push({
       cid: cid.toString().slice(-8),
@@ -212,6 +206,18 @@ function inboundTotals (live: AnyNode[]): Record<string, number> {
   return sum
 }
 
+/** Peer ids of the live nodes whose provider store holds `provider`'s record for `cid` */
+async function holdersOf (live: BenchNode[], provider: BenchNode, cid: CID): Promise<string[]> {
+  const holders: string[] = []
+  for (const node of live) {
+    const ids: string[] = await (node as any).services.dht.providers.getProviders(cid.multihash.bytes, Date.now())
+    if (ids.includes(provider.peerId.toString())) {
+      holders.push(node.peerId.toString())
+    }
+  }
+  return holders
+}
+
 /**
  * Polls how many of the live nodes hold `provider`'s record for an even
  * sample of 50 of `cids` until that count holds still for a second (at most
@@ -219,15 +225,10 @@ function inboundTotals (live: AnyNode[]): Record<string, number> {
  */
 async function drained (live: AnyNode[], provider: AnyNode, cids: CID[], start: number): Promise<number> {
   const sample = cids.filter((_, i) => i % Math.max(1, Math.floor(cids.length / 50)) === 0)
-  const me = provider.peerId.toString()
   const held = async (): Promise<number> => {
     let n = 0
-    for (const node of live) {
-      const store = (node as any).services.dht.providers
-      for (const cid of sample) {
-        const ids: string[] = await store.getProviders(cid.multihash.bytes, Date.now())
-        n += ids.includes(me) ? 1 : 0
-      }
+    for (const cid of sample) {
+      n += (await holdersOf(live, provider, cid)).length
     }
     return n
   }
@@ -334,10 +335,10 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     }
     const cids = await makeCids(keys, seed)
     const dials = net.tarpitDials()
-    const start = performance.now()
     const profile = cpuProf != null ? await startProfile() : undefined
+    const start = performance.now()
     const cpu0 = process.cpuUsage()
-    const elu0 = (performance as any).eventLoopUtilization()
+    const elu0 = performance.eventLoopUtilization()
     let done = 0
     let lookups = 0
     if (impl === 'priority-dht-on-go') {
@@ -410,7 +411,7 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     const seconds = goSeconds ?? (performance.now() - start) / 1000
     // this process only: the provider, and on our networks every server too
     const cpu = process.cpuUsage(cpu0)
-    const processCpu = { cpuSeconds: Math.round((cpu.user + cpu.system) / 1e5) / 10, eventLoopBusy: Math.round(100 * (performance as any).eventLoopUtilization(elu0).utilization) / 100 }
+    const processCpu = { cpuSeconds: Math.round((cpu.user + cpu.system) / 1e5) / 10, eventLoopBusy: Math.round(100 * performance.eventLoopUtilization(elu0).utilization) / 100 }
     log(`${impl}: ${JSON.stringify(processCpu)} in ${Math.round(seconds * 10) / 10} s`)
     if (profile != null && cpuProf != null) {
       await mkdir(cpuProf, { recursive: true })

@@ -102,9 +102,10 @@ export function framedLength (length: number): number {
  * a body per message), and noise 17 and the TCP transport keep that
  * segmentation down to the socket: one `write` per piece, so 128 messages
  * made about 400 socket writes (and as many noise frames for the receiver
- * to decrypt). One contiguous buffer goes out in about three.
+ * to decrypt); one contiguous buffer goes out in a few. Resolves to the
+ * bytes written.
  */
-export async function writeFramed (stream: Stream, frames: Uint8Array[], options: AbortOptions = {}): Promise<void> {
+export async function writeFramed (stream: Stream, frames: Uint8Array[], options: AbortOptions = {}): Promise<number> {
   let size = 0
   for (const f of frames) {
     size += framedLength(f.byteLength)
@@ -123,6 +124,7 @@ export async function writeFramed (stream: Stream, frames: Uint8Array[], options
   if (!stream.send(out)) {
     await pEvent(stream, 'drain', { signal: options.signal, rejectionEvents: ['close'] })
   }
+  return size
 }
 
 /** Options for the length-prefixed wrapper so an oversize prefix is caught before buffering */

@@ -400,8 +400,7 @@ export class Messenger implements Startable {
           ctx.sent = true
           options.onSend?.()
         }
-        await writeFramed(entry.stream, frames, { signal })
-        this.counted(ctx, frames.reduce((sum, f) => sum + framedLength(f.byteLength), 0), 0)
+        this.counted(ctx, await writeFramed(entry.stream, frames, { signal }), 0)
         let response: Message | undefined
         if (expectResponse) {
           const buf = await entry.lp.read({ signal })
