@@ -19,6 +19,7 @@ import type { GoImplementation } from './go-network.ts'
 import type { BenchNetwork, BenchNode, Implementation } from './network.ts'
 import type { Sample, Summary } from './stats.ts'
 import type { Workload } from './workloads.ts'
+import type { PeerId } from '@libp2p/interface'
 import type { EventLoopUtilization } from 'node:perf_hooks'
 
 export interface Options {
@@ -89,6 +90,15 @@ function noteFate (e: any, fate: Map<string, string>, found: string[]): void {
   }
 }
 
+/** One true closest peer a lookup of ours left out: what the lookup saw of it, and how our node stands with it */
+function leftOut (from: BenchNode, peer: PeerId | undefined, id: string, fate: Map<string, string>): string {
+  const dht = (from as any).services.dht
+  const info = peer == null ? undefined : dht.peerValue(peer)
+  const backoff = info?.backoffUntil == null ? '' : `, back-off ${Math.round(info.backoffUntil - Date.now())} ms more`
+  const connected = peer == null ? 0 : (from as any).getConnections(peer).length as number
+  return `${id.slice(-6)}: ${fate.get(id) ?? 'never heard of'}${dht.routingTable.peers().includes(id) === true ? ' (in our table)' : ''}; ${info?.category ?? 'unknown'}${backoff}, ${connected} connection(s)`
+}
+
 async function checkClosest (net: BenchNetwork<BenchNode>, random: SeededRandom, k: number, count: number, timeout: number): Promise<ClosestCheck[]> {
   const checks: ClosestCheck[] = []
   const ids = net.live.map(n => n.peerId)
@@ -126,7 +136,7 @@ async function checkClosest (net: BenchNetwork<BenchNode>, random: SeededRandom,
       truth: truth.length,
       returned: found.length,
       error,
-      missing: fate.size === 0 ? undefined : truth.filter(id => !found.includes(id)).map(id => `${id.slice(-6)}: ${fate.get(id) ?? 'never heard of'}${(from as any).services.dht.routingTable.peers().includes(id) === true ? ' (in our table)' : ''}`)
+      missing: fate.size === 0 ? undefined : truth.filter(id => !found.includes(id)).map(id => leftOut(from, ids.find(p => p.toString() === id), id, fate))
     })
   }
   return checks

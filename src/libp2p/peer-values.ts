@@ -16,6 +16,7 @@ import { Key } from 'interface-datastore'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Outcome } from './messenger.ts'
+import type { PeerQuality } from '../core/contact.ts'
 import type { Observation, PeerStack } from '../core/peer-stack/index.ts'
 import type { Logger, PeerStore } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -226,5 +227,29 @@ export function observationOf (o: Outcome): Observation | undefined {
     case 'protocol-unsupported': return { type: 'request-failed', reason: 'protocol-unsupported' }
     // dial failures were reported by the dial outcome; aborts and overload are ours
     default: return undefined
+  }
+}
+
+/**
+ * The stack as the core consults it, with one thing only the adapter knows:
+ * which peers we hold an open connection to. Back-off spares us dials that
+ * would wait on a peer that is not there; a request over an open connection
+ * needs no dial, so a connected peer is never skipped for back-off (lookups
+ * still hedge past it if it is slow). The benchmark showed why it matters:
+ * on a loaded host a live peer's dial can run out of time, and for the
+ * minute of back-off that followed, lookups left it out of their results
+ * although it had a connection open (issue #10's `getClosestPeers` misses).
+ * Its standing (whether we name it to others) is the stack's: a peer whose
+ * last contact failed is not named until it answers again.
+ */
+export function connectedQuality (stack: PeerStack, connected: (id: string) => boolean): PeerQuality {
+  return {
+    value: (id, now) => stack.value(id, now),
+    backedOff: (id, now) => stack.backedOff(id, now) && !connected(id),
+    hedgeDelay: (id, now) => stack.hedgeDelay(id, now),
+    reached: (id, now) => stack.reached(id, now),
+    standing: (id, now) => stack.standing(id, now),
+    advice: (advisor, good, now) => { stack.advice(advisor, good, now) },
+    doubtful: (advisor, now) => stack.doubtful(advisor, now)
   }
 }

@@ -25,7 +25,7 @@ import { IdentifyListener } from './identify.ts'
 import { Messenger } from './messenger.ts'
 import { Accounting } from './metrics.ts'
 import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
-import { PeerValues } from './peer-values.ts'
+import { connectedQuality, PeerValues } from './peer-values.ts'
 import { RegionStore, estimateNetworkSize } from './regions.ts'
 import { Republisher } from './republisher.ts'
 import { Rpc } from './rpc.ts'
@@ -99,6 +99,8 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly pruned = new Map<string, number>()
   private readonly pendingChecks = new Set<ReturnType<typeof setTimeout>>()
   private mode: DHTMode
+  /** peers we hold a connection to (libp2p's peer:connect / peer:disconnect; as many as its connections) */
+  private readonly connected = new Set<string>()
   private running = false
   private selfLookup?: Promise<void>
 
@@ -132,7 +134,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       republishing: () => this.republisher.size
     }, init.metricsPrefix)
     this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues, accounting.backoffHook())
-    const quality = init.neutral === true ? NEUTRAL_QUALITY : stack
+    const quality = init.neutral === true ? NEUTRAL_QUALITY : connectedQuality(stack, id => this.connected.has(id))
     this.coordinator = new Coordinator(toContact(components.peerId), {
       protocols: [this.protocol],
       maxLookups,
@@ -234,6 +236,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     })
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
     this.onPeerDisconnect = this.onPeerDisconnect.bind(this)
+    this.onPeerConnect = this.onPeerConnect.bind(this)
     this.onPrune = this.onPrune.bind(this)
   }
 
@@ -352,7 +355,11 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       this.updateAutoMode()
     }
     await start(this.identify)
+    this.components.events.addEventListener('peer:connect', this.onPeerConnect)
     this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
+    for (const c of this.components.connectionManager.getConnections()) {
+      this.connected.add(c.remotePeer.toString())
+    }
     this.components.events.addEventListener('connection:prune', this.onPrune)
     await this.republisher.start()
     this.durability.start()
@@ -365,7 +372,9 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }
     this.running = false
     this.components.events.removeEventListener('self:peer:update', this.onSelfPeerUpdate)
+    this.components.events.removeEventListener('peer:connect', this.onPeerConnect)
     this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.connected.clear()
     this.components.events.removeEventListener('connection:prune', this.onPrune)
     for (const timer of this.pendingChecks) {
       clearTimeout(timer)
@@ -687,9 +696,14 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   }
 
   /** A table peer we lost every connection to gets a liveness ping in the background */
+  private onPeerConnect (evt: CustomEvent<PeerId>): void {
+    this.connected.add(evt.detail.toString())
+  }
+
   private onPeerDisconnect (evt: CustomEvent<PeerId>): void {
     const peer = evt.detail
     const id = peer.toString()
+    this.connected.delete(id)
     if (!this.running || !this.coordinator.routingTable.has(id) || this.pendingChecks.size >= MAX_PENDING_CHECKS || !this.remember(id)) {
       return
     }

@@ -44,6 +44,11 @@ async function providesTo (store: MemoryDatastore, cid: CID, provider: PeerId): 
   return store.has(new Key(`/dht/providers/${base32.encode(cid.multihash.bytes)}/${provider.toString()}`))
 }
 
+/** The directions of `node`'s connections to `peer`, e.g. "inbound,outbound" */
+function directions (node: OurNode, peer: PeerId): string {
+  return node.getConnections(peer).map(c => c.direction).join(',')
+}
+
 describe('libp2p/durability: handover, store on get, held re-publish', function () {
   this.timeout(120_000)
   let nodes: OurNode[] = []
@@ -82,10 +87,12 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
     // a scan runs at most every 10 s, after the newcomer was admitted (the holder dialled it back)
     await pWaitFor(async () => (await holds(late, record.key)) && (await providesTo(late, cid, provider.peerId)), { timeout: 60_000, interval: 100 }).catch(async (err) => {
       // say what the holders did: who admitted the newcomer, what they handed over
-      const state = await Promise.all(net.nodes.map(async n => ({
+      const state = await Promise.all(net.nodes.map(async (n, i) => ({
         id: n.peerId.toString().slice(-6),
         admitted: n.services.dht.routingTable.peers().includes(newcomer.peerId.toString()),
-        connected: n.getConnections(newcomer.peerId).length > 0,
+        connected: directions(n, newcomer.peerId),
+        holdsValue: await holds(net.stores[i], record.key),
+        holdsProviderRecord: await providesTo(net.stores[i], cid, provider.peerId),
         ...n.services.dht.durabilityStats
       })))
       throw new Error(`${String(err)}: value ${String(await holds(late, record.key))}, provider record ${String(await providesTo(late, cid, provider.peerId))}, provider ${provider.peerId.toString().slice(-6)}, newcomer table ${newcomer.services.dht.routingTable.size}; ${JSON.stringify(state)}`)

@@ -18,6 +18,7 @@ import { createOurNode, routingTableSize, stopAll } from './fixtures/network.ts'
 import { becomeTarpit } from './fixtures/tarpit.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { Tarpit } from './fixtures/tarpit.ts'
+import type { PeerValues } from '../../src/libp2p/peer-values.ts'
 import type { PeerId } from '@libp2p/interface'
 
 async function hasValueTag (node: OurNode, peer: PeerId): Promise<boolean> {
@@ -123,5 +124,26 @@ describe('libp2p/peer-values', function () {
       await ds.close()
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  it('a peer in back-off that we hold a connection to is still asked, and its answer lifts the back-off', async () => {
+    const a = await createOurNode({ kBucketSize: 20 })
+    const peers = await Promise.all(Array.from({ length: 4 }, async () => createOurNode({ kBucketSize: 20 })))
+    nodes.push(a, ...peers)
+    for (const p of peers) {
+      await a.dial(p.getMultiaddrs())
+    }
+    await pWaitFor(() => routingTableSize(a) >= 4, { timeout: 20_000 })
+    // one failed dial, as a live peer's dial on a loaded host can run out of time: a minute of back-off
+    const [slow] = peers
+    const stack = (a.services.dht as unknown as { peerValues: PeerValues }).peerValues
+    stack.observe(slow.peerId.toString(), { type: 'dial-failed', reason: 'timeout' })
+    expect(a.services.dht.peerValue(slow.peerId).backoffUntil).to.be.a('number')
+    expect(a.getConnections(slow.peerId)).to.have.length.greaterThan(0)
+    // the lookup needs no dial to ask it: it is among the results, and answered
+    const closest = (await all(a.services.dht.getClosestPeers(slow.peerId.toMultihash().bytes)))
+      .filter(e => e.name === 'FINAL_PEER').map(e => e.peer.id.toString())
+    expect(closest).to.include(slow.peerId.toString())
+    expect(a.services.dht.peerValue(slow.peerId).backoffUntil).to.equal(undefined)
   })
 })
