@@ -10,11 +10,11 @@
  * inside the slice's current region is placed on the k closest peers that
  * region's lookup found; a key outside it starts a new lookup, and so a new
  * region. Then every target peer gets all of its chunk's records, one
- * ADD_PROVIDER after another on one stream, in batches of `ACK_EVERY`
- * each closed by a FIND_NODE for our own key whose answer says the peer
- * served the batch (so
- * the writer keeps to the peer's pace and a record counts as delivered
- * only once taken), `concurrency` peers at once. A peer that fails is abandoned for the chunk
+ * ADD_PROVIDER after another on one stream, in batches of 128 to 1024
+ * (larger while the peer answers fast), each closed by a FIND_NODE for our
+ * own key whose answer says the peer served the batch (so the writer keeps
+ * to the peer's pace and a record counts as delivered only once taken),
+ * `concurrency` peers at once. A peer that fails is abandoned for the chunk
  * and each key it did not take goes to that key's next spare (the core's
  * `FanOut`, as single puts do), pass after pass until none is left.
  *
@@ -28,7 +28,7 @@ import { FanOut } from '../core/publish/fan-out.ts'
 import { RegionCache, regionsSpanned, sliceCount, sortByKey } from '../core/publish/region.ts'
 import { MessageType } from '../generated/dht.ts'
 import { RequestFailedError } from './errors.ts'
-import { kadKey, putValueMessage, toContact, toPbPeer } from './peer-info.ts'
+import { addProviderEncoder, kadKey, putValueMessage, toContact, toPbPeer } from './peer-info.ts'
 import type { Driver } from './driver.ts'
 import type { Messenger } from './messenger.ts'
 import type { Accounting, Purpose } from './metrics.ts'
@@ -123,11 +123,24 @@ interface Item {
 const SPARES = 4
 
 /**
- * ADD_PROVIDER messages written to a peer before waiting for it to answer a
- * PING behind them: about 30 KB, well inside a yamux stream's 256 KB
- * window, and about 130 ms of a server's work at 1000 messages a second
+ * ADD_PROVIDER messages written to a peer before waiting for it to answer
+ * the request behind them, at first: about 12 KB, well inside a yamux
+ * stream's 256 KB window, and about 130 ms of a server's work at 1000
+ * messages a second (our inbound default per peer)
  */
-const ACK_EVERY = 128
+const ACK_FIRST = 128
+/**
+ * The most: about 100 KB. A peer whose answer came back within
+ * `GROW_WITHIN` gets a batch twice as large next time, up to this; one
+ * slower than `SHRINK_AFTER`, half as large, down to `ACK_FIRST`. Each
+ * batch costs an answer (FIND_NODE: k peers to decode), the window updates
+ * yamux sends for it, and a wait: on go-libp2p-kad-dht's servers, which
+ * answer at once, 10 000 CIDs went from 3 206 to 4 857 keys/s with batches
+ * of 1024 instead of 128, and the provider's CPU from 2.7 to 1.6 s.
+ */
+const ACK_MAX = 1024
+const GROW_WITHIN = 250
+const SHRINK_AFTER = 1000
 
 export class BulkProvider {
   private readonly init: BulkInit
@@ -168,7 +181,8 @@ export class BulkProvider {
   private async run (all: Array<{ key: Key, mh: Uint8Array, value?: Uint8Array }>, storeLocally: (item: { mh: Uint8Array }) => Promise<void>, options: BulkProvideOptions): Promise<BulkProgress> {
     sortByKey(all)
     const progress: BulkProgress = { keys: all.length, keysDone: 0, provided: 0, lookups: 0, messages: 0, peersReached: 0, failures: 0 }
-    const reached = new Set<string>()
+    // peers that took records, each with the batch size it gets next (see ACK_MAX)
+    const reached = new Map<string, number>()
     const concurrency = options.concurrency ?? 16
     const lookupConcurrency = options.lookupConcurrency ?? 8
     if (!Number.isInteger(lookupConcurrency) || lookupConcurrency < 1) {
@@ -249,7 +263,7 @@ export class BulkProvider {
    * failed peer did not take go to each key's next spare (`FanOut`), in
    * further passes until none is left.
    */
-  private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Set<string>, options: BulkProvideOptions): Promise<void> {
+  private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Map<string, number>, options: BulkProvideOptions): Promise<void> {
     let work = new Map<string, { peer: PeerContact, items: Item[] }>()
     const add = (to: Map<string, { peer: PeerContact, items: Item[] }>, peer: PeerContact, item: Item): void => {
       const w = to.get(peer.id) ?? { peer, items: [] }
@@ -290,7 +304,7 @@ export class BulkProvider {
 
   /**
    * Sends `peer` every item's record in turn; returns the items it did not
-   * take. Provider records go `ACK_EVERY` ADD_PROVIDER messages at a time,
+   * take. Provider records go `ACK_FIRST` to `ACK_MAX` ADD_PROVIDER messages at a time,
    * each batch followed by a FIND_NODE for our own key on the same stream
    * whose answer says the peer served the batch (see `Messenger.writeAcknowledged`): a record
    * counts as delivered only then, and the next batch waits for it, so the
@@ -298,9 +312,9 @@ export class BulkProvider {
    * included) instead of filling the stream's window faster than the peer
    * reads it, timing out and losing what was written but not read.
    */
-  private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Set<string>, options: BulkProvideOptions): Promise<Item[]> {
+  private async writeAll (peer: PeerContact, items: Item[], progress: BulkProgress, reached: Map<string, number>, options: BulkProvideOptions): Promise<Item[]> {
     const self = this.init.selfInfo()
-    const provider = toPbPeer(self)
+    const encode = addProviderEncoder(toPbPeer(self))
     // the batch's closing request: FIND_NODE for our own key, which every
     // implementation answers (rust-libp2p's libp2p-kad closes the stream on
     // PING, as driver.ts's probes found)
@@ -310,13 +324,15 @@ export class BulkProvider {
         return items.slice(i)
       }
       const value = items[i].value
-      const batch = value != null ? [items[i]] : takeWhile(items, i, ACK_EVERY, item => item.value == null)
+      const size = reached.get(peer.id) ?? ACK_FIRST
+      const batch = value != null ? [items[i]] : takeWhile(items, i, size, item => item.value == null)
+      const sent = performance.now()
       try {
         if (value != null) {
           await this.put(peer, { ...items[i], value }, options)
         } else {
-          const messages = batch.map(item => ({ type: MessageType.ADD_PROVIDER, key: item.mh as Uint8Array<ArrayBuffer>, providerPeers: [provider] }))
-          await this.init.messenger.writeAcknowledged(peer.peerId, messages, ack, { signal: options.signal, purpose: options.purpose })
+          const frames = batch.map(item => encode(item.mh))
+          await this.init.messenger.writeAcknowledged(peer.peerId, { type: MessageType.ADD_PROVIDER, frames }, ack, { signal: options.signal, purpose: options.purpose })
         }
       } catch (err) {
         // the peer failed: everything it has not acknowledged goes elsewhere
@@ -328,7 +344,8 @@ export class BulkProvider {
         item.ok++
       }
       progress.messages += batch.length
-      reached.add(peer.id)
+      const took = performance.now() - sent
+      reached.set(peer.id, value != null ? size : took <= GROW_WITHIN ? Math.min(ACK_MAX, size * 2) : took > SHRINK_AFTER ? Math.max(ACK_FIRST, size / 2) : size)
       i += batch.length
     }
     return []

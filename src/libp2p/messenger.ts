@@ -154,6 +154,12 @@ export interface RequestOptions {
 
 export type OutboundMessage = Partial<Message> & { type: MessageType }
 
+/** Messages of one type already encoded (`Message.encode`'s bytes, one per message) */
+export interface EncodedMessages {
+  type: MessageType
+  frames: Uint8Array[]
+}
+
 /** A stream with its framing, parked in or taken from a peer's pool */
 interface Pooled {
   stream: Stream
@@ -314,18 +320,22 @@ export class Messenger implements Startable {
    * batch yields one outcome (for `ack`). Rejects like `request`; then no
    * message of the batch may be taken as delivered.
    */
-  async writeAcknowledged (peer: PeerId, messages: OutboundMessage[], ack: OutboundMessage, options: RequestOptions = {}): Promise<Message> {
-    const frames = messages.map(m => this.encode(m))
-    for (const m of messages) {
+  async writeAcknowledged (peer: PeerId, messages: OutboundMessage[] | EncodedMessages, ack: OutboundMessage, options: RequestOptions = {}): Promise<Message> {
+    const frames = Array.isArray(messages) ? messages.map(m => this.encode(m)) : messages.frames.map(f => this.checkSize(f))
+    const types = Array.isArray(messages) ? messages.map(m => m.type) : messages.frames.map(() => messages.type)
+    for (const type of types) {
       this.stats.requests++
-      this.sink?.request(options.purpose ?? 'other', m.type)
+      this.sink?.request(options.purpose ?? 'other', type)
     }
     const response = await this.track(peer, ack, true, options, frames)
     return response as Message
   }
 
   private encode (message: OutboundMessage): Uint8Array {
-    const bytes = Message.encode(message)
+    return this.checkSize(Message.encode(message))
+  }
+
+  private checkSize (bytes: Uint8Array): Uint8Array {
     if (bytes.byteLength > this.config.maxMessageSize) {
       throw new MessageTooLargeError(`Message of ${bytes.byteLength} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
     }

@@ -7,9 +7,10 @@ import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { sha256 } from '@noble/hashes/sha2.js'
 import * as Digest from 'multiformats/hashes/digest'
-import { MessageType } from '../generated/dht.ts'
+import * as varint from 'uint8-varint'
+import { Message, MessageType } from '../generated/dht.ts'
 import type { Contact } from '../core/contact.ts'
-import type { Message, Peer } from '../generated/dht.ts'
+import type { Peer } from '../generated/dht.ts'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -103,6 +104,39 @@ export const removePrivateAddressesMapper: PeerInfoMapper = (peer) => ({
 export function putValueMessage (key: Uint8Array, value: Uint8Array, receivedAt: number): Partial<Message> & { type: MessageType } {
   const k = key as Uint8Array<ArrayBuffer>
   return { type: MessageType.PUT_VALUE, key: k, record: { key: k, value: value as Uint8Array<ArrayBuffer>, timeReceived: new Date(receivedAt).toISOString() } }
+}
+
+/** `type: ADD_PROVIDER` as Message.encode writes it: field 1, varint */
+const ADD_PROVIDER_TYPE = Message.encode({ type: MessageType.ADD_PROVIDER })
+/** field 2 (`key`), length-delimited */
+const KEY_TAG = 0x12
+
+/**
+ * Encodes ADD_PROVIDER messages of one provider, the provider's part once:
+ * `Message.encode` writes a message's fields in their order in the schema
+ * (type, key, ..., providerPeers), so the type, then the key, then the
+ * encoding of `{ providerPeers }` is, byte for byte, the encoding of the
+ * whole message (test/libp2p/peer-info.spec.ts checks it against
+ * `Message.encode` for arbitrary keys and providers). A bulk provide sends
+ * the same provider, id and addresses, with every key, 20 messages per key:
+ * protons' writer cost about 2.4 µs per message, most of the provider's CPU
+ * in a 10 000-CID `provideMany`.
+ */
+export function addProviderEncoder (provider: Peer): (key: Uint8Array) => Uint8Array<ArrayBuffer> {
+  const tail = Message.encode({ providerPeers: [provider] })
+  return key => {
+    const lengthBytes = varint.encodingLength(key.byteLength)
+    const bytes = new Uint8Array(ADD_PROVIDER_TYPE.byteLength + 1 + lengthBytes + key.byteLength + tail.byteLength)
+    let at = 0
+    bytes.set(ADD_PROVIDER_TYPE, at)
+    at += ADD_PROVIDER_TYPE.byteLength
+    bytes[at++] = KEY_TAG
+    varint.encodeUint8Array(key.byteLength, bytes, at)
+    at += lengthBytes
+    bytes.set(key, at)
+    bytes.set(tail, at + key.byteLength)
+    return bytes
+  }
 }
 
 export function toPbPeer (peer: PeerInfo): Peer {

@@ -71,6 +71,30 @@ describe('libp2p/bulk: provideMany and putMany', function () {
     }
   })
 
+  it('writes a peer that answers fast larger and larger batches, from 128 up to 1024 records per answer', async () => {
+    const provider = nodes[5]
+    const messenger = (provider.services.dht as unknown as { messenger: { writeAcknowledged(...args: any[]): Promise<unknown> } }).messenger
+    const original = messenger.writeAcknowledged.bind(messenger)
+    // each batch's size, by peer
+    const batches = new Map<string, number[]>()
+    messenger.writeAcknowledged = async (peer: { toString(): string }, messages: { frames: unknown[] }, ...rest: unknown[]) => {
+      batches.set(peer.toString(), [...(batches.get(peer.toString()) ?? []), messages.frames.length])
+      return original(peer, messages, ...rest)
+    }
+    try {
+      // one chunk (250 keys) for all: each of the K peers of the one region of 22 nodes gets its share of 5000
+      const list = await cids('growing', 5000)
+      const result = await provider.services.dht.provideMany(list)
+      expect(result.provided).to.equal(5000)
+    } finally {
+      messenger.writeAcknowledged = original
+    }
+    const sizes = [...batches.values()]
+    expect(sizes.every(s => s[0] <= 128), 'every peer starts at 128').to.equal(true)
+    expect(sizes.flat().every(n => n <= 1024), 'never beyond 1024').to.equal(true)
+    expect(Math.max(...sizes.flat()), 'a local peer answers fast: batches grow').to.be.greaterThan(128)
+  })
+
   it('walks a chunk in one slice or many with the same outcome, and refuses a lookup concurrency below one', async () => {
     const provider = nodes[5]
     const list = await cids('slices', 300)
