@@ -95,6 +95,33 @@ describe('libp2p/bulk: provideMany and putMany', function () {
     expect(Math.max(...sizes.flat()), 'a local peer answers fast: batches grow').to.be.greaterThan(128)
   })
 
+  it('a server records a bulk provider\'s addresses once, not once per ADD_PROVIDER', async () => {
+    const provider = nodes[7]
+    // merges of the provider's addresses into each server's peer store
+    const merges = new Map<OurNode, number>()
+    const originals = nodes.map(n => n.peerStore.merge.bind(n.peerStore))
+    nodes.forEach(n => {
+      const original = n.peerStore.merge.bind(n.peerStore)
+      n.peerStore.merge = async (peer, data, options) => {
+        if (peer.equals(provider.peerId) && data.multiaddrs != null) {
+          merges.set(n, (merges.get(n) ?? 0) + 1)
+        }
+        return original(peer, data, options)
+      }
+    })
+    try {
+      const result = await provider.services.dht.provideMany(await cids('addresses', 600))
+      expect(result.provided).to.equal(600)
+      // every server that took records got 600 * K / N = 160 on average
+      expect(result.messages).to.equal(600 * K)
+    } finally {
+      nodes.forEach((n, i) => { n.peerStore.merge = originals[i] })
+    }
+    for (const [server, count] of merges) {
+      expect(count, `merges at ${server.peerId.toString()}`).to.be.at.most(1)
+    }
+  })
+
   it('walks a chunk in one slice or many with the same outcome, and refuses a lookup concurrency below one', async () => {
     const provider = nodes[5]
     const list = await cids('slices', 300)
