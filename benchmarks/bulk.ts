@@ -485,6 +485,28 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
 process.on('unhandledRejection', err => { console.error(`  unhandled rejection (ignored): ${(err as Error)?.name} ${(err as Error)?.message}`) })
 
 const argv = process.argv.slice(2)
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(`npm run bench:bulk -- [options]: one node announces many CIDs; others look for them afterwards
+
+  --quick             30 nodes, 1 000 CIDs, a 60 s budget
+  --nodes N           nodes per network (40)
+  --seed N            seed of every random choice (1)
+  --keys N,N          CIDs per row (1000,10000)
+  --tarpits S         share of tarpits in the second phase (0.3); --tarpits-only runs just that one
+  --against A,A       kad-dht (default) and/or go: the rows to compare with
+  --only ROW,ROW      just these rows (priority-dht, priority-dht-single, priority-dht-batched,
+                      priority-dht-on-go, kad-dht, go-sweep, go-burst)
+  --ours-only         provideMany rows only
+  --batched           also single provides with transparent batching
+  --budget S          time limit of the provide-per-CID rows (120 s)
+  --go-budget S       time limit of the go-sweep row (900 s)
+  --check N           CIDs looked for afterwards, an even sample beyond (1000)
+  --churn S           a share S of the nodes leave and as many join during provideMany, then a republish sweep
+  --init '{json}'     PriorityDHTInit merged into every priority-dht node
+  --cpu-prof DIR      a CPU profile of each row's provide (for benchmarks/cpu-profile.ts)
+`)
+  process.exit(0)
+}
 const quick = argv.includes('--quick')
 const nodes = arg(argv, 'nodes', quick ? 30 : 40)
 const seed = arg(argv, 'seed', 1)

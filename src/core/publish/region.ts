@@ -23,12 +23,26 @@ import { commonPrefixLength, compareDistance } from '../key.ts'
 import type { Contact } from '../contact.ts'
 import type { Key } from '../key.ts'
 
+/**
+ * Lookups in a row that return fewer than k peers before the last one's
+ * results are taken as a region anyway (its depth from its farthest
+ * result, as with k). One short lookup may be a peer that failed once, and
+ * the next lookup finds k again; two in a row say that is all the walk can
+ * reach there (fewer than k live servers, or some that fail every time).
+ * Without this, a bulk provide into 28 live Go servers whose first lookups
+ * came back with fewer than 20 looked up every fifth key: 2 068 lookups for
+ * 10 000 CIDs, 20 s instead of 2.6 s.
+ */
+export const SHORT_TRUSTED = 2
+
 export class RegionCache<C extends Contact = Contact> {
   private readonly k: number
   private readonly maxKnown: number
   private target?: Key
   private depth = 0
   private known: C[] = []
+  /** lookups learned in a row that returned fewer than k peers */
+  private shortInARow = 0
 
   constructor (k: number, maxKnown = 256) {
     if (!Number.isInteger(k) || k < 1) {
@@ -40,19 +54,22 @@ export class RegionCache<C extends Contact = Contact> {
 
   /** Whether the current region can place `key` without a lookup */
   covers (key: Key): boolean {
-    return this.target != null && this.known.length >= this.k && commonPrefixLength(key, this.target) >= this.depth
+    return this.target != null && this.known.length >= (this.shortInARow >= SHORT_TRUSTED ? 1 : this.k) && commonPrefixLength(key, this.target) >= this.depth
   }
 
   /**
    * Starts a region from a lookup for `target` that returned `closest` (its
    * k closest that answered, nearest first) and `spares` (answered, farther).
-   * With fewer than k results the region covers nothing beyond `target`.
+   * With fewer than k results the region covers nothing beyond `target`,
+   * unless the lookup before it came back short too: then this one's
+   * results are taken for all there is near it (see SHORT_TRUSTED).
    */
   learn (target: Key, closest: readonly C[], spares: readonly C[] = []): void {
     this.target = target
     this.known = [...closest, ...spares].slice(0, this.maxKnown)
-    if (closest.length < this.k) {
-      // a small network: the lookup saw everyone it could, but keep regions exact
+    this.shortInARow = closest.length < this.k ? this.shortInARow + 1 : 0
+    if (closest.length === 0 || (closest.length < this.k && this.shortInARow < SHORT_TRUSTED)) {
+      // a small network, or peers that failed: keep the region exact
       this.depth = 256
       return
     }

@@ -29,6 +29,29 @@ describe('core/publish/region', () => {
     expect(r.covers(near(target, 200, random))).to.equal(false)
   })
 
+  it('after a second short lookup in a row, takes its results for the region; a full one resets that', () => {
+    const net = randomContacts(100, 4)
+    const random = new SeededRandom(4)
+    const r = new RegionCache(K)
+    const first = random.fill(new Uint8Array(KEY_BYTES))
+    r.learn(first, bruteForceClosest(net, first, 5))
+    expect(r.covers(near(first, 200, random)), 'one short lookup: exact').to.equal(false)
+    const second = near(first, 3, random)
+    const short = bruteForceClosest(net, second, 5)
+    r.learn(second, short)
+    const depth = Math.min(...short.map(c => commonPrefixLength(second, c.key))) + 1
+    expect(r.regionDepth).to.equal(depth)
+    const inside = near(second, depth, random)
+    expect(r.covers(inside), 'two in a row: a region').to.equal(true)
+    expect(ids(r.closest(inside, K))).to.have.members(ids(short))
+    const third = random.fill(new Uint8Array(KEY_BYTES))
+    r.learn(third, bruteForceClosest(net, third, K))
+    const fourth = random.fill(new Uint8Array(KEY_BYTES))
+    r.learn(fourth, bruteForceClosest(net, fourth, 5))
+    expect(r.covers(near(fourth, 200, random)), 'short again after a full one: exact').to.equal(false)
+    expect(r.covers(fourth)).to.equal(false)
+  })
+
   it('covers keys sharing more bits with its target than its farthest result does, and no others', () => {
     const net = randomContacts(2000, 5)
     const random = new SeededRandom(2)
