@@ -344,12 +344,19 @@ export class BulkProvider {
         item.ok++
       }
       progress.messages += batch.length
-      const took = performance.now() - sent
-      reached.set(peer.id, value != null ? size : took <= GROW_WITHIN ? Math.min(ACK_MAX, size * 2) : took > SHRINK_AFTER ? Math.max(ACK_FIRST, size / 2) : size)
+      reached.set(peer.id, value != null ? size : nextBatchSize(size, performance.now() - sent))
       i += batch.length
     }
     return []
   }
+}
+
+/** The batch after one of `size` records whose answer took `tookMs` (see ACK_MAX) */
+function nextBatchSize (size: number, tookMs: number): number {
+  if (tookMs <= GROW_WITHIN) {
+    return Math.min(ACK_MAX, size * 2)
+  }
+  return tookMs > SHRINK_AFTER ? Math.max(ACK_FIRST, size / 2) : size
 }
 
 /** Up to `max` items from `start` on while `ok` holds (at least the first) */

@@ -322,10 +322,9 @@ export class Messenger implements Startable {
    */
   async writeAcknowledged (peer: PeerId, messages: OutboundMessage[] | EncodedMessages, ack: OutboundMessage, options: RequestOptions = {}): Promise<Message> {
     const frames = Array.isArray(messages) ? messages.map(m => this.encode(m)) : messages.frames.map(f => this.checkSize(f))
-    const types = Array.isArray(messages) ? messages.map(m => m.type) : messages.frames.map(() => messages.type)
-    for (const type of types) {
+    for (let i = 0; i < frames.length; i++) {
       this.stats.requests++
-      this.sink?.request(options.purpose ?? 'other', type)
+      this.sink?.request(options.purpose ?? 'other', Array.isArray(messages) ? messages[i].type : messages.type)
     }
     const response = await this.track(peer, ack, true, options, frames)
     return response as Message
