@@ -51,6 +51,12 @@ export interface PeerQuality {
    * have never reached, named only by it, is left aside while others remain
    */
   doubtful(advisor: string, now: Millis): boolean
+  /**
+   * Our last connection to the peer closed and we did not close it: the
+   * quality may hold it back for a while (see the peer stack's
+   * `suspectFor`). Optional: without it a broken connection changes nothing.
+   */
+  disconnected?(id: string, now: Millis): void
 }
 
 /**

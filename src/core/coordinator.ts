@@ -13,9 +13,12 @@
  * others that were in it are removed (they stopped serving the DHT).
  * - `inbound-request { from }`: `from` sent us a request (refreshes it if known;
  * a client is never added just for asking).
- * - `peer-disconnected { id }`: our last connection to `id` closed; a table
- * entry gets a liveness ping (bounded by `maxPendingPings`), so a peer that
- * went away is found out in the background rather than during a lookup.
+ * - `peer-disconnected { id }`: our last connection to `id` closed and we did
+ * not close it. The quality hears of it (`quality.disconnected`: the peer
+ * stack holds the peer back for `suspectFor`, so lookups pass it by while
+ * others remain and answers do not name it); nothing is dialled. A table
+ * entry held back that way is questionable, so the next newcomer to its
+ * bucket gets it pinged (table.ts), and only a failed ping evicts it.
  * - `start-lookup { queryId, target, request }`, `stop-lookup { queryId }`.
  * - `response { requestId, closer }`, `request-failed { requestId, reason }`:
  * the outcome of a `send-request` effect, exactly one per request.
@@ -178,7 +181,8 @@ export class Coordinator {
         }
         return []
       case 'peer-disconnected':
-        return this.fromTable(this.routingTable.check(event.id))
+        this.quality.disconnected?.(event.id, now)
+        return []
       case 'start-lookup':
         return this.startLookup(event.queryId, event.target, event.request, event.seeds, event.config, now)
       case 'stop-lookup': {

@@ -118,6 +118,9 @@ export const METRICS_PREFIX = 'priority_dht'
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
+/** Why a peer entered back-off: it failed us, or our connection to it broke (see the peer stack's `suspectFor`) */
+export type BackoffReason = 'failure' | 'disconnect'
+
 /** The metric objects, present only with a metrics component */
 interface Registered {
   operations: CounterGroup
@@ -129,7 +132,7 @@ interface Registered {
   outboundDuration: HistogramGroup
   inbound: CounterGroup
   inboundErrors: CounterGroup
-  backoffs: Counter
+  backoffs: CounterGroup
   hedged: Counter
   skipped: Counter
   bulkKeys: CounterGroup
@@ -329,13 +332,13 @@ export class Accounting implements OutboundSink, InboundSink {
     this.m?.skipped.increment(n)
   }
 
-  backoffStarted (): void {
-    this.m?.backoffs.increment()
+  backoffStarted (reason: BackoffReason): void {
+    this.m?.backoffs.increment({ [reason]: true })
   }
 
   /** A callback for peers entering back-off; undefined without metrics, so the peer stack is not asked twice */
-  backoffHook (): (() => void) | undefined {
-    return this.m == null ? undefined : () => { this.backoffStarted() }
+  backoffHook (): ((reason: BackoffReason) => void) | undefined {
+    return this.m == null ? undefined : reason => { this.backoffStarted(reason) }
   }
 
   /** Bulk progress of one chunk: keys asked for, done and provided */
@@ -371,7 +374,7 @@ function register (metrics: Metrics, prefix: string): Registered {
     outboundDuration: histograms('outbound_request_duration_seconds', 'type', 'Latency of answered outbound requests, by message type'),
     inbound: counters('inbound_requests_total', 'type', 'Requests received, by message type'),
     inboundErrors: counters('inbound_errors_total', 'reason', 'Inbound streams refused and messages not answered, by reason'),
-    backoffs: metrics.registerCounter(`${prefix}_backoffs_total`, { help: 'Peers that entered back-off' }),
+    backoffs: counters('backoffs_total', 'reason', 'Peers that entered back-off, by why: a failure, or a connection that broke (held back)'),
     hedged: metrics.registerCounter(`${prefix}_hedged_requests_total`, { help: 'Lookup requests that ran past their hedge delay, so the lookup asked another peer' }),
     skipped: metrics.registerCounter(`${prefix}_backoff_skips_total`, { help: 'Lookup candidates in back-off that lookups finished without asking (tarpit-like dials avoided)' }),
     bulkKeys: counters('bulk_keys_total', 'stage', 'Keys of provideMany and putMany calls (and republish sweeps): requested, done, provided'),

@@ -16,6 +16,7 @@ import { Key } from 'interface-datastore'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Outcome } from './messenger.ts'
+import type { BackoffReason } from './metrics.ts'
 import type { PeerQuality } from '../core/contact.ts'
 import type { Observation, PeerStack } from '../core/peer-stack/index.ts'
 import type { Logger, PeerStore } from '@libp2p/interface'
@@ -77,9 +78,9 @@ export class PeerValues {
   private saveTimer?: ReturnType<typeof setInterval>
   private flushing?: Promise<void>
   /** Called when an observation puts a peer that was not in back-off into it (metrics) */
-  private readonly onBackoff?: () => void
+  private readonly onBackoff?: (reason: BackoffReason) => void
 
-  constructor (components: PeerValuesComponents, stack: PeerStack, log: Logger, init: PeerValuesInit = {}, onBackoff?: () => void) {
+  constructor (components: PeerValuesComponents, stack: PeerStack, log: Logger, init: PeerValuesInit = {}, onBackoff?: (reason: BackoffReason) => void) {
     this.components = components
     this.stack = stack
     this.log = log
@@ -121,12 +122,17 @@ export class PeerValues {
     this.observe(id, { type: 'invalid-response' })
   }
 
+  /** Our last connection to `id` broke (not by our hand, as far as we know): held back for the stack's `suspectFor` */
+  disconnected (id: string): void {
+    this.observe(id, { type: 'disconnected' })
+  }
+
   observe (id: string, obs: Observation): void {
     const now = Date.now()
     const wasBackedOff = this.onBackoff != null && this.stack.backedOff(id, now)
     this.stack.observe(id, obs, now)
     if (this.onBackoff != null && !wasBackedOff && this.stack.backedOff(id, now)) {
-      this.onBackoff()
+      this.onBackoff(obs.type === 'disconnected' ? 'disconnect' : 'failure')
     }
     const tag = this.stack.tag(id, now)
     if ((this.written.get(id) ?? 0) === tag) {
@@ -240,9 +246,12 @@ export function observationOf (o: Outcome): Observation | undefined {
  * minute of back-off that followed, lookups left it out of their results
  * although it had a connection open (issue #10's `getClosestPeers` misses).
  * Its standing (whether we name it to others) is the stack's: a peer whose
- * last contact failed is not named until it answers again.
+ * last contact failed is not named until it answers again. `disconnected`
+ * (our last connection to a peer broke) goes to the stack, by default
+ * directly; the service sends it through {@link PeerValues} so tags and the
+ * back-off metric follow.
  */
-export function connectedQuality (stack: PeerStack, connected: (id: string) => boolean): PeerQuality {
+export function connectedQuality (stack: PeerStack, connected: (id: string) => boolean, disconnected: (id: string) => void = id => { stack.disconnected(id, Date.now()) }): PeerQuality {
   return {
     value: (id, now) => stack.value(id, now),
     backedOff: (id, now) => stack.backedOff(id, now) && !connected(id),
@@ -250,6 +259,7 @@ export function connectedQuality (stack: PeerStack, connected: (id: string) => b
     reached: (id, now) => stack.reached(id, now),
     standing: (id, now) => stack.standing(id, now),
     advice: (advisor, good, now) => { stack.advice(advisor, good, now) },
-    doubtful: (advisor, now) => stack.doubtful(advisor, now)
+    doubtful: (advisor, now) => stack.doubtful(advisor, now),
+    disconnected: id => { disconnected(id) }
   }
 }

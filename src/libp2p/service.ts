@@ -50,13 +50,6 @@ const MAX_ANNOUNCED = 4096
 const RAW_CODE = 0x55
 /** After a restart with an empty table, how many of the most valuable known peers we dial first */
 const BOOTSTRAP_BEST = 20
-/** A peer whose connection closed is checked at most once in this long */
-const CHECK_INTERVAL = 10 * 60_000
-/** Peers remembered as recently checked or pruned */
-const MAX_CHECKED = 4096
-/** Liveness checks waiting to start, and how long they wait (for libp2p's prune event) */
-const MAX_PENDING_CHECKS = 256
-const CHECK_DELAY = 1000
 
 export type DHTMode = 'client' | 'server'
 
@@ -93,11 +86,6 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly accounting: Accounting
   private readonly explicitMode?: DHTMode
   private readonly announced = new Set<string>()
-  /** peer id -> when its disconnect was last looked into (or libp2p pruned it) */
-  private readonly checked = new Map<string, number>()
-  /** peers libp2p pruned (their disconnect is ours, not theirs) */
-  private readonly pruned = new Map<string, number>()
-  private readonly pendingChecks = new Set<ReturnType<typeof setTimeout>>()
   private mode: DHTMode
   /** peers we hold a connection to (libp2p's peer:connect / peer:disconnect; as many as its connections) */
   private readonly connected = new Set<string>()
@@ -134,7 +122,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       republishing: () => this.republisher.size
     }, init.metricsPrefix)
     this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues, accounting.backoffHook())
-    const quality = init.neutral === true ? NEUTRAL_QUALITY : connectedQuality(stack, id => this.connected.has(id))
+    const quality = init.neutral === true ? NEUTRAL_QUALITY : connectedQuality(stack, id => this.connected.has(id), id => { this.peerValues.disconnected(id) })
     this.coordinator = new Coordinator(toContact(components.peerId), {
       protocols: [this.protocol],
       maxLookups,
@@ -376,10 +364,6 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
     this.connected.clear()
     this.components.events.removeEventListener('connection:prune', this.onPrune)
-    for (const timer of this.pendingChecks) {
-      clearTimeout(timer)
-    }
-    this.pendingChecks.clear()
     this.batcher?.stop()
     await this.durability.stop()
     await this.republisher.stop()
@@ -695,60 +679,32 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     this.safeDispatchEvent('peer', { detail: peer })
   }
 
-  /** A table peer we lost every connection to gets a liveness ping in the background */
   private onPeerConnect (evt: CustomEvent<PeerId>): void {
     this.connected.add(evt.detail.toString())
   }
 
+  /**
+   * A peer we lost every connection to is held back for a while (the peer
+   * stack's `suspectFor`): the next operation does not dial it and our
+   * answers do not name it. Nothing is dialled to check it: after a node
+   * went away, every peer that was connected to it would otherwise dial it
+   * at once. libp2p announces the connections its pruner closed right after
+   * closing them (`onPrune`): those closes were ours, and the suspicion is
+   * taken back.
+   */
   private onPeerDisconnect (evt: CustomEvent<PeerId>): void {
-    const peer = evt.detail
-    const id = peer.toString()
+    const id = evt.detail.toString()
     this.connected.delete(id)
-    if (!this.running || !this.coordinator.routingTable.has(id) || this.pendingChecks.size >= MAX_PENDING_CHECKS || !this.remember(id)) {
-      return
+    // a DHT peer we know of (not any peer libp2p connected us to)
+    if (this.running && (this.coordinator.routingTable.has(id) || this.peerValues.stack.stats(id) != null)) {
+      this.driver.handle({ type: 'peer-disconnected', id })
     }
-    // libp2p announces its prunes after the disconnects: give it a moment
-    const since = Date.now() - CHECK_DELAY
-    const timer = setTimeout(() => {
-      this.pendingChecks.delete(timer)
-      const prunedAt = this.pruned.get(id) ?? -Infinity
-      if (this.running && prunedAt < since && this.components.connectionManager.getConnections(peer).length === 0) {
-        this.driver.handle({ type: 'peer-disconnected', id })
-      }
-    }, CHECK_DELAY)
-    timer.unref?.()
-    this.pendingChecks.add(timer)
   }
 
-  /** Peers libp2p pruned went nowhere: redialling them would only fight the pruner */
   private onPrune (evt: CustomEvent<Connection[]>): void {
     for (const connection of evt.detail) {
-      const id = connection.remotePeer.toString()
-      this.remember(id)
-      this.pruned.delete(id)
-      if (this.pruned.size >= MAX_CHECKED) {
-        this.pruned.clear()
-      }
-      this.pruned.set(id, Date.now())
+      this.peerValues.observe(connection.remotePeer.toString(), { type: 'closed-by-us' })
     }
-  }
-
-  /** Notes that `id` was looked into now; false if it was within CHECK_INTERVAL */
-  private remember (id: string): boolean {
-    const now = Date.now()
-    const last = this.checked.get(id)
-    if (last != null && now - last < CHECK_INTERVAL) {
-      return false
-    }
-    this.checked.delete(id)
-    if (this.checked.size >= MAX_CHECKED) {
-      const oldest = this.checked.keys().next().value
-      if (oldest != null) {
-        this.checked.delete(oldest)
-      }
-    }
-    this.checked.set(id, now)
-    return true
   }
 
   private onSelfPeerUpdate (): void {

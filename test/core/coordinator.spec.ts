@@ -96,15 +96,20 @@ describe('core/coordinator', () => {
     expect(c.nextDeadline()).to.equal(2_000)
   })
 
-  it('pings a table peer whose connection closed, and evicts it if the ping fails and a replacement waits', () => {
-    const c = make({ refresh: false, routingTable: { k: 1, maxPendingPings: 1 } })
-    c.handle({ type: 'peer-identified', peer: tinyContact(0x80), protocols: [KAD] }, 0)
-    c.handle({ type: 'peer-identified', peer: tinyContact(0xc0), protocols: [KAD] }, 0) // waits as a replacement
+  it('a table peer whose connection broke is held back without a dial; the next newcomer to its bucket gets it pinged, and a failed ping evicts it', () => {
+    const stack = new PeerStack()
+    const c = new Coordinator(self, { refresh: false, routingTable: { k: 1, maxPendingPings: 1 } }, new SeededRandom(1), 0, stack)
+    // known to the stack as a good peer
+    stack.observe('p128', { type: 'dial-ok', duration: 10 }, 0)
+    stack.observe('p128', { type: 'response', latency: 10, useful: true }, 0)
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x80), protocols: [KAD], dialled: true }, 0)
     expect(c.handle({ type: 'peer-disconnected', id: 'nobody' }, 1)).to.deep.equal([])
-    const ping = sends(c.handle({ type: 'peer-disconnected', id: 'p128' }, 1))
+    expect(c.handle({ type: 'peer-disconnected', id: 'p128' }, 1)).to.deep.equal([], 'nothing is dialled')
+    expect(stack.backedOff('p128', 1)).to.equal(true)
+    expect(stack.standing('p128', 1)).to.equal('failed')
+    // a newcomer for the full bucket: the held-back entry is questionable
+    const ping = sends(c.handle({ type: 'peer-identified', peer: tinyContact(0xc0), protocols: [KAD], dialled: true }, 2))
     expect(ping.map(p => [p.peer.id, p.request.kind])).to.deep.equal([['p128', 'ping']])
-    // one check at a time per peer, and within maxPendingPings
-    expect(c.handle({ type: 'peer-disconnected', id: 'p128' }, 2)).to.deep.equal([])
     const out = c.handle({ type: 'request-failed', requestId: ping[0].requestId, reason: 'dial-timeout' }, 3)
     expect(out).to.deep.include({ type: 'peer-added', peer: tinyContact(0xc0) })
     expect(c.routingTable.has('p128')).to.equal(false)

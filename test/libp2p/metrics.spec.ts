@@ -15,6 +15,7 @@ import all from 'it-all'
 import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import pWaitFor from 'p-wait-for'
 import { Registry } from 'prom-client'
 import { MessageType } from '../../src/generated/dht.ts'
 import { passthroughMapper, priorityDHT } from '../../src/index.ts'
@@ -96,7 +97,8 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
       kBucketSize: K,
       // a republish soon after each provide, and hedges on any request slower than a few ms
       reprovide: { schedule: { republishInterval: 1500, jitter: 0 } },
-      peerStack: { hedgeFloor: 0, hedgeCeiling: 5 }
+      // a peer whose connection broke is held back for only 300 ms, so a lookup after that meets its failure
+      peerStack: { hedgeFloor: 0, hedgeCeiling: 5, suspectFor: 300 }
     }
     observed = await createLibp2p({
       ...localNodeOptions(priorityDHT(init)),
@@ -130,7 +132,13 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     await lpStream(stream).write(new Uint8Array([0xff, 0xff, 0xff]))
     // failures, back-off and skipped candidates: a peer goes away and we look near it twice
     const gone = plain[N - 2]
+    // asked first (it is nearest its own key), so we know it and hold a connection when it stops
+    await drain(dht.getClosestPeers(gone.peerId.toMultihash().bytes))
+    await pWaitFor(() => observed.getConnections(gone.peerId).length > 0, { timeout: 10_000 })
     await gone.stop()
+    // the disconnect holds it back (a lookup racing it would meet a failure first); then the hold ends
+    await pWaitFor(() => dht.peerValue(gone.peerId).category === 'bad', { timeout: 10_000, interval: 10 })
+    await new Promise(resolve => setTimeout(resolve, 400))
     await drain(dht.getClosestPeers(gone.peerId.toMultihash().bytes))
     await drain(dht.getClosestPeers(gone.peerId.toMultihash().bytes))
     // the republish runs 1.5 s after the provides
@@ -154,7 +162,7 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
       'dial-timeout', 'dial-refused', 'protocol-unsupported', 'stream-reset', 'timeout', 'bad-response', 'aborted', 'overloaded',
       'converged', 'exhausted', 'stopped', 'request-limit', 'refused', 'malformed', 'failed',
       'unknown', 'proving', 'active', 'inactive', 'bad', 'requested', 'done', 'provided', 'ok',
-      'provider_keys', 'provider_records', 'value_records'
+      'provider_keys', 'provider_records', 'value_records', 'failure', 'disconnect'
     ])
     for (const metric of await registry.getMetricsAsJSON()) {
       if (!metric.name.startsWith('priority_dht_')) {
@@ -180,6 +188,8 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     expect(await sample(registry, 'priority_dht_usage_requests_total', 'purpose', 'get'), 'requests billed to get').to.be.at.least(1)
     expect(await sample(registry, 'priority_dht_store_size', 'store', 'value_records'), 'value records').to.be.at.least(1)
     expect(await total(registry, 'priority_dht_routing_table_size')).to.be.at.least(K)
+    // the peer that went away was connected: held back, not dialled
+    expect(await sample(registry, 'priority_dht_backoffs_total', 'reason', 'disconnect'), 'held back after a disconnect').to.be.at.least(1)
 
     // the usage metrics say what usage() says
     const usage = dht.usage()

@@ -82,6 +82,14 @@ describe('libp2p/peer-values', function () {
     for (const v of valuable) {
       expect(a.getConnections(v.peerId).length, 'a valuable peer lost its connection').to.be.greaterThan(0)
     }
+    // the pruned lost their connection to our own pruner: not held back as if they had gone away
+    const pruned = others.filter(o => a.getConnections(o.peerId).length === 0)
+    expect(pruned).to.have.length.greaterThan(0)
+    await pWaitFor(() => pruned.every(o => a.services.dht.peerValue(o.peerId).category !== 'bad'), { timeout: 5000 })
+      .catch(() => {})
+    for (const o of pruned) {
+      expect(a.services.dht.peerValue(o.peerId).category, 'a pruned peer is held back').to.not.equal('bad')
+    }
   })
 
   it('values and back-off survive a restart over a persistent datastore', async () => {

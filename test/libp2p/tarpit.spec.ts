@@ -1,7 +1,8 @@
 /**
  * After a third of the network turns into tarpits (ports that accept TCP and
- * never answer), every record put is still found by other nodes, and the
- * nodes that met a tarpit have it in back-off.
+ * never answer), every record put is still found by other nodes, the nodes
+ * that met a tarpit have it in back-off, and a node that was connected to a
+ * node when it turned into a tarpit never dials it.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { expect } from 'aegir/chai'
@@ -28,6 +29,10 @@ describe('libp2p/tarpits: records still land and are found when a third of the p
   let live: OurNode[] = []
   let tarpits: Tarpit[] = []
   let tarpitIds = new Set<string>()
+  /** "live node index/tarpit id" pairs connected when the tarpits appeared, the tarpit in the node's routing table */
+  const connectedPairs = new Set<string>()
+  /** the same pairs for every dial a live node started to a tarpit */
+  const dialled: string[] = []
 
   before(async () => {
     nodes = await startNetwork(N, { kBucketSize: K })
@@ -35,6 +40,23 @@ describe('libp2p/tarpits: records still land and are found when a third of the p
     const gone = nodes.slice(N - TARPITS)
     live = nodes.slice(0, N - TARPITS)
     tarpitIds = new Set(gone.map(n => n.peerId.toString()))
+    live.forEach((node, i) => {
+      const table = (node.services.dht as any).coordinator.routingTable
+      for (const c of node.getConnections()) {
+        if (tarpitIds.has(c.remotePeer.toString()) && table.has(c.remotePeer.toString()) === true) {
+          connectedPairs.add(`${i}/${c.remotePeer.toString()}`)
+        }
+      }
+      // every dial the node starts goes through its connection manager
+      const cm = (node as any).components.connectionManager
+      const open = cm.openConnection.bind(cm)
+      cm.openConnection = async (peer: any, options: any) => {
+        if (tarpitIds.has(peer.toString())) {
+          dialled.push(`${i}/${peer.toString()}`)
+        }
+        return open(peer, options)
+      }
+    })
     tarpits = await Promise.all(gone.map(becomeTarpit))
   })
 
@@ -63,20 +85,34 @@ describe('libp2p/tarpits: records still land and are found when a third of the p
     }
   })
 
-  it('tarpits were dialled, and whoever met one now has it in back-off and untagged', () => {
-    expect(tarpits.reduce((sum, t) => sum + t.accepted, 0)).to.be.greaterThan(0)
-    let judged = 0
-    for (const node of live) {
+  it('whoever dialled a tarpit has it in back-off, untagged and worth less; whoever was connected to one when it went away holds it back, undialled', () => {
+    expect(connectedPairs.size).to.be.greaterThan(0)
+    const now = Date.now()
+    let failed = 0
+    let held = 0
+    live.forEach((node, i) => {
       for (const id of tarpitIds) {
         const info = node.services.dht.peerValue(nodes.find(n => n.peerId.toString() === id)!.peerId)
-        if (info.backoffUntil != null) {
-          judged++
+        const pair = `${i}/${id}`
+        if (dialled.includes(pair)) {
+          failed++
+          expect(info.backoffUntil).to.be.greaterThan(now, pair)
           expect(info.category).to.equal('bad')
           expect(info.tag).to.equal(0)
           expect(info.value).to.be.lessThan(0.5)
+        } else if (connectedPairs.has(pair)) {
+          held++
+          expect(info.backoffUntil).to.be.greaterThan(now, pair)
+          expect(info.category).to.equal('bad')
+          expect(info.tag).to.equal(0)
         }
       }
-    }
-    expect(judged).to.be.greaterThan(0)
+    })
+    // nobody dials a node it saw go away: neither a liveness check nor the next operations
+    expect(dialled.filter(pair => connectedPairs.has(pair))).to.deep.equal([])
+    expect(held).to.equal(connectedPairs.size)
+    // the pairs that were not connected still meet tarpits, and learn
+    expect(failed).to.equal(new Set(dialled).size)
+    expect(tarpits.reduce((sum, t) => sum + t.accepted, 0)).to.equal(dialled.length)
   })
 })

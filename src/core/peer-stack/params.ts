@@ -12,6 +12,10 @@ export type Observation =
   | { type: 'response', latency: Millis, useful: boolean }
   | { type: 'request-failed', reason: 'timeout' | 'reset' | 'bad-response' | 'protocol-unsupported' }
   | { type: 'invalid-response' }
+  /** our last connection to the peer closed and we did not close it (see `suspectFor`) */
+  | { type: 'disconnected' }
+  /** the connection reported `disconnected` was closed by our own side after all (libp2p's pruner): the suspicion is taken back */
+  | { type: 'closed-by-us' }
 
 export type Category = 'unknown' | 'proving' | 'active' | 'inactive' | 'bad'
 
@@ -99,6 +103,20 @@ export interface PeerStackConfig {
    * @default 86400000 (24 hours; range unreachedBackoffBase..604800000)
    */
   unreachedBackoffMax: Millis
+  /**
+   * How long a peer whose connection broke (the other side closed our last
+   * connection to it, or it reset) counts as in back-off, unless it connects
+   * again or answers first. A peer that went away looks exactly like this,
+   * and so does one whose connection manager trimmed us; neither is failure
+   * evidence (its value does not change), but for this long lookups ask it
+   * only when they run short of others and our answers do not name it, so
+   * a node that just lost a peer neither dials it on the next operation nor
+   * sends others to it. Afterwards it is unverified (never `verified` again
+   * until it answers us).
+   *
+   * @default 60000 (range 0..86400000)
+   */
+  suspectFor: Millis
   /**
    * Outcomes (decayed by `halfLife`) of the peers an advisor named before
    * its advice can be doubted.
@@ -192,6 +210,7 @@ export function defaultPeerStackConfig (): PeerStackConfig {
     backoffMax: 60 * 60_000,
     unreachedBackoffBase: 30 * 60_000,
     unreachedBackoffMax: 24 * 60 * 60_000,
+    suspectFor: 60_000,
     adviceEvidence: 4,
     adviceThreshold: 0.7,
     badValue: 0.2,
@@ -224,6 +243,7 @@ export function peerStackConfig (init: Partial<PeerStackConfig> = {}): PeerStack
   checkRange('peerStack.backoffMax', c.backoffMax, c.backoffBase, 604_800_000)
   checkRange('peerStack.unreachedBackoffBase', c.unreachedBackoffBase, c.backoffBase, 604_800_000)
   checkRange('peerStack.unreachedBackoffMax', c.unreachedBackoffMax, c.unreachedBackoffBase, 604_800_000)
+  checkRange('peerStack.suspectFor', c.suspectFor, 0, 86_400_000)
   checkRange('peerStack.adviceEvidence', c.adviceEvidence, 0, 1000, false)
   checkRange('peerStack.adviceThreshold', c.adviceThreshold, 0, 1, false)
   checkRange('peerStack.badValue', c.badValue, 0, 1, false)

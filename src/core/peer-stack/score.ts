@@ -31,6 +31,12 @@ export interface PeerStats {
   dialvar: Millis
   /** interactions observed in all (not decayed) */
   interactions: number
+  /**
+   * After our last connection to it broke (a `disconnected` observation):
+   * until when it is held back (`suspectFor` later). NEVER when it has
+   * answered us since, or never broke.
+   */
+  heldUntil: Millis
 }
 
 /** "Never" for time fields */
@@ -50,7 +56,8 @@ export function emptyStats (now: Millis): PeerStats {
     rttvar: NEVER,
     sdial: NEVER,
     dialvar: NEVER,
-    interactions: 0
+    interactions: 0,
+    heldUntil: NEVER
   }
 }
 
@@ -99,6 +106,13 @@ export function neverReached (stats: PeerStats): boolean {
  */
 export function applyObservation (stats: PeerStats, obs: Observation, params: PeerStackConfig, now: Millis, othersAnswer = false): PeerStats {
   const at = Math.max(now, stats.updated)
+  if (obs.type === 'disconnected') {
+    // no evidence either way and no interaction: only a short back-off
+    return { ...stats, heldUntil: at + params.suspectFor }
+  }
+  if (obs.type === 'closed-by-us') {
+    return stats.heldUntil === NEVER ? stats : { ...stats, heldUntil: NEVER }
+  }
   const { successes, failures } = evidenceAt(stats, params, at)
   const next: PeerStats = { ...stats, successes, failures, updated: at, lastSeen: Math.max(stats.lastSeen, at), interactions: stats.interactions + 1 }
   switch (obs.type) {
@@ -111,6 +125,7 @@ export function applyObservation (stats: PeerStats, obs: Observation, params: Pe
       next.lastSuccess = at
       next.consecutiveFailures = 0
       next.backoffUntil = NEVER
+      next.heldUntil = NEVER
       return next
     }
     case 'dial-failed':
@@ -140,8 +155,9 @@ export function computeScore (stats: PeerStats, params: PeerStackConfig, now: Mi
   return reliability * (1 - params.latencyWeight + params.latencyWeight * latencyFactor)
 }
 
+/** In back-off after failures, or held back after a broken connection */
 export function inBackoff (stats: PeerStats, now: Millis): boolean {
-  return stats.backoffUntil > now
+  return stats.backoffUntil > now || stats.heldUntil > now
 }
 
 /**
@@ -254,5 +270,6 @@ export function isPeerStats (x: unknown): x is PeerStats {
   const fields: Array<keyof PeerStats> = ['successes', 'failures', 'updated', 'firstSeen', 'lastSeen', 'lastSuccess', 'consecutiveFailures', 'backoffUntil', 'srtt', 'rttvar', 'sdial', 'dialvar', 'interactions']
   const o = x as Record<string, unknown>
   return fields.every(f => typeof o[f] === 'number' && Number.isFinite(o[f])) &&
+    (o.heldUntil === undefined || (typeof o.heldUntil === 'number' && Number.isFinite(o.heldUntil))) &&
     (o.successes as number) >= 0 && (o.failures as number) >= 0 && (o.consecutiveFailures as number) >= 0 && (o.interactions as number) >= 0
 }

@@ -56,10 +56,15 @@ export class PeerStack implements PeerQuality {
 
   observe (id: string, obs: Observation, now: Millis): void {
     let stats = this.peers.get(id)
+    if (stats == null && obs.type === 'closed-by-us') {
+      return // nothing held back to take back
+    }
     if (stats == null) {
       this.makeRoom(now)
       stats = emptyStats(now)
-      this.tryExplore(id, now)
+      if (obs.type !== 'disconnected') {
+        this.tryExplore(id, now)
+      }
     }
     const othersAnswer = this.lastResponse !== NEVER && now - this.lastResponse <= this.config.activeWindow
     const next = applyObservation(stats, obs, this.config, now, othersAnswer)
@@ -87,6 +92,10 @@ export class PeerStack implements PeerQuality {
     if (this.advisors.size > this.config.maxPeers) {
       this.advisors.delete(this.advisors.keys().next().value as string)
     }
+  }
+
+  disconnected (id: string, now: Millis): void {
+    this.observe(id, { type: 'disconnected' }, now)
   }
 
   doubtful (advisor: string, now: Millis): boolean {
@@ -118,8 +127,9 @@ export class PeerStack implements PeerQuality {
 
   /**
    * Verified: reached by us and answered one of our requests within
-   * `activeWindow` (seed 003's "active line"); failed: in back-off or its last
-   * contact failed; unverified otherwise.
+   * `activeWindow` (seed 003's "active line"), and not since lost our
+   * connection to it; failed: in back-off (a broken connection puts it there
+   * for `suspectFor`) or its last contact failed; unverified otherwise.
    */
   standing (id: string, now: Millis): Standing {
     const stats = this.peers.get(id)
@@ -129,15 +139,16 @@ export class PeerStack implements PeerQuality {
     if (stats.consecutiveFailures > 0 || inBackoff(stats, now)) {
       return 'failed'
     }
-    if (stats.sdial >= 0 && stats.lastSuccess !== NEVER && now - stats.lastSuccess <= this.config.activeWindow) {
+    if (stats.sdial >= 0 && stats.lastSuccess !== NEVER && stats.heldUntil === NEVER && now - stats.lastSuccess <= this.config.activeWindow) {
       return 'verified'
     }
     return 'unverified'
   }
 
   backoffUntil (id: string): Millis | undefined {
-    const until = this.peers.get(id)?.backoffUntil
-    return until == null || until < 0 ? undefined : until
+    const stats = this.peers.get(id)
+    const until = stats == null ? -1 : Math.max(stats.backoffUntil, stats.heldUntil)
+    return until < 0 ? undefined : until
   }
 
   category (id: string, now: Millis): Category {
@@ -257,7 +268,7 @@ export class PeerStack implements PeerQuality {
       }
       this.makeRoom(now)
       // saved times in the future (clock moved back) are pulled to now
-      const s: PeerStats = { ...e.stats }
+      const s: PeerStats = { ...e.stats, heldUntil: e.stats.heldUntil ?? NEVER }
       s.updated = Math.min(s.updated, now)
       s.lastSeen = Math.min(s.lastSeen, now)
       s.firstSeen = Math.min(s.firstSeen, now)

@@ -259,20 +259,6 @@ export class RoutingTable {
     return []
   }
 
-  /**
-   * Asks for a liveness check of entry `id` (for example: its connection just
-   * closed). Emits a ping unless one is already running or `maxPendingPings`
-   * are; the answer goes to `pingResult` as usual.
-   */
-  check (id: string): RoutingTableEffect[] {
-    const i = this.slots.find(id)
-    if (i < 0 || this.slots.isReplacement(i, this.slots.bucketOf(i)) || this.pinging.includes(id) || this.pinging.length >= this.config.maxPendingPings) {
-      return []
-    }
-    this.pinging.push(id)
-    return [{ type: 'ping', peer: this.slots.contacts[i] }]
-  }
-
   /** A ping or verify for `id` ended without an answer either way (our own abort) */
   cancelCheck (id: string): RoutingTableEffect[] {
     this.unping(id)

@@ -179,6 +179,55 @@ describe('core/peer-stack', () => {
     expect(stack.standing('a', 10_000_001)).to.equal('verified')
   })
 
+  it('a peer whose connection broke is held back for suspectFor without losing value, verified again only after it answers', () => {
+    const stack = new PeerStack({ suspectFor: 30_000 })
+    stack.disconnected('new', 0)
+    expect(stack.backedOff('new', 0)).to.equal(true)
+    expect(stack.value('new', 0)).to.equal(0.5)
+    expect(stack.provingCount).to.equal(0)
+    stack.observe('a', { type: 'dial-ok', duration: 30 }, 0)
+    stack.observe('a', ok, 1)
+    const before = stack.value('a', 10)
+    const interactions = stack.stats('a')?.interactions
+    stack.disconnected('a', 10)
+    expect(stack.backedOff('a', 10)).to.equal(true)
+    expect(stack.standing('a', 10)).to.equal('failed')
+    expect(stack.category('a', 10)).to.equal('bad')
+    expect(stack.value('a', 10)).to.equal(before, 'a broken connection is no failure evidence')
+    expect(stack.stats('a')?.interactions).to.equal(interactions)
+    expect(stack.backedOff('a', 30_009)).to.equal(true)
+    expect(stack.backedOff('a', 30_010)).to.equal(false)
+    // its last success came before the break: unverified, not verified
+    expect(stack.standing('a', 30_010)).to.equal('unverified')
+    stack.observe('a', ok, 30_011)
+    expect(stack.standing('a', 30_011)).to.equal('verified')
+    // an answer lifts the hold at once
+    stack.disconnected('a', 40_000)
+    stack.observe('a', ok, 40_001)
+    expect(stack.backedOff('a', 40_001)).to.equal(false)
+    expect(stack.standing('a', 40_001)).to.equal('verified')
+  })
+
+  it('a close that was ours after all takes the hold back, but never a failure\'s back-off', () => {
+    const stack = new PeerStack()
+    stack.observe('a', { type: 'dial-ok', duration: 30 }, 0)
+    stack.observe('a', ok, 1)
+    stack.disconnected('a', 2)
+    stack.observe('a', { type: 'closed-by-us' }, 3)
+    expect(stack.backedOff('a', 3)).to.equal(false)
+    expect(stack.standing('a', 3)).to.equal('verified')
+    stack.observe('b', fail, 0)
+    const until = stack.backoffUntil('b')
+    stack.disconnected('b', 1)
+    stack.observe('b', { type: 'closed-by-us' }, 2)
+    expect(stack.backoffUntil('b')).to.equal(until)
+    // a close of ours with no break behind it changes nothing
+    stack.observe('c', ok, 0)
+    const c = stack.stats('c')
+    stack.observe('c', { type: 'closed-by-us' }, 1)
+    expect(stack.stats('c')).to.deep.equal(c)
+  })
+
   it('tags active peers by value, proving ones lightly, unknown and bad ones not at all', () => {
     const s = new PeerStack()
     for (let i = 0; i < 10; i++) {
@@ -236,6 +285,10 @@ describe('core/peer-stack', () => {
     expect(t.import([...saved, null, 7, { id: 'x' }, { id: 'y', stats: { successes: 'lots' } }, { id: '', stats: saved[0].stats }, { id: 'z', stats: { ...saved[0].stats, failures: -1 } }], 1)).to.equal(2)
     expect(t.value('a', 1)).to.equal(s.value('a', 1))
     expect(t.backedOff('b', 1)).to.equal(true)
+    // state saved before brokenAt existed is still taken
+    const { heldUntil, ...older } = saved[0].stats
+    expect(heldUntil).to.equal(-1)
+    expect(new PeerStack().import([{ id: 'old', stats: older }], 1)).to.equal(1)
     expect(t.import('garbage', 1)).to.equal(0)
     expect(t.import(undefined, 1)).to.equal(0)
   })
