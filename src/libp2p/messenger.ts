@@ -10,6 +10,10 @@
  * request window (`requestTimeout`) covers opening or reusing a stream,
  * writing the request and reading the response. Framing is a varint length
  * prefix and the protobuf message, capped at `maxMessageSize` both ways.
+ * Both windows are measured in time our event loop was free to read the
+ * peer's answer: a timer that fires late after a blocked loop extends its
+ * window by the time lost (`arm`), so a stall of ours is not blamed on the
+ * peers whose answers were waiting unread in the socket.
  *
  * After a clean exchange the stream is parked in a per-peer idle pool and
  * reused by the next request to that peer. If a reused stream fails before any
@@ -193,6 +197,16 @@ interface Ctx {
   purpose: Purpose
 }
 
+/**
+ * Milliseconds a dial or request timer may fire late before we take it that
+ * our own event loop, not the peer, used up the window (timers on a busy but
+ * healthy loop fire a few ms late; a blocked one, hundreds)
+ */
+export const STALL_SLACK = 50
+
+/** Times one dial or request window is extended for our own stalls before it expires regardless */
+export const MAX_STALL_EXTENSIONS = 3
+
 /** How a failure to open a stream on a live connection is classified, by error name */
 const STREAM_OPEN_FAILURES: Record<string, FailureReason> = {
   UnsupportedProtocolError: 'protocol-unsupported',
@@ -234,6 +248,8 @@ export class Messenger implements Startable {
    * local validation, their failures, dials, streams opened, framed bytes
    */
   readonly stats: TrafficFigures = emptyTraffic()
+  /** dial and request windows extended because their timer fired late (our event loop was blocked) */
+  stalledTimeouts = 0
   private running = false
 
   constructor (components: MessengerComponents, init: MessengerInit, onOutcome?: (o: Outcome) => void, sink?: OutboundSink) {
@@ -521,12 +537,33 @@ export class Messenger implements Startable {
     this.arm(ctx, ctx.timeout)
   }
 
+  /**
+   * Starts the current phase's timer. A timer that fires more than
+   * STALL_SLACK late says our own event loop was blocked: what the peer
+   * sent meanwhile is still unread (timers run before the poll phase reads
+   * sockets), so the phase gets the time it lost back, up to another `ms`,
+   * at most MAX_STALL_EXTENSIONS times, before it counts as the peer's
+   * timeout.
+   */
   private arm (ctx: Ctx, ms: number): void {
     this.disarm(ctx)
-    ctx.timer = setTimeout(() => {
+    let deadline = Date.now() + ms
+    let extensions = 0
+    const fire = (): void => {
+      const late = Date.now() - deadline
+      if (late > STALL_SLACK && extensions < MAX_STALL_EXTENSIONS) {
+        extensions++
+        this.stalledTimeouts++
+        this.sink?.stalled?.()
+        const more = Math.min(late, ms)
+        deadline = Date.now() + more
+        ctx.timer = setTimeout(fire, more)
+        return
+      }
       ctx.expired = true
       ctx.controller.abort()
-    }, ms)
+    }
+    ctx.timer = setTimeout(fire, ms)
   }
 
   private disarm (ctx: Ctx): void {

@@ -92,6 +92,8 @@ export interface OutboundSink {
   dial(purpose: Purpose): void
   stream(purpose: Purpose): void
   bytes(purpose: Purpose, sent: number, received: number): void
+  /** A dial or request window was extended: its timer fired late because our event loop was blocked */
+  stalled?(): void
 }
 
 /** Why an inbound stream or message went unanswered */
@@ -135,6 +137,7 @@ interface Registered {
   backoffs: CounterGroup
   hedged: Counter
   skipped: Counter
+  stalled: Counter
   bulkKeys: CounterGroup
   republishKeys: CounterGroup
   usageOperations: CounterGroup
@@ -328,6 +331,10 @@ export class Accounting implements OutboundSink, InboundSink {
     this.m?.hedged.increment(n)
   }
 
+  stalled (): void {
+    this.m?.stalled.increment()
+  }
+
   backoffSkips (n: number): void {
     this.m?.skipped.increment(n)
   }
@@ -377,6 +384,7 @@ function register (metrics: Metrics, prefix: string): Registered {
     backoffs: counters('backoffs_total', 'reason', 'Peers that entered back-off, by why: a failure, or a connection that broke (held back)'),
     hedged: metrics.registerCounter(`${prefix}_hedged_requests_total`, { help: 'Lookup requests that ran past their hedge delay, so the lookup asked another peer' }),
     skipped: metrics.registerCounter(`${prefix}_backoff_skips_total`, { help: 'Lookup candidates in back-off that lookups finished without asking (tarpit-like dials avoided)' }),
+    stalled: metrics.registerCounter(`${prefix}_stalled_timeouts_total`, { help: 'Dial and request windows extended because their timer fired late: our own event loop was blocked, not the peer slow' }),
     bulkKeys: counters('bulk_keys_total', 'stage', 'Keys of provideMany and putMany calls (and republish sweeps): requested, done, provided'),
     republishKeys: counters('republish_keys_total', 'outcome', 'Our provider records re-announced by the republisher, by outcome'),
     usageOperations: counters('usage_operations_total', 'purpose', 'Operations started, by purpose'),

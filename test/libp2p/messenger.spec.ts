@@ -274,6 +274,46 @@ describe('messenger', () => {
     await waitFor(() => protocolStreams(server, client.peerId).length === 0, 3000, 'server stream gone')
   })
 
+  it('does not blame the peer when our own event loop was blocked past the timeout: the answer waiting unread is taken', async () => {
+    const gate = gated()
+    // real sockets: the answer then reaches the client only when its poll phase reads it
+    const server = await createNode({ dispatch: gate.dispatch, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    const client = await createNode({ messenger: { requestTimeout: 200 }, outcomes })
+    await introduce(client, server)
+    const request = client.services.messenger.request(server.peerId, { type: MessageType.PING })
+    await waitFor(() => gate.inProgress() === 1, 3000, 'request reached the server')
+    // from the check phase: the next loop iteration runs its timers before
+    // its poll phase reads sockets. The server answers now, but nothing runs
+    // until this block ends; by then the client's 200 ms timer is overdue
+    // and fires before the answer is read
+    await new Promise(resolve => setImmediate(resolve))
+    gate.release()
+    const until = Date.now() + 800
+    while (Date.now() < until) {
+      // blocking the event loop on purpose
+    }
+    const response = await request
+    expect(response.type).to.equal(MessageType.PING)
+    expect(requestFailures(outcomes)).to.be.empty()
+    expect(client.services.messenger.stalledTimeouts).to.be.at.least(1)
+  })
+
+  it('still times out a silent peer after our event loop was blocked, within the bounded extensions', async () => {
+    const [client, server] = await pair(silent, { requestTimeout: 200 })
+    const started = Date.now()
+    const request = client.services.messenger.request(server.peerId, { type: MessageType.PING })
+    await new Promise(resolve => setTimeout(resolve, 20))
+    await new Promise(resolve => setImmediate(resolve))
+    const until = Date.now() + 800
+    while (Date.now() < until) {
+      // blocking the event loop on purpose
+    }
+    await expectFailure(request, 'timeout')
+    // one extension of at most 200 ms: well under the 4 windows allowed
+    expect(Date.now() - started).to.be.below(800 + 4 * 200 + 500)
+    expect(requestFailures(outcomes)).to.deep.equal(['timeout'])
+  })
+
   it('honours a per-request timeout', async () => {
     const [client, server] = await pair(silent)
     await expectFailure(client.services.messenger.request(server.peerId, { type: MessageType.PING }, { timeout: 200 }), 'timeout')

@@ -141,6 +141,21 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     await new Promise(resolve => setTimeout(resolve, 400))
     await drain(dht.getClosestPeers(gone.peerId.toMultihash().bytes))
     await drain(dht.getClosestPeers(gone.peerId.toMultihash().bytes))
+    // a stall of ours: the event loop blocked past a request's window (the
+    // 1 s floor) while a lookup's requests are in flight, from the check
+    // phase so their timers are armed and fire before the answers are read
+    let blocked = false
+    for await (const event of dht.getClosestPeers((await cidOf('metrics-stall')).multihash.bytes)) {
+      if (event.name === 'SEND_QUERY' && !blocked) {
+        blocked = true
+        setImmediate(() => {
+          const until = Date.now() + 1500
+          while (Date.now() < until) {
+            // blocking the event loop on purpose
+          }
+        })
+      }
+    }
     // the republish runs 1.5 s after the provides
     await new Promise(resolve => setTimeout(resolve, 2500))
 
