@@ -195,6 +195,7 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
     const elu0: EventLoopUtilization = performance.eventLoopUtilization()
     const cpu0 = process.cpuUsage()
     const stopWatching = hooks.measuring?.(net)
+    const regions0 = regionTotals(net)
     const t0 = performance.now()
     const results = await rounds(net, ledger, random, 'op', o.ops, o.inFlight, o.opTimeout, done => {
       if (hooks.onRound != null) {
@@ -208,6 +209,11 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
     const cpu = process.cpuUsage(cpu0)
     const elu = performance.eventLoopUtilization(elu0)
     const dials = net.tarpitDials() - dials0
+    const regions1 = regionTotals(net)
+    if (regions0 != null && regions1 != null) {
+      const delta = Object.fromEntries(Object.entries(regions1).map(([k, v]) => [k, v - (regions0[k] ?? 0)]))
+      log(`${impl}: region cache over the measured phase, all live nodes: ${JSON.stringify(delta)}`)
+    }
     if (profile != null && o.cpuProf != null) {
       await mkdir(o.cpuProf, { recursive: true })
       const file = join(o.cpuProf, `${impl}-${Math.round(tarpits * 100)}.cpuprofile`)
@@ -243,6 +249,22 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
   }
   const summary = Object.fromEntries(WORKLOADS.map(w => [w, summarize(samples[w])])) as Record<Workload, Summary>
   return { impl, tarpits, inFlight: o.inFlight, samples, summary, measured, closest, wallMs: Math.round(performance.now() - started) }
+}
+
+/** The region cache counters summed over the live nodes (ours only; undefined for other implementations) */
+function regionTotals (net: BenchNetwork<BenchNode>): Record<string, number> | undefined {
+  let totals: Record<string, number> | undefined
+  for (const node of net.live) {
+    const stats: Record<string, number> | undefined = (node as any).services?.dht?.regionCache
+    if (stats == null) {
+      continue
+    }
+    totals ??= {}
+    for (const [k, v] of Object.entries(stats)) {
+      totals[k] = (totals[k] ?? 0) + v
+    }
+  }
+  return totals
 }
 
 export function fmt (ms: number): string {

@@ -213,7 +213,9 @@ export class ContentOperations {
         return { stored, targets: cached }
       }
     }
-    return yield * this.lookupAndPlace(key, send, messageType, options)
+    // a fresh region with too few good peers left still names the nearest of them
+    const seeds = cached == null ? this.init.regions?.seeds(kadKey(key), this.init.k ?? 20) ?? [] : []
+    return yield * this.lookupAndPlace(key, send, messageType, options, seeds)
   }
 
   /**
@@ -324,7 +326,9 @@ export class ContentOperations {
 
   /**
    * A FIND_NODE lookup for `key` (the region cache learns from it through
-   * the driver) with optimistic placement (`src/core/publish/optimistic.ts`):
+   * the driver), with `seeds` (the good peers left in a fresh region that
+   * has fewer than k: `RegionStore.seeds`) given the record at once, and
+   * optimistic placement (`src/core/publish/optimistic.ts`):
    * each peer that answers and is, by the network size our routing table
    * estimates, expected among the k closest gets the record at once; when
    * the lookup ends, the k closest it found that were not tried yet get it
@@ -335,7 +339,7 @@ export class ContentOperations {
    * Yields the lookup's events, a FINAL_PEER per target, and a PEER_RESPONSE
    * or QUERY_ERROR per delivery.
    */
-  private async * lookupAndPlace (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: PurposeOptions): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
+  private async * lookupAndPlace (key: Uint8Array, send: (peer: PeerInfo) => Promise<boolean>, messageType: MessageType, options: PurposeOptions, seeds: readonly PeerInfo[] = []): AsyncGenerator<QueryEvent, { stored: number, targets: Targets }> {
     const target = kadKey(key)
     const plan = FanOut.optimistic<Target>(this.init.putQuorum)
     const events = pushable<QueryEvent>({ objectMode: true })
@@ -343,6 +347,12 @@ export class ContentOperations {
     const size = this.init.networkSize?.() ?? 0
     const k = this.init.k ?? 20
     const deliveries: Array<Promise<void>> = []
+    for (const info of seeds) {
+      const early = entry(info)
+      if (plan.early(early)) {
+        deliveries.push(attempt(early))
+      }
+    }
     const targets: Targets = { closest: [], spares: [] }
     const end = this.init.regions?.begin(target)
     const run = async (): Promise<void> => {

@@ -24,6 +24,9 @@
  * dropped. A peer is good unless the peer stack has it in back-off now or a
  * delivery to it failed since the region was learned. A region with fewer
  * than k good peers left places nothing: the caller looks up again.
+ * - `seeds(key, n)`: when `place` found a fresh covering region with fewer
+ * than k good peers, those good peers (nearest first, at most n): the put
+ * delivers to them while its own lookup runs (content.ts).
  * - `failed(id)`: a delivery to `id` failed; it is no longer good in any
  * region (the put itself moves on to a spare, as `FanOut` does). When every
  * target and spare of a cached placement failed, the put looks its key up
@@ -110,6 +113,8 @@ export interface RegionCacheStats {
   stale: number
   /** of the misses: a fresh covering region had fewer than k good peers left */
   tooFewGood: number
+  /** of those: the put delivered to the region's good peers while its lookup ran */
+  seeded: number
   /** regions learned from converged lookups (any FIND_NODE lookup) */
   learned: number
   /** regions evicted at the `maxRegions` bound */
@@ -168,7 +173,7 @@ export class RegionStore {
   private readonly regions = new Map<string, Region>()
   /** lookups in flight others may wait for */
   private readonly inFlight = new Set<{ target: Key, done: Promise<void> }>()
-  private readonly counts: Omit<RegionCacheStats, 'regions'> = { hits: 0, joined: 0, misses: 0, stale: 0, tooFewGood: 0, learned: 0, evicted: 0 }
+  private readonly counts: Omit<RegionCacheStats, 'regions'> = { hits: 0, joined: 0, misses: 0, stale: 0, tooFewGood: 0, seeded: 0, learned: 0, evicted: 0 }
   /** why the last `place` found nothing, for `missed()` to count */
   private lastMiss: 'none' | 'stale' | 'too-few-good' = 'none'
 
@@ -257,6 +262,40 @@ export class RegionStore {
       closest: good.slice(0, this.k).map(c => c.info),
       spares: good.slice(this.k, this.k + spares).map(c => c.info)
     }
+  }
+
+  /**
+   * When `place` refused `key` because the freshest fresh region covering it
+   * has fewer than k good peers left: those good peers, nearest to `key`
+   * first, at most `n`. A put delivers to them while its own lookup runs
+   * (they were the nearest answering peers moments ago, so they are very
+   * likely among the true k closest), and the lookup then delivers to the
+   * k closest it finds that they are not. Empty when no such region is
+   * held; counts `seeded` otherwise.
+   */
+  seeds (key: Key, n: number): PeerInfo[] {
+    const now = this.now()
+    let best: Region | undefined
+    for (const region of this.regions.values()) {
+      if (!region.cache.covers(key) || now - region.learnedAt >= this.config.freshFor || now < region.learnedAt - this.config.freshFor) {
+        continue
+      }
+      if (best == null || region.learnedAt > best.learnedAt) {
+        best = region
+      }
+    }
+    if (best == null) {
+      return []
+    }
+    const region = best
+    const seeds = region.cache.closest(key, Infinity)
+      .filter(c => !region.failed.has(c.id) && !this.quality.backedOff(c.id, now))
+      .slice(0, Math.min(n, this.k))
+      .map(c => c.info)
+    if (seeds.length > 0) {
+      this.counts.seeded++
+    }
+    return seeds
   }
 
   /** The caller runs its own lookup (after `place` found nothing usable) */

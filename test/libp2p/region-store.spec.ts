@@ -82,6 +82,12 @@ describe('libp2p/region-store: the region cache step by step', function () {
     expect(s.place(target, 10)).to.equal(undefined)
     s.missed()
     expect(s.stats).to.include({ hits: 1, misses: 1, tooFewGood: 1 })
+    // the good peers left are what a put delivers to while it looks up: nearest first, none in back-off or failed
+    const seeds = s.seeds(target, 10)
+    expect(ids(seeds)).to.deep.equal(ids(spares))
+    expect(s.seeds(target, 2)).to.have.length(2)
+    expect(s.seeds(keyOf(0x90), 10), 'no region covers the key').to.deep.equal([])
+    expect(s.stats).to.include({ seeded: 2 })
     // the back-off ends: the region serves again
     backedOff.clear()
     expect(s.place(target, 10)?.closest).to.have.length(K)
