@@ -34,7 +34,9 @@
  * from empty to non-empty or a deeper bucket becomes non-empty (at most
  * ~17 times), so stale ticks are bounded per node. `maxQueued` is the hard
  * cap (see `event-queue.ts`). Connections per node are bounded by
- * `maxConnections` (least recently used closed on both sides).
+ * `maxConnections` (least recently used closed on both sides; the closed
+ * side's `peer-disconnected` is one queued event per close, and a close
+ * happens only when a message opens a connection).
  *
  * Nodes are built on first contact unless `eager` is set: memory grows with
  * the nodes a run touches, not the network size (see README, "Scale").
@@ -125,6 +127,8 @@ export interface WorldStats {
   peersAdded: number
   peersRemoved: number
   connectionsClosed: number
+  /** of those, closes the other side's peer stack heard of (and held the closer back for) */
+  disconnectsHeard: number
   /** requests to nodes that were offline (churn) */
   offlineContacts: number
   nodesBuilt: number
@@ -154,7 +158,7 @@ export class World {
   readonly size: number
   readonly network: Network
   readonly contacts: readonly SimContact[]
-  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, offlineContacts: 0, nodesBuilt: 0, refreshLookups: 0, recordMessages: 0 }
+  readonly stats: WorldStats = { events: 0, requests: 0, pings: 0, dials: 0, undialableDials: 0, lostMessages: 0, responses: 0, peersAdded: 0, peersRemoved: 0, connectionsClosed: 0, disconnectsHeard: 0, offlineContacts: 0, nodesBuilt: 0, refreshLookups: 0, recordMessages: 0 }
   listener: WorldListener = {}
   /**
    * Called once for each node right after it is built (at virtual time 0 for
@@ -594,11 +598,28 @@ export class World {
     this.evicted(a, this.node(a).touch(b, readyAt))
   }
 
-  /** `a` closed its connection to `peer` to stay within its bound: close the other side */
+  /**
+   * `a` closed its connection to `peer` to stay within its bound: close the
+   * other side. `peer` sees a close it did not make; a priority-dht node
+   * that knows `a` (routing table or peer stack) hears `peer-disconnected`
+   * half a round trip later and holds `a` back, as the adapter does on
+   * libp2p's peer:disconnect (service.ts): it cannot tell a peer that
+   * trimmed its connections from one that went away.
+   */
   private evicted (a: number, peer: number | undefined): void {
-    if (peer !== undefined) {
-      this.stats.connectionsClosed++
-      this.nodes[peer]?.disconnect(a)
+    if (peer === undefined) {
+      return
+    }
+    this.stats.connectionsClosed++
+    const other = this.nodes[peer]
+    if (other == null) {
+      return
+    }
+    other.disconnect(a)
+    const id = this.contacts[a].id
+    if (other.stack != null && (other.coordinator.routingTable.has(id) || other.stack.stats(id) != null)) {
+      this.stats.disconnectsHeard++
+      this.queue.push(this.clock + this.network.rtt(a, peer) / 2, { type: 'core', node: peer, event: { type: 'peer-disconnected', id } })
     }
   }
 

@@ -1,5 +1,6 @@
 import { expect } from 'aegir/chai'
 import { commonPrefixLength } from '../../src/core/key.ts'
+import { NEVER } from '../../src/core/peer-stack/score.ts'
 import { bootstrap, createWorld, runExperiment } from '../../src/sim/experiment.ts'
 import { TableSeeder } from '../../src/sim/seed-tables.ts'
 import { World } from '../../src/sim/world.ts'
@@ -17,6 +18,30 @@ describe('sim/world', () => {
     expect(a.records).to.deep.equal(b.records)
     expect(a.world.stats).to.deep.equal(b.world.stats)
     expect(c.traceHash).to.not.equal(a.traceHash)
+  })
+
+  it('a node whose connection the other side closed to stay within its bound holds that side back (our nodes only)', () => {
+    // 10 connections per node: lookups keep closing the least recently used
+    const world = { ...small, network: { maxConnections: 10, undialable: 0 } }
+    const classic = runExperiment({ world, lookups: { lookups: 20 } })
+    expect(classic.world.stats.connectionsClosed).to.be.above(0)
+    expect(classic.world.stats.disconnectsHeard, 'classic nodes have no peer stack to tell').to.equal(0)
+    const ours = runExperiment({ world: { ...world, peerStack: true }, lookups: { lookups: 20 } })
+    expect(ours.world.stats.disconnectsHeard).to.be.above(0)
+    expect(ours.world.stats.disconnectsHeard).to.be.at.most(ours.world.stats.connectionsClosed)
+    // some node holds a peer back that it never saw fail
+    const w = ours.world
+    let held = 0
+    for (let i = 0; i < small.nodes; i++) {
+      const n = w.built(i) ? w.node(i) : undefined
+      for (const c of w.contacts) {
+        const stats = n?.stack?.stats(c.id)
+        if (stats != null && stats.heldUntil !== NEVER && stats.consecutiveFailures === 0) {
+          held++
+        }
+      }
+    }
+    expect(held).to.be.above(0)
   })
 
   it('builds the same nodes lazily as eagerly (same trace)', () => {
