@@ -228,7 +228,7 @@ export class RegionStore {
       if (!region.cache.covers(key)) {
         continue
       }
-      if (now - region.learnedAt >= this.config.freshFor || now < region.learnedAt - this.config.freshFor) {
+      if (!this.isFresh(region, now)) {
         this.regions.delete(prefix)
         sawStale = true
         continue
@@ -236,7 +236,7 @@ export class RegionStore {
       if (best != null && best.learnedAt >= region.learnedAt) {
         continue
       }
-      const candidates = region.cache.closest(key, Infinity).filter(c => !region.failed.has(c.id) && !this.quality.backedOff(c.id, now))
+      const candidates = this.goodPeers(region, key, now)
       if (candidates.length < this.k) {
         sawTooFew = true
         continue
@@ -277,7 +277,7 @@ export class RegionStore {
     const now = this.now()
     let best: Region | undefined
     for (const region of this.regions.values()) {
-      if (!region.cache.covers(key) || now - region.learnedAt >= this.config.freshFor || now < region.learnedAt - this.config.freshFor) {
+      if (!region.cache.covers(key) || !this.isFresh(region, now)) {
         continue
       }
       if (best == null || region.learnedAt > best.learnedAt) {
@@ -287,15 +287,21 @@ export class RegionStore {
     if (best == null) {
       return []
     }
-    const region = best
-    const seeds = region.cache.closest(key, Infinity)
-      .filter(c => !region.failed.has(c.id) && !this.quality.backedOff(c.id, now))
-      .slice(0, Math.min(n, this.k))
-      .map(c => c.info)
+    const seeds = this.goodPeers(best, key, now).slice(0, Math.min(n, this.k)).map(c => c.info)
     if (seeds.length > 0) {
       this.counts.seeded++
     }
     return seeds
+  }
+
+  /** Within `freshFor` of its lookup (a clock that went back that far counts as stale too) */
+  private isFresh (region: Region, now: number): boolean {
+    return now - region.learnedAt < this.config.freshFor && now >= region.learnedAt - this.config.freshFor
+  }
+
+  /** The region's peers nearest `key` first, without those in back-off now or that a delivery failed to */
+  private goodPeers (region: Region, key: Key, now: number): InfoContact[] {
+    return region.cache.closest(key, Infinity).filter(c => !region.failed.has(c.id) && !this.quality.backedOff(c.id, now))
   }
 
   /** The caller runs its own lookup (after `place` found nothing usable) */

@@ -9,7 +9,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
 import { Record } from '../../src/generated/dht.ts'
 import { toRFC3339 } from '../../src/records/rfc3339.ts'
-import { connectToBootstraps, createOurNode, stopAll, trueClosest, waitForTables } from './fixtures/network.ts'
+import { createOurNode, providesTo, startNetworkWithStores, stopAll, trueClosest } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { PriorityDHTInit } from '../../src/index.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -20,11 +20,7 @@ const N = 7
 interface Net { nodes: OurNode[], stores: MemoryDatastore[] }
 
 async function network (n: number, init: PriorityDHTInit = {}): Promise<Net> {
-  const stores = Array.from({ length: n }, () => new MemoryDatastore())
-  const nodes = await Promise.all(stores.map(async datastore => createOurNode({ kBucketSize: K, ...init }, { datastore })))
-  await connectToBootstraps(nodes, 2)
-  await waitForTables(nodes, K)
-  return { nodes, stores }
+  return startNetworkWithStores(n, { kBucketSize: K, ...init })
 }
 
 /** A /pk/ record: a key derived from a fresh public key, the key's protobuf as value */
@@ -38,10 +34,6 @@ const recordKey = (key: Uint8Array): Key => new Key(`/dht/record/${base32.encode
 
 async function holds (store: MemoryDatastore, key: Uint8Array): Promise<boolean> {
   return store.has(recordKey(key))
-}
-
-async function providesTo (store: MemoryDatastore, cid: CID, provider: PeerId): Promise<boolean> {
-  return store.has(new Key(`/dht/providers/${base32.encode(cid.multihash.bytes)}/${provider.toString()}`))
 }
 
 /** The directions of `node`'s connections to `peer`, e.g. "inbound,outbound" */

@@ -6,19 +6,16 @@
  */
 import { expect } from 'aegir/chai'
 import { MemoryDatastore } from 'datastore-core'
-import { Key } from 'interface-datastore'
 import all from 'it-all'
-import { base32 } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
 import { commonPrefixLength, compareDistance } from '../../src/core/key.ts'
 import { MessageType } from '../../src/generated/dht.ts'
 import { kadKey } from '../../src/libp2p/peer-info.ts'
-import { connectToBootstraps, createOurNode, stopAll, trueClosest, waitForTables } from './fixtures/network.ts'
+import { providesTo, startNetworkWithStores, stopAll, trueClosest } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { QueryEvent } from '../../src/index.ts'
-import type { PeerId } from '@libp2p/interface'
 
 const N = 16
 const K = 4
@@ -40,10 +37,6 @@ async function twoNear (avoid: Uint8Array): Promise<[CID, CID]> {
   }
 }
 
-async function providesTo (store: MemoryDatastore, cid: CID, provider: PeerId): Promise<boolean> {
-  return store.has(new Key(`/dht/providers/${base32.encode(cid.multihash.bytes)}/${provider.toString()}`))
-}
-
 const findNodeResponders = (events: QueryEvent[]): string[] =>
   events.flatMap(e => e.name === 'PEER_RESPONSE' && e.messageType === MessageType.FIND_NODE ? [e.from.toString()] : [])
 
@@ -53,10 +46,7 @@ describe('libp2p/region-seeds: a region with fewer than k good peers left still 
   let stores: MemoryDatastore[] = []
 
   before(async () => {
-    stores = Array.from({ length: N }, () => new MemoryDatastore())
-    nodes = await Promise.all(stores.map(async datastore => createOurNode({ kBucketSize: K }, { datastore })))
-    await connectToBootstraps(nodes, 2)
-    await waitForTables(nodes, K)
+    ({ nodes, stores } = await startNetworkWithStores(N, { kBucketSize: K }))
   })
 
   after(async () => {
