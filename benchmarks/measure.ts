@@ -196,6 +196,7 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
     const cpu0 = process.cpuUsage()
     const stopWatching = hooks.measuring?.(net)
     const regions0 = regionTotals(net)
+    const traffic0 = trafficTotals(net)
     const t0 = performance.now()
     const results = await rounds(net, ledger, random, 'op', o.ops, o.inFlight, o.opTimeout, done => {
       if (hooks.onRound != null) {
@@ -213,6 +214,15 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
     if (regions0 != null && regions1 != null) {
       const delta = Object.fromEntries(Object.entries(regions1).map(([k, v]) => [k, v - (regions0[k] ?? 0)]))
       log(`${impl}: region cache over the measured phase, all live nodes: ${JSON.stringify(delta)}`)
+    }
+    const traffic1 = trafficTotals(net)
+    if (traffic0 != null && traffic1 != null) {
+      const per = (n: number): number => Math.round(n / (o.ops * WORKLOADS.length) * 10) / 10
+      const rows = Object.entries(traffic1).map(([purpose, f]) => {
+        const b = traffic0[purpose]
+        return [purpose, per(f.requests - b.requests), per(f.streams - b.streams), per(f.dials - b.dials)] as const
+      }).filter(([, r, s, d]) => r + s + d > 0)
+      log(`${impl}: traffic per operation over the measured phase, all live nodes (purpose requests/streams/dials): ${rows.map(r => `${r[0]} ${r[1]}/${r[2]}/${r[3]}`).join(', ')}`)
     }
     if (profile != null && o.cpuProf != null) {
       await mkdir(o.cpuProf, { recursive: true })
@@ -249,6 +259,25 @@ export async function measureCell (impl: Implementation, tarpits: number, o: Opt
   }
   const summary = Object.fromEntries(WORKLOADS.map(w => [w, summarize(samples[w])])) as Record<Workload, Summary>
   return { impl, tarpits, inFlight: o.inFlight, samples, summary, measured, closest, wallMs: Math.round(performance.now() - started) }
+}
+
+/** Requests, streams and dials by purpose summed over the live nodes (ours only; undefined for other implementations) */
+function trafficTotals (net: BenchNetwork<BenchNode>): Record<string, { requests: number, streams: number, dials: number }> | undefined {
+  let totals: Record<string, { requests: number, streams: number, dials: number }> | undefined
+  for (const node of net.live) {
+    const usage = (node as any).services?.dht?.usage?.()
+    if (usage == null) {
+      continue
+    }
+    totals ??= {}
+    for (const [purpose, f] of Object.entries(usage.purposes as Record<string, { requests: number, streams: number, dials: number }>)) {
+      const t = totals[purpose] ??= { requests: 0, streams: 0, dials: 0 }
+      t.requests += f.requests
+      t.streams += f.streams
+      t.dials += f.dials
+    }
+  }
+  return totals
 }
 
 /** The region cache counters summed over the live nodes (ours only; undefined for other implementations) */

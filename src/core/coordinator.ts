@@ -159,6 +159,17 @@ export class Coordinator {
     return this.lookups.size
   }
 
+  /**
+   * The settled head of lookup `queryId` (`Lookup.settledHead`): once `after`
+   * responses in a row named no new candidate among its k closest live
+   * ones, those that answered among its `n` closest live candidates. None
+   * for a lookup over several disjoint paths, or one not running.
+   */
+  settledHead (queryId: number, n: number, after: number): Contact[] {
+    const l = this.lookups.get(queryId)?.lookup
+    return l instanceof Lookup ? l.settledHead(n, after) : []
+  }
+
   /** Requests currently awaiting an outcome */
   get pendingRequests (): number {
     return this.pending.size

@@ -20,7 +20,7 @@ import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { cacheTarget } from '../core/publish/durability.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
-import { likelyAmongClosest } from '../core/publish/optimistic.ts'
+import { headSize, likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { checkRange } from '../core/routing-table/config.ts'
 import { MessageType } from '../generated/dht.ts'
 import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
@@ -366,6 +366,17 @@ export class ContentOperations {
               deliveries.push(attempt(early))
             }
             return 'continue'
+          },
+          settledHead: {
+            size: headSize(k),
+            onHead: (peers) => {
+              for (const p of peers) {
+                const early: Target = { id: p.id, info: { id: p.peerId, multiaddrs: [] } }
+                if (plan.early(early)) {
+                  deliveries.push(attempt(early))
+                }
+              }
+            }
           }
         })
         let step = await lookup.next()
@@ -413,9 +424,17 @@ export class ContentOperations {
     let graceEnds = Infinity
     for await (const event of withDeadline(events, () => graceEnds)) {
       yield event
-      if (early && plan.quorumReached && graceEnds === Infinity) {
-        // quorum reached: the stragglers get a short grace, then run on in the background
-        graceEnds = Date.now() + this.init.putGrace
+      if (early && plan.quorumReached) {
+        // quorum reached: the stragglers get a short grace, then run on in
+        // the background; with none in flight (the lookup still running,
+        // its early deliveries done, their events all yielded) there is
+        // nobody to wait for
+        if (graceEnds === Infinity) {
+          graceEnds = Date.now() + this.init.putGrace
+        }
+        if (plan.idle && events.readableLength === 0) {
+          graceEnds = Date.now()
+        }
       }
     }
     if (early && plan.quorumReached && !settled) {

@@ -14,6 +14,7 @@
 import { pushable } from 'it-pushable'
 import { assertNever } from '../core/env.ts'
 import { namesCloser } from '../core/key.ts'
+import { SETTLED_AFTER } from '../core/publish/optimistic.ts'
 import { Message, MessageType } from '../generated/dht.ts'
 import { withGroup } from './address-group.ts'
 import { RequestFailedError } from './errors.ts'
@@ -86,6 +87,12 @@ export interface LookupOptions {
   purpose?: Purpose
   /** Per-lookup settings of the core's lookup (see `LookupConfig`) */
   config?: Partial<LookupConfig>
+  /**
+   * After each response while the lookup runs: once its head has settled
+   * (`Coordinator.settledHead` over `size` candidates, `SETTLED_AFTER`
+   * responses in a row), the peers that answered in it, nearest first
+   */
+  settledHead?: { size: number, onHead(peers: PeerContact[]): void }
 }
 
 export interface LookupResult {
@@ -103,6 +110,7 @@ interface QueryState {
   controller: AbortController
   infos: Map<string, PeerInfo>
   onResponse?: LookupOptions['onResponse']
+  settledHead?: LookupOptions['settledHead']
   result?: LookupResult
   purpose: Purpose
 }
@@ -174,6 +182,7 @@ export class Driver {
       controller: new AbortController(),
       infos: new Map(),
       onResponse: options.onResponse,
+      settledHead: options.settledHead,
       purpose: options.purpose ?? 'lookup'
     }
     const onAbort = (): void => {
@@ -276,6 +285,11 @@ export class Driver {
       this.handle({ type: 'response', requestId: e.requestId, closer: contacts })
       if (verdict === 'stop' && e.queryId != null) {
         this.handle({ type: 'stop-lookup', queryId: e.queryId })
+      } else if (q?.settledHead != null && q.result == null && e.queryId != null) {
+        const head = this.init.coordinator.settledHead(e.queryId, q.settledHead.size, SETTLED_AFTER)
+        if (head.length > 0) {
+          q.settledHead.onHead(head as PeerContact[])
+        }
       }
     } catch (err: any) {
       const reason = failureReason(err, signal)

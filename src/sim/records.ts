@@ -50,7 +50,7 @@ import { SeededRandom } from '../core/env.ts'
 import { KEY_BYTES } from '../core/key.ts'
 import { RepublishSchedule } from '../core/maintenance/schedule.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
-import { likelyAmongClosest } from '../core/publish/optimistic.ts'
+import { headSize, likelyAmongClosest, SETTLED_AFTER } from '../core/publish/optimistic.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
 import { DURABILITY_OFF, SimDurability } from './durability.ts'
@@ -61,6 +61,7 @@ import { formatTable } from './report.ts'
 import { storeKey } from './store.ts'
 import { indexOf } from './world.ts'
 import type { SimDurabilityOptions } from './durability.ts'
+import type { SimContact } from './node.ts'
 import type { Distribution } from './report.ts'
 import type { Found, LookupFinished, RecordOutcome, World, WorldListener } from './world.ts'
 import type { Contact } from '../core/contact.ts'
@@ -249,6 +250,8 @@ interface Running {
   /** publications by adopters: the network size their table estimates, for early deliveries */
   networkSize?: number
   quorumAt?: Millis
+  /** when the quorum had the record and no delivery was in flight (the adapter reports then, grace or not) */
+  idleAt?: Millis
   lookupDone?: Millis
   /** retrievals: distinct responders that held the record, and the best value seen */
   responders?: Set<number>
@@ -364,6 +367,13 @@ export class RecordOps implements WorldListener {
     const target = { id: contact.id, index: peer }
     if (likelyAmongClosest(r.key, contact.key, r.networkSize, this.k) && r.plan.early(target)) {
       this.deliver(r, target)
+    }
+    // the lookup's settled head, as the adapter's lookupAndPlace delivers to it
+    for (const c of this.world.node(node).coordinator.settledHead(queryId, headSize(this.k), SETTLED_AFTER)) {
+      const head = { id: c.id, index: (c as SimContact).index }
+      if (r.plan.early(head)) {
+        this.deliver(r, head)
+      }
     }
   }
 
@@ -565,6 +575,9 @@ export class RecordOps implements WorldListener {
       if (plan.quorumReached && r.quorumAt === undefined) {
         r.quorumAt = this.world.now
       }
+      if (plan.quorumReached && plan.idle && r.idleAt === undefined) {
+        r.idleAt = this.world.now
+      }
       if (next != null) {
         this.deliver(r, next)
       } else if (plan.settled) {
@@ -580,7 +593,7 @@ export class RecordOps implements WorldListener {
     op.early = r.plan?.earlyCount ?? 0
     op.success = op.copies > 0
     op.complete = now - op.startedAt
-    op.latency = r.quorumAt === undefined ? now - op.startedAt : Math.min(now, r.quorumAt + this.options.putGrace) - op.startedAt
+    op.latency = r.quorumAt === undefined ? now - op.startedAt : Math.min(now, r.quorumAt + this.options.putGrace, r.idleAt ?? Infinity) - op.startedAt
     this.record(op)
     if (op.copies > 0) {
       this.published[op.record].placedAt = now

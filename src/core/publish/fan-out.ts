@@ -146,6 +146,11 @@ export class FanOut<C extends Pick<Contact, 'id'> = Contact> {
     return (this.started || this.tried.size > 0) && this.storedCount >= this.quorum && this.quorum > 0
   }
 
+  /** No delivery is in flight now (early ones included); more may start when the lookup ends */
+  get idle (): boolean {
+    return this.inFlight.size === 0
+  }
+
   /** Every attempt has ended and no spare is being tried */
   get settled (): boolean {
     return this.started && this.inFlight.size === 0

@@ -22,6 +22,15 @@
  * n too large makes us deliver early to peers a little too far (extra
  * copies), too small makes us deliver early to fewer (no gain).
  *
+ * The estimate needs a large table; on a small network (below
+ * `MIN_SIZE_FACTOR * k`) or early in any lookup, the lookup itself says more.
+ * Once `SETTLED_AFTER` responses in a row have named no new candidate among
+ * its k closest live ones, its candidate list near the target has stopped
+ * changing: the peers that answered among its `headSize(k)` closest live
+ * candidates (`Lookup.settledHead`) would be among the k closest it returns
+ * unless more than k - headSize(k) peers nobody has named are nearer. Those
+ * get the record at once too, whatever the network's size.
+ *
  * Pure: no clock, no I/O.
  */
 import { KEY_BYTES } from '../key.ts'
@@ -46,6 +55,28 @@ export const EARLY_RANK_SHARE = 1
  * findProviders right after found nothing).
  */
 export const MIN_SIZE_FACTOR = 10
+
+/**
+ * Responses in a row that named no new candidate among a lookup's k closest
+ * live ones before its head counts as settled. 2: one response can name
+ * nothing new by chance (a responder far from the target that knows little
+ * near it); two in a row from the closest candidates, which the lookup asks
+ * first, rarely do while nearer peers remain unnamed.
+ */
+export const SETTLED_AFTER = 2
+
+/**
+ * Share of k a settled head covers: 0.75, so a peer given the record early
+ * is off the k closest only if k / 4 peers nobody named are nearer, and with
+ * a quorum of k / 2 a put can report success even when a quarter of the head
+ * fails to take the record.
+ */
+export const HEAD_SHARE = 0.75
+
+/** Candidates a settled head covers for Kademlia's `k` (at least 1) */
+export function headSize (k: number): number {
+  return Math.max(1, Math.ceil(HEAD_SHARE * k))
+}
 
 /** XOR distance of `a` and `b` as a fraction of the keyspace in [0, 1) (53 bits of precision) */
 export function distanceFraction (a: Key, b: Key): number {

@@ -44,6 +44,11 @@
  * are skipped while anyone else is left; if the lookup would otherwise end
  * with nobody having answered, they are tried after all.
  * - `closest()` and `spares()` are by distance alone (less discredited peers).
+ * - Settled head (`settledHead(n, after)`, for early placement of puts): once
+ * `after` responses in a row have named no new candidate among the k closest
+ * live ones, the candidate list near the target has stopped changing, and
+ * those that answered among its `n` closest live candidates are, short of
+ * peers nobody named, among the k closest the lookup will return.
  * - Lying peers: every candidate remembers who named it first. A failed
  * candidate leaves the candidate list at once (its id stays in a set of at
  * most `maxRequests`, so it is never asked again): failures hold no slots
@@ -159,6 +164,8 @@ export class Lookup {
   /** by responder (at most maxRequests) */
   private readonly credit = new Map<string, Credit>()
   private misled: LookupEffect[] = []
+  /** responses in a row that named no new candidate among the k closest live ones */
+  private stableFor = 0
 
   constructor (target: Key, selfId: string, seeds: readonly Contact[], config: Partial<LookupConfig> = {}, quality: PeerQuality = NEUTRAL_QUALITY) {
     this.target = target
@@ -255,10 +262,56 @@ export class Lookup {
       this.creditOf(c.by).answered++
     }
     this.credit.set(c.contact.id, this.credit.get(c.contact.id) ?? { contact: c.contact, failed: 0, answered: 0, discredited: false })
+    let changed = false
     for (const p of closer) {
-      this.add(p, c.contact.id, now)
+      const at = this.add(p, c.contact.id, now)
+      changed ||= at !== -1 && this.liveBefore(at, this.config.k) < this.config.k
     }
+    this.stableFor = changed ? 0 : this.stableFor + 1
     return true
+  }
+
+  /** Candidates before index `i` that count as live (as `window` counts them), counting no further than `cap` */
+  private liveBefore (i: number, cap: number): number {
+    let live = 0
+    for (let j = 0; j < i && live < cap; j++) {
+      if (!this.isDead(this.candidates[j])) {
+        live++
+      }
+    }
+    return live
+  }
+
+  /** Failed, overdue, skipped or discredited: no part of the result as it stands */
+  private isDead (c: Candidate): boolean {
+    return c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped' || (c.state === 'responded' && this.isDiscredited(c.contact.id))
+  }
+
+  /**
+   * Once `after` responses in a row named no new candidate among the k
+   * closest live ones: the peers that answered among the `n` closest live
+   * candidates (slow and waiting ones count towards `n` too), nearest first.
+   * Otherwise, and once the lookup has finished, none. O(candidates).
+   */
+  settledHead (n: number, after: number): Contact[] {
+    if (this.done || this.stableFor < after) {
+      return []
+    }
+    const out: Contact[] = []
+    let live = 0
+    for (const c of this.candidates) {
+      if (live >= n) {
+        break
+      }
+      if (this.isDead(c)) {
+        continue
+      }
+      live++
+      if (c.state === 'responded') {
+        out.push(c.contact)
+      }
+    }
+    return out
   }
 
   /** The request to `peer` failed; false if it had nothing in flight */
@@ -418,9 +471,10 @@ export class Lookup {
     return out
   }
 
-  private add (contact: Contact, namer?: string, now: Millis = 0): void {
+  /** Adds `contact` as a candidate; its index if it is new and kept, else -1 */
+  private add (contact: Contact, namer?: string, now: Millis = 0): number {
     if (contact.id === this.selfId || contact.key.length !== this.target.length || this.failed.has(contact.id)) {
-      return
+      return -1
     }
     const known = this.byId.get(contact.id)
     if (known != null) {
@@ -437,9 +491,11 @@ export class Lookup {
         if (known.state === 'skipped') {
           known.state = 'waiting'
           this.skipped--
+          // back in the running: the live candidates changed as if it were new
+          return this.candidates.indexOf(known)
         }
       }
-      return
+      return -1
     }
     const c: Candidate = { contact, state: 'waiting', sentAt: 0, namers: namer == null ? undefined : [namer], by: namer, vouched: namer == null }
     // binary search for the insertion point
@@ -454,7 +510,7 @@ export class Lookup {
       }
     }
     if (lo >= this.config.maxCandidates) {
-      return // farther than everything we keep
+      return -1 // farther than everything we keep
     }
     this.candidates.splice(lo, 0, c)
     this.byId.set(contact.id, c)
@@ -466,6 +522,7 @@ export class Lookup {
         this.byId.delete(far.contact.id)
       }
     }
+    return this.byId.has(contact.id) ? lo : -1
   }
 
   /**
