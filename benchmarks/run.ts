@@ -46,6 +46,28 @@ function parse (argv: string[]): Options {
   }
 }
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(`npm run bench -- [options]: priority-dht and @libp2p/kad-dht (or Go) side by side, same size and seed, TCP on 127.0.0.1
+
+  --quick               30 nodes, 3 warm-up and 8 measured rounds
+  --nodes N             nodes per network (40)
+  --k N                 Kademlia's k for every implementation (20)
+  --ops N               measured rounds of provide, findProviders, put, get (20)
+  --warmup N            warm-up rounds after the tarpits appear (5); --no-warmup for 0
+  --in-flight N         rounds run at once (1)
+  --tarpits S           share of nodes turned into tarpits (0.3); --tarpits-only skips the 0% networks
+  --impls A,B           ${ALL_IMPLS.join(', ')}
+  --neutral             also priority-dht with its peer stack off
+  --seed N              seed of every random choice (1)
+  --op-timeout MS       an operation's hard timeout, counted as a failure (60000)
+  --closest-checks N    getClosestPeers calls compared with the true k closest afterwards (5)
+  --cpu-prof DIR        a V8 CPU profile of the measured phase (for benchmarks/cpu-profile.ts)
+  --out FILE            where the JSON goes (default benchmarks/results/DATE.json)
+
+The issue #10 scenario: npm run bench -- --in-flight 4 --warmup 0 --tarpits-only --impls priority-dht,kad-dht
+`)
+  process.exit(0)
+}
 const o = parse(process.argv.slice(2))
 const impls: Implementation[] = o.impls ?? (o.neutral ? ['priority-dht', 'priority-dht-neutral', 'kad-dht'] : ['priority-dht', 'kad-dht'])
 console.error(`benchmark: ${o.nodes} nodes, k = ${o.k}, tarpits ${o.tarpits.map(t => `${t * 100}%`).join(' and ')}, ${o.warmup} warm-up + ${o.ops} measured rounds, ${o.inFlight} in flight, seed ${o.seed}`)

@@ -46,7 +46,10 @@ describe('libp2p/region-seeds: a region with fewer than k good peers left still 
   let stores: MemoryDatastore[] = []
 
   before(async () => {
-    ({ nodes, stores } = await startNetworkWithStores(N, { kBucketSize: K }))
+    // a quorum of k: the first provide reports once its lookup has ended
+    // (with a smaller one it may report at the lookup's settled head, and
+    // its events would not name every peer that answered the lookup)
+    ({ nodes, stores } = await startNetworkWithStores(N, { kBucketSize: K, putQuorum: K }))
   })
 
   after(async () => {
