@@ -65,7 +65,10 @@ describe('libp2p/regions: single provides reuse fresh keyspace regions', functio
 
   before(async () => {
     // one clock for every node's region cache, moved forward by the staleness test (no sleeping)
-    nodes = await startNetwork(N, { kBucketSize: K, regionCache: { freshFor: FRESH, now: () => Date.now() + offset } })
+    // a quorum of k: a provide that looks its key up reports once its lookup
+    // has ended, so its events name the k targets (with a smaller quorum it
+    // may report at the lookup's settled head, before its FINAL_PEER events)
+    nodes = await startNetwork(N, { kBucketSize: K, putQuorum: K, regionCache: { freshFor: FRESH, now: () => Date.now() + offset } })
   })
 
   after(async () => {
