@@ -30,7 +30,7 @@ import type { Driver } from './driver.ts'
 import type { QueryEvent } from './events.ts'
 import type { Messenger } from './messenger.ts'
 import type { Purpose } from './metrics.ts'
-import type { PeerInfoMapper } from './peer-info.ts'
+import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { RegionStore } from './regions.ts'
 import type { ProviderStore } from '../records/provider-store.ts'
 import type { ValueStore } from '../records/value-store.ts'
@@ -355,28 +355,27 @@ export class ContentOperations {
     }
     const targets: Targets = { closest: [], spares: [] }
     const end = this.init.regions?.begin(target)
+    // a peer that answered the lookup gets the record now, unless the plan has tried it
+    const deliverEarly = (peer: PeerContact): void => {
+      const early: Target = { id: peer.id, info: { id: peer.peerId, multiaddrs: [] } }
+      if (plan.early(early)) {
+        deliveries.push(attempt(early))
+      }
+    }
     const run = async (): Promise<void> => {
       try {
         const lookup = this.init.driver.lookup(target, { kind: 'find-node', key }, {
           signal: options.signal,
           purpose: options.purpose,
           onResponse: (from) => {
-            const early: Target = { id: from.id, info: { id: from.peerId, multiaddrs: [] } }
-            if (likelyAmongClosest(target, from.key, size, k) && plan.early(early)) {
-              deliveries.push(attempt(early))
+            if (likelyAmongClosest(target, from.key, size, k)) {
+              deliverEarly(from)
             }
             return 'continue'
           },
           settledHead: {
             size: headSize(k),
-            onHead: (peers) => {
-              for (const p of peers) {
-                const early: Target = { id: p.id, info: { id: p.peerId, multiaddrs: [] } }
-                if (plan.early(early)) {
-                  deliveries.push(attempt(early))
-                }
-              }
-            }
+            onHead: (peers) => { peers.forEach(deliverEarly) }
           }
         })
         let step = await lookup.next()
