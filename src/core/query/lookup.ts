@@ -271,7 +271,7 @@ export class Lookup {
     return true
   }
 
-  /** Candidates before index `i` that count as live (as `window` counts them), counting no further than `cap` */
+  /** Candidates before index `i` that count as live (not `isDead`, as `window` counts them), counting no further than `cap` */
   private liveBefore (i: number, cap: number): number {
     let live = 0
     for (let j = 0; j < i && live < cap; j++) {
@@ -553,7 +553,7 @@ export class Lookup {
         allAnswered = false
         continue
       }
-      if (c.state === 'failed' || c.state === 'overdue' || c.state === 'skipped' || (c.state === 'responded' && this.isDiscredited(c.contact.id))) {
+      if (this.isDead(c)) {
         // a discredited peer is no result, so the window reaches past it too
         continue
       }
