@@ -81,7 +81,10 @@ async function main (): Promise<void> {
     kBucketSize: 4,
     seed: args.seed,
     bulk: { chunkSize: args.chunk },
-    reprovide: { schedule: { republishInterval: args.republishInterval, jitter: 0 }, sweepWindow: 0 },
+    // sweeps of only the keys due (many small ones) give the republish mode
+    // kills mid-sweep; the verify run takes every key due within one interval
+    // per sweep, so "two sweeps" is two passes over every key
+    reprovide: { schedule: { republishInterval: args.republishInterval, jitter: 0 }, sweepWindow: args.mode === 'verify' ? args.republishInterval : 0 },
     peerValues: { saveInterval: args.mode === 'peer-values' ? 5 : 200 }
   }), { privateKey, datastore: watchSaves(ds) })) as unknown as OurNode
   const dht = node.services.dht
