@@ -99,6 +99,16 @@ export interface CoordinatorConfig {
    * @default true
    */
   refresh: boolean
+  /**
+   * The request key and lookup target refreshing the bucket at common
+   * prefix length `cpl`; undefined skips that bucket this time. On the
+   * wire a server hashes the key it is sent, so the key must be a
+   * preimage of the target (the libp2p service searches one, see
+   * `refreshKey` in src/libp2p/peer-info.ts). Without it, the target
+   * itself is sent as the key, which is right where the key is the target
+   * (the simulator).
+   */
+  refreshKey?(cpl: number): { target: Key, key: Uint8Array } | undefined
   routingTable: Partial<RoutingTableConfig>
   lookup: Partial<LookupConfig>
 }
@@ -394,11 +404,17 @@ export class Coordinator {
     if (!this.config.refresh) {
       return out
     }
-    for (const { key } of this.routingTable.refreshTargets(now, this.random)) {
+    for (const { cpl, key } of this.routingTable.refreshTargets(now, this.random)) {
       if (this.lookups.size >= this.config.maxLookups) {
         break
       }
-      out.push(...this.startLookup(this.nextInternalQueryId--, key, { kind: 'find-node', key }, undefined, undefined, now))
+      const wire = this.config.refreshKey == null ? { target: key, key } : this.config.refreshKey(cpl)
+      if (wire == null) {
+        // no key for this bucket this time: try again after the interval
+        this.routingTable.markRefreshed(key, now)
+        continue
+      }
+      out.push(...this.startLookup(this.nextInternalQueryId--, wire.target, { kind: 'find-node', key: wire.key }, undefined, undefined, now))
     }
     return out
   }

@@ -17,6 +17,7 @@ import { namesCloser } from '../core/key.ts'
 import { SETTLED_AFTER } from '../core/publish/optimistic.ts'
 import { Message, MessageType } from '../generated/dht.ts'
 import { withGroup } from './address-group.ts'
+import { ServiceStoppedError } from './batcher.ts'
 import { RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
 import { fromPbPeer, kadKey, toContact } from './peer-info.ts'
@@ -85,6 +86,15 @@ export interface LookupOptions {
    * @default 'lookup'
    */
   purpose?: Purpose
+  /**
+   * Whether a FIND_NODE lookup's result feeds `onFindNodeFinished` (the
+   * region cache). Bucket refresh lookups say no: run when a node starts,
+   * in a network that may still be filling, they would leave regions that
+   * stay fresh for minutes while closer peers join.
+   *
+   * @default true
+   */
+  learn?: boolean
   /** Per-lookup settings of the core's lookup (see `LookupConfig`) */
   config?: Partial<LookupConfig>
   /**
@@ -113,6 +123,8 @@ interface QueryState {
   settledHead?: LookupOptions['settledHead']
   result?: LookupResult
   purpose: Purpose
+  /** feeds onFindNodeFinished (LookupOptions.learn) */
+  learn: boolean
 }
 
 export class Driver {
@@ -174,6 +186,11 @@ export class Driver {
    */
   async * lookup (target: Uint8Array, request: RequestKind, options: LookupOptions = {}): AsyncGenerator<QueryEvent, LookupResult> {
     await this.slots.acquire(options.signal, isBackground(options.purpose))
+    if (!this.running) {
+      // nothing would send its requests: it would never end
+      this.slots.release()
+      throw new ServiceStoppedError('the DHT is stopped: no lookup can start')
+    }
     const queryId = this.nextQueryId++
     const state: QueryState = {
       target,
@@ -183,7 +200,8 @@ export class Driver {
       infos: new Map(),
       onResponse: options.onResponse,
       settledHead: options.settledHead,
-      purpose: options.purpose ?? 'lookup'
+      purpose: options.purpose ?? 'lookup',
+      learn: options.learn !== false
     }
     const onAbort = (): void => {
       state.controller.abort()
@@ -229,7 +247,7 @@ export class Driver {
               reason: e.reason,
               requests: e.requests
             }
-            if (q.request.kind === 'find-node' && (e.reason === 'converged' || e.reason === 'exhausted')) {
+            if (q.request.kind === 'find-node' && q.learn && (e.reason === 'converged' || e.reason === 'exhausted')) {
               this.init.onFindNodeFinished?.(q.target, q.result)
             }
             q.channel.end()

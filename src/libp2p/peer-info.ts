@@ -8,6 +8,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { sha256 } from '@noble/hashes/sha2.js'
 import * as Digest from 'multiformats/hashes/digest'
 import * as varint from 'uint8-varint'
+import { commonPrefixLength } from '../core/key.ts'
 import { Message, MessageType } from '../generated/dht.ts'
 import type { Contact } from '../core/contact.ts'
 import type { Peer } from '../generated/dht.ts'
@@ -22,6 +23,39 @@ export interface PeerContact extends Contact {
 /** The Kademlia key of some bytes: their sha256 digest */
 export function kadKey (bytes: Uint8Array): Uint8Array {
   return sha256(bytes)
+}
+
+/**
+ * Hashes tried at most by {@link refreshKey}: 16 384, about 40 ms of
+ * sha256 in the worst case; enough for buckets up to a common prefix
+ * length of about 12 (a bucket deeper than that is found by the lookup of
+ * our own key, which every refresh runs first)
+ */
+export const REFRESH_KEY_TRIES = 1 << 14
+
+/**
+ * A FIND_NODE key for refreshing the bucket at common prefix length `cpl`:
+ * bytes shaped as a sha2-256 multihash whose Kademlia key (what every
+ * server computes from the key it is sent) shares exactly `cpl` leading
+ * bits with `self`. A random target with that prefix, sent as it is, would
+ * be hashed again by the server, which would then answer about an
+ * unrelated point of the keyspace. Searched by trial (one in 2^(cpl+1)
+ * candidates fits), at most `tries` hashes; undefined when none fitted.
+ */
+export function refreshKey (self: Uint8Array, cpl: number, random: { fill(bytes: Uint8Array): Uint8Array }, tries: number = REFRESH_KEY_TRIES): { target: Uint8Array, key: Uint8Array } | undefined {
+  const key = new Uint8Array(34)
+  key[0] = 0x12
+  key[1] = 0x20
+  random.fill(key.subarray(2))
+  const view = new DataView(key.buffer)
+  for (let i = 0; i < tries; i++) {
+    view.setUint32(30, i)
+    const target = sha256(key)
+    if (commonPrefixLength(target, self) === cpl) {
+      return { target, key: key.slice() }
+    }
+  }
+  return undefined
 }
 
 /**

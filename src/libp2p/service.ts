@@ -24,7 +24,7 @@ import { InboundHandler } from './handler.ts'
 import { IdentifyListener } from './identify.ts'
 import { Messenger } from './messenger.ts'
 import { Accounting } from './metrics.ts'
-import { fromPbPeer, kadKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
+import { fromPbPeer, kadKey, refreshKey, removePrivateAddressesMapper, toContact } from './peer-info.ts'
 import { connectedQuality, PeerValues } from './peer-values.ts'
 import { RegionStore, estimateNetworkSize } from './regions.ts'
 import { Republisher } from './republisher.ts'
@@ -50,6 +50,8 @@ const MAX_ANNOUNCED = 4096
 const RAW_CODE = 0x55
 /** After a restart with an empty table, how many of the most valuable known peers we dial first */
 const BOOTSTRAP_BEST = 20
+/** Bucket refresh lookups `refreshRoutingTable` runs at once */
+const REFRESH_CONCURRENCY = 4
 
 export type DHTMode = 'client' | 'server'
 
@@ -75,6 +77,8 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   private readonly driver: Driver
   private readonly content: ContentOperations
   private readonly republisher: Republisher
+  /** A FIND_NODE key and target in the bucket at a common prefix length (see `refreshKey`) */
+  private readonly refreshKey: (cpl: number) => { target: Uint8Array, key: Uint8Array } | undefined
   private readonly bulk: BulkProvider
   private readonly durability: Durability
   private readonly batcher: ProvideBatcher | undefined
@@ -123,9 +127,14 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     }, init.metricsPrefix)
     this.peerValues = new PeerValues(components, stack, this.log.newScope('peer-values'), init.peerValues, accounting.backoffHook())
     const quality = init.neutral === true ? NEUTRAL_QUALITY : connectedQuality(stack, id => this.connected.has(id), id => { this.peerValues.disconnected(id) })
-    this.coordinator = new Coordinator(toContact(components.peerId), {
+    const self = toContact(components.peerId)
+    // its own stream, so the other components' seeded streams stay as they were
+    const refreshRandom = new SeededRandom((seed ^ 0x5eed) >>> 0)
+    this.refreshKey = cpl => refreshKey(self.key, cpl, refreshRandom)
+    this.coordinator = new Coordinator(self, {
       protocols: [this.protocol],
       maxLookups,
+      refreshKey: this.refreshKey,
       routingTable: { k, ...init.routingTable },
       lookup: { k, alpha: init.alpha, disjointPaths: init.disjointPaths ?? 3, ...init.lookup }
     }, random.fork(), Date.now(), quality)
@@ -390,13 +399,41 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     await (mode === 'server' ? start(this.handler) : stop(this.handler))
   }
 
-  /** Runs a lookup of our own key now, then lets bucket refresh take over */
+  /**
+   * Refreshes the whole table now: a lookup of our own key, then one lookup
+   * per bucket from the farthest to the deepest non-empty one (at most
+   * `routingTable.maxRefreshCpl` + 1, REFRESH_CONCURRENCY at a time), each
+   * for a key in that bucket's range (`refreshKey`). It runs when the table
+   * gets its first peer, as go-libp2p-kad-dht refreshes every bucket at
+   * start: without it a new node knew, for the first refresh interval, only
+   * its own neighbourhood and whoever its lookups happened to meet, and a
+   * lookup through such nodes could end in the wrong part of the keyspace.
+   * Afterwards each bucket is refreshed when it has had no lookup for
+   * `routingTable.refreshInterval`.
+   */
   async refreshRoutingTable (options: AbortOptions = {}): Promise<void> {
     await this.accounting.track('refreshRoutingTable', async () => {
-      const self = this.components.peerId.toMultihash().bytes
-      for await (const event of this.driver.lookup(kadKey(self), { kind: 'find-node', key: self }, { signal: options.signal, purpose: 'refresh' })) {
-        void event
+      const run = async (target: Uint8Array, key: Uint8Array, learn: boolean): Promise<void> => {
+        for await (const event of this.driver.lookup(target, { kind: 'find-node', key }, { signal: options.signal, purpose: 'refresh', learn })) {
+          void event
+        }
       }
+      const self = this.components.peerId.toMultihash().bytes
+      await run(kadKey(self), self, true)
+      const cpls = Array.from({ length: this.coordinator.routingTable.refreshDepth + 1 }, (_, cpl) => cpl)
+      const worker = async (): Promise<void> => {
+        for (let cpl = cpls.shift(); cpl != null; cpl = cpls.shift()) {
+          const wire = this.refreshKey(cpl)
+          if (!this.running || options.signal?.aborted === true) {
+            return
+          }
+          if (wire != null) {
+            // the region cache does not learn from them (see LookupOptions.learn)
+            await run(wire.target, wire.key, false)
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: REFRESH_CONCURRENCY }, worker))
     })
   }
 

@@ -96,6 +96,23 @@ describe('core/coordinator', () => {
     expect(c.nextDeadline()).to.equal(2_000)
   })
 
+  it('with refreshKey, a bucket refresh sends the key it gives and looks up its target; a bucket it gives none is skipped until the next interval', () => {
+    const asked: number[] = []
+    const refreshKey = (cpl: number): { target: Uint8Array, key: Uint8Array } | undefined => {
+      asked.push(cpl)
+      // bucket 1 has no key this time; bucket 0's wire key differs from its target
+      return cpl === 1 ? undefined : { target: tinyKey(0x80 ^ (self.key[0] & 0x80)), key: new Uint8Array([0x12, 0x20, cpl]) }
+    }
+    const c = new Coordinator(self, { refreshKey, routingTable: { refreshInterval: 1_000 } }, new SeededRandom(1), 0)
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x40), protocols: [KAD] }, 0)
+    const effects = sends(c.handle({ type: 'tick' }, 1_000))
+    expect(asked).to.deep.equal([0, 1])
+    expect(effects.map(e => [...(e.request as any).key])).to.deep.equal([[0x12, 0x20, 0]])
+    expect(c.activeLookups).to.equal(1)
+    // both buckets count as refreshed: nothing is due before the next interval
+    expect(c.nextDeadline()).to.equal(2_000)
+  })
+
   it('a table peer whose connection broke is held back without a dial; the next newcomer to its bucket gets it pinged, and a failed ping evicts it', () => {
     const stack = new PeerStack()
     const c = new Coordinator(self, { refresh: false, routingTable: { k: 1, maxPendingPings: 1 } }, new SeededRandom(1), 0, stack)

@@ -69,6 +69,11 @@ describe('interop with `@libp2p/kad-dht`', function () {
       everyone = ours.flatMap((o, i) => [theirs[i], o])
       await connectToBootstraps(everyone, 2)
       await waitForTables(everyone, K)
+      // a network that has refreshed its tables once, as every node does
+      // soon after start: right after the tables hold k peers, the last
+      // nodes to join are not yet in the tables of all their neighbours
+      // (3 of 125 of our lookups then missed one of them; 0 of 125 after)
+      await Promise.all(everyone.map(async n => n.services.dht.refreshRoutingTable()))
     })
 
     after(async () => {

@@ -390,6 +390,11 @@ export class RoutingTable {
     return out
   }
 
+  /** The deepest common prefix length a refresh covers: min(deepest non-empty bucket, maxRefreshCpl) */
+  get refreshDepth (): number {
+    return this.maxRefreshCpl()
+  }
+
   /** When the next bucket becomes due a refresh */
   nextRefreshAt (): Millis {
     let next = Infinity
