@@ -86,9 +86,12 @@ describe('libp2p/region-seeds: a region with fewer than k good peers left still 
     const second = await all(provider.services.dht.provide(b))
     expect(stats().seeded - before.seeded, 'the second provide delivered to the region\'s good peers').to.equal(1)
     const firstDelivery = second.findIndex(e => e.name === 'PEER_RESPONSE' && e.messageType === MessageType.ADD_PROVIDER)
-    const lookupEnd = second.findIndex(e => e.name === 'FINAL_PEER')
+    // the provide may reach its quorum (the seeded peers and the lookup's
+    // settled head) and report before its lookup's FINAL_PEER events: then
+    // every event it yielded came before the lookup ended
+    const finalAt = second.findIndex(e => e.name === 'FINAL_PEER')
+    const lookupEnd = finalAt === -1 ? second.length : finalAt
     expect(firstDelivery, 'a delivery succeeded').to.be.at.least(0)
-    expect(lookupEnd, 'the lookup ended').to.be.at.least(0)
     expect(firstDelivery, 'the first delivery came before the lookup ended').to.be.below(lookupEnd)
     const delivered = second.flatMap(e => e.name === 'PEER_RESPONSE' && e.messageType === MessageType.ADD_PROVIDER ? [e.from.toString()] : [])
     expect(delivered.slice(0, keep.length), 'the first deliveries went to the good peers the region kept').to.have.members(keep)
