@@ -403,15 +403,19 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
    * Refreshes the whole table now: a lookup of our own key, then one lookup
    * per bucket from the farthest to the deepest non-empty one (at most
    * `routingTable.maxRefreshCpl` + 1, REFRESH_CONCURRENCY at a time), each
-   * for a key in that bucket's range (`refreshKey`). It runs when the table
-   * gets its first peer, as go-libp2p-kad-dht refreshes every bucket at
-   * start: without it a new node knew, for the first refresh interval, only
-   * its own neighbourhood and whoever its lookups happened to meet, and a
-   * lookup through such nodes could end in the wrong part of the keyspace.
-   * Afterwards each bucket is refreshed when it has had no lookup for
-   * `routingTable.refreshInterval`.
+   * for a key in that bucket's range (`refreshKey`), as go-libp2p-kad-dht
+   * refreshes every bucket at start. When the table gets its first peer
+   * only the lookup of our own key runs (a start-up burst of bucket lookups
+   * made nodes dial peers they had just seen go away, in
+   * test/libp2p/tarpit.spec.ts); each bucket is then refreshed when it has
+   * had no lookup for `routingTable.refreshInterval`.
    */
   async refreshRoutingTable (options: AbortOptions = {}): Promise<void> {
+    await this.refresh(true, options)
+  }
+
+  /** The lookup of our own key, then (with `buckets`) one per bucket: see `refreshRoutingTable` */
+  private async refresh (buckets: boolean, options: AbortOptions = {}): Promise<void> {
     await this.accounting.track('refreshRoutingTable', async () => {
       const run = async (target: Uint8Array, key: Uint8Array, learn: boolean): Promise<void> => {
         for await (const event of this.driver.lookup(target, { kind: 'find-node', key }, { signal: options.signal, purpose: 'refresh', learn })) {
@@ -420,7 +424,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       }
       const self = this.components.peerId.toMultihash().bytes
       await run(kadKey(self), self, true)
-      const cpls = Array.from({ length: this.coordinator.routingTable.refreshDepth + 1 }, (_, cpl) => cpl)
+      const cpls = buckets ? Array.from({ length: this.coordinator.routingTable.refreshDepth + 1 }, (_, cpl) => cpl) : []
       const worker = async (): Promise<void> => {
         for (let cpl = cpls.shift(); cpl != null; cpl = cpls.shift()) {
           const wire = this.refreshKey(cpl)
@@ -696,7 +700,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
     })
     if (change === 'added' && this.coordinator.routingTable.size === 1 && this.selfLookup == null) {
       // the first peer: find our neighbourhood
-      this.selfLookup = this.refreshRoutingTable().catch(err => {
+      this.selfLookup = this.refresh(false).catch(err => {
         this.log('self lookup failed - %e', err)
       }).finally(() => {
         this.selfLookup = undefined
