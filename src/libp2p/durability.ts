@@ -53,6 +53,12 @@ export interface DurabilityInit {
   k: number
   self: PeerId
   selfInfo(): PeerInfo
+  /**
+   * Whether the peer stack holds `id` back or backs it off now (and we have
+   * no connection to it): a handover batch for it is dropped rather than
+   * dialled (see `send`)
+   */
+  backedOff?(id: string): boolean
   config?: Partial<DurabilityConfig>
   /** the clock (ms since the epoch) */
   now?(): number
@@ -62,7 +68,7 @@ export interface DurabilityInit {
 export interface DurabilityStats {
   /** records sent to newcomers (values and our provider records) */
   handedOver: number
-  /** records not handed over: a queue at its bound, or the peer failed */
+  /** records not handed over: a queue at its bound, the peer failed, or it was in back-off when its turn came */
   handoverDropped: number
   /** held values re-published */
   heldRepublished: number
@@ -246,6 +252,15 @@ export class Durability {
   }
 
   private async send (id: string, items: Item[]): Promise<void> {
+    if (this.init.backedOff?.(id) === true) {
+      // it left, or failed, since it was queued (a batch waits for the rate
+      // and for the batches before it): dialling it could cost a full dial
+      // timeout for nothing. Should it be back, it gets these records from
+      // their next re-publish (or a handover if it enters the table again)
+      this.stats.handoverDropped += items.length
+      this.queue.drop(id)
+      return
+    }
     const peer = peerIdFromString(id)
     const options = { signal: this.shutdown.signal, purpose: 'republish' as const }
     const providers = items.filter(i => i.kind === 'provider')

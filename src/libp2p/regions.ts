@@ -27,6 +27,13 @@
  * - `seeds(key, n)`: when `place` found a fresh covering region with fewer
  * than k good peers, those good peers (nearest first, at most n): the put
  * delivers to them while its own lookup runs (content.ts).
+ * - `arrived(id, key)`: a DHT server entered our routing table. Every
+ * region it touches (it shares at least the region's depth - 1 bits with
+ * the region's target, see `RegionCache.touches`) that does not hold it was
+ * learned before it joined, or without hearing of it: the region is
+ * dropped, and the next put there looks its key up, so a joiner near a
+ * cached region gets its records at once rather than after `freshFor`.
+ * O(regions) per table addition.
  * - `failed(id)`: a delivery to `id` failed; it is no longer good in any
  * region (the put itself moves on to a spare, as `FanOut` does). When every
  * target and spare of a cached placement failed, the put looks its key up
@@ -46,7 +53,8 @@
  * that answered a lookup moments ago; the peer stack puts a peer that stops
  * answering in back-off within one failed exchange, and a failed delivery
  * goes to a spare, so what staleness can cost is a peer that *joined* the
- * region since, missing one copy out of k (the routing table itself treats
+ * region since and has not entered our routing table (`arrived` drops the
+ * region for those that have), missing one copy out of k (the routing table itself treats
  * entries as fresh for 15 minutes and refreshes buckets every 10). `maxRegions`
  * = 256: a region holds about k peers plus 10 spares (some 30 peer infos
  * whose peer ids and addresses libp2p holds anyway), so the store stays at a
@@ -117,6 +125,8 @@ export interface RegionCacheStats {
   seeded: number
   /** regions learned from converged lookups (any FIND_NODE lookup) */
   learned: number
+  /** regions dropped because a server that entered our routing table belongs in them (`arrived`) */
+  outdated: number
   /** regions evicted at the `maxRegions` bound */
   evicted: number
   /** regions held now */
@@ -173,7 +183,7 @@ export class RegionStore {
   private readonly regions = new Map<string, Region>()
   /** lookups in flight others may wait for */
   private readonly inFlight = new Set<{ target: Key, done: Promise<void> }>()
-  private readonly counts: Omit<RegionCacheStats, 'regions'> = { hits: 0, joined: 0, misses: 0, stale: 0, tooFewGood: 0, seeded: 0, learned: 0, evicted: 0 }
+  private readonly counts: Omit<RegionCacheStats, 'regions'> = { hits: 0, joined: 0, misses: 0, stale: 0, tooFewGood: 0, seeded: 0, learned: 0, outdated: 0, evicted: 0 }
   /** why the last `place` found nothing, for `missed()` to count */
   private lastMiss: 'none' | 'stale' | 'too-few-good' = 'none'
 
@@ -319,6 +329,16 @@ export class RegionStore {
   joined (): void {
     this.counts.hits--
     this.counts.joined++
+  }
+
+  /** `id`, at Kademlia key `key`, entered our routing table: the regions it belongs in without holding it are dropped */
+  arrived (id: string, key: Key): void {
+    for (const [prefix, region] of this.regions) {
+      if (!region.members.has(id) && region.cache.touches(key)) {
+        this.regions.delete(prefix)
+        this.counts.outdated++
+      }
+    }
   }
 
   /** A delivery to `id` failed: it is not good in any region any more */

@@ -229,6 +229,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       k,
       self: components.peerId,
       selfInfo: () => this.content.selfInfo(),
+      backedOff: id => quality.backedOff(id, Date.now()),
       config: init.durability
     })
     this.onSelfPeerUpdate = this.onSelfPeerUpdate.bind(this)
@@ -690,6 +691,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
 
   private onTableChange (change: 'added' | 'removed', peer: PeerContact): void {
     if (change === 'added') {
+      this.regions?.arrived(peer.id, peer.key)
       this.durability.onPeerAdded(peer)
     } else {
       this.durability.onPeerRemoved(peer.id)

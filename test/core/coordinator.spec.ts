@@ -113,7 +113,7 @@ describe('core/coordinator', () => {
     expect(c.nextDeadline()).to.equal(2_000)
   })
 
-  it('a table peer whose connection broke is held back without a dial; the next newcomer to its bucket gets it pinged, and a failed ping evicts it', () => {
+  it('a table peer whose connection broke is held back without a dial; a proven newcomer to its bucket takes its place, still without a dial', () => {
     const stack = new PeerStack()
     const c = new Coordinator(self, { refresh: false, routingTable: { k: 1, maxPendingPings: 1 } }, new SeededRandom(1), 0, stack)
     // known to the stack as a good peer
@@ -124,7 +124,21 @@ describe('core/coordinator', () => {
     expect(c.handle({ type: 'peer-disconnected', id: 'p128' }, 1)).to.deep.equal([], 'nothing is dialled')
     expect(stack.backedOff('p128', 1)).to.equal(true)
     expect(stack.standing('p128', 1)).to.equal('failed')
-    // a newcomer for the full bucket: the held-back entry is questionable
+    // a newcomer we reached, for the full bucket: it replaces the held-back entry, nobody is pinged
+    const out = c.handle({ type: 'peer-identified', peer: tinyContact(0xc0), protocols: [KAD], dialled: true }, 2)
+    expect(sends(out)).to.deep.equal([])
+    expect(out).to.deep.include({ type: 'peer-added', peer: tinyContact(0xc0) })
+    expect(c.routingTable.has('p128')).to.equal(false)
+  })
+
+  it('a table peer that failed a request and is in back-off is still pinged before a newcomer takes its place', () => {
+    const stack = new PeerStack()
+    const c = new Coordinator(self, { refresh: false, routingTable: { k: 1, maxPendingPings: 1, maxFailures: 3 } }, new SeededRandom(1), 0, stack)
+    stack.observe('p128', { type: 'dial-ok', duration: 10 }, 0)
+    c.handle({ type: 'peer-identified', peer: tinyContact(0x80), protocols: [KAD], dialled: true }, 0)
+    c.routingTable.requestFailed('p128', 1)
+    stack.observe('p128', { type: 'dial-failed', reason: 'timeout' }, 1)
+    expect(stack.backedOff('p128', 2)).to.equal(true)
     const ping = sends(c.handle({ type: 'peer-identified', peer: tinyContact(0xc0), protocols: [KAD], dialled: true }, 2))
     expect(ping.map(p => [p.peer.id, p.request.kind])).to.deep.equal([['p128', 'ping']])
     const out = c.handle({ type: 'request-failed', requestId: ping[0].requestId, reason: 'dial-timeout' }, 3)

@@ -1,4 +1,6 @@
 import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { defaultLogger } from '@libp2p/logger'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { expect } from 'aegir/chai'
 import { MemoryDatastore } from 'datastore-core'
 import { Key } from 'interface-datastore'
@@ -7,11 +9,20 @@ import { base32 } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import pWaitFor from 'p-wait-for'
+import { NEUTRAL_QUALITY } from '../../src/core/contact.ts'
+import { RoutingTable } from '../../src/core/routing-table/table.ts'
 import { Record } from '../../src/generated/dht.ts'
+import { Durability } from '../../src/libp2p/durability.ts'
+import { kadKey } from '../../src/libp2p/peer-info.ts'
 import { toRFC3339 } from '../../src/records/rfc3339.ts'
+import { ValueStore } from '../../src/records/value-store.ts'
 import { createOurNode, providesTo, startNetworkWithStores, stopAll, trueClosest } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 import type { PriorityDHTInit } from '../../src/index.ts'
+import type { BulkProvider } from '../../src/libp2p/bulk.ts'
+import type { Messenger } from '../../src/libp2p/messenger.ts'
+import type { PeerContact } from '../../src/libp2p/peer-info.ts'
+import type { Republisher } from '../../src/libp2p/republisher.ts'
 import type { PeerId } from '@libp2p/interface'
 
 const K = 3
@@ -157,5 +168,47 @@ describe('libp2p/durability: handover, store on get, held re-publish', function 
     // re-publishing did not count as someone storing it: the next sweep within the hour skips it
     await nodes[holder].services.dht.republishHeld()
     expect(nodes[holder].services.dht.durabilityStats.heldRepublished).to.equal(1)
+  })
+})
+
+describe('libp2p/durability: handover to a peer in back-off', () => {
+  it('drops the batch of a newcomer the peer stack backs off by its turn, without a dial, and sends the others theirs', async () => {
+    const id = async (): Promise<PeerId> => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const [self, gone, stays] = await Promise.all([id(), id(), id()])
+    // one of our provider records, for a key nearest to us: we are its nearest holder
+    const mh = (await sha256.digest(new TextEncoder().encode('held-back'))).bytes
+    const contactOf = (p: PeerId): PeerContact => ({ id: p.toString(), key: kadKey(p.toMultihash().bytes), peerId: p })
+    const table = new RoutingTable(kadKey(mh), { k: K }, NEUTRAL_QUALITY, 0)
+    for (const p of [gone, stays]) {
+      table.observe(contactOf(p), 0)
+    }
+    const sent: string[] = []
+    const messenger = {
+      writeAcknowledged: async (peer: PeerId) => { sent.push(peer.toString()) },
+      request: async (peer: PeerId) => { sent.push(peer.toString()) }
+    }
+    const durability = new Durability({
+      table: () => table,
+      messenger: messenger as unknown as Messenger,
+      values: new ValueStore(new MemoryDatastore()),
+      republisher: { provided: async function * () { yield mh } } as unknown as Republisher,
+      bulk: {} as unknown as BulkProvider,
+      log: defaultLogger().forComponent('test:durability'),
+      k: K,
+      self,
+      selfInfo: () => ({ id: self, multiaddrs: [] }),
+      backedOff: peer => peer === gone.toString(),
+      config: { heldRepublish: false }
+    })
+    durability.start()
+    try {
+      durability.onPeerAdded(contactOf(gone))
+      durability.onPeerAdded(contactOf(stays))
+      await pWaitFor(() => durability.stats.handedOver + durability.stats.handoverDropped === 2, { timeout: 10_000, interval: 10 })
+      expect(sent).to.deep.equal([stays.toString()])
+      expect(durability.stats).to.include({ handedOver: 1, handoverDropped: 1 })
+    } finally {
+      await durability.stop()
+    }
   })
 })

@@ -64,6 +64,29 @@ describe('libp2p/region-store: the region cache step by step', function () {
     expect(s.stats).to.include({ hits: 2, misses: 1, stale: 1, regions: 0 })
   })
 
+  it('drops a region when a server it does not hold enters the routing table near it; members and far servers leave it', () => {
+    const s = store()
+    const keyOfPeer = (p: PeerInfo): Uint8Array => kadKey(p.id.toMultihash().bytes)
+    // the joiner sits on the target: the region was learned before it joined
+    const [joiner, ...others] = peers
+    const target = keyOfPeer(joiner)
+    const sorted = [...others].sort((a, b) => compareDistance(keyOfPeer(a), keyOfPeer(b), target))
+    const closest = sorted.slice(0, K)
+    s.learn(target, closest, sorted.slice(K, K + 3))
+    const depth = 1 + Math.min(...closest.map(p => commonPrefixLength(keyOfPeer(p), target)))
+    const far = others.find(p => commonPrefixLength(keyOfPeer(p), target) < depth - 1)
+    if (far == null) {
+      throw new Error('no peer outside the region')
+    }
+    s.arrived(far.id.toString(), keyOfPeer(far))
+    s.arrived(closest[0].id.toString(), keyOfPeer(closest[0]))
+    expect(s.stats).to.include({ outdated: 0, regions: 1 })
+    expect(s.place(target, 10)).to.not.equal(undefined)
+    s.arrived(joiner.id.toString(), target)
+    expect(s.stats).to.include({ outdated: 1, regions: 0 })
+    expect(s.place(target, 10), 'the next put looks up and finds the joiner').to.equal(undefined)
+  })
+
   it('skips peers in back-off or that failed a delivery, and places nothing with fewer than k good peers left', () => {
     const s = store()
     const target = keyOf(0x20)

@@ -85,6 +85,17 @@ export class RegionCache<C extends Contact = Contact> {
     return [...this.known].sort((a, b) => compareDistance(a.key, b.key, key)).slice(0, n)
   }
 
+  /**
+   * Whether a peer at `key` would change what the region places: it shares
+   * at least depth - 1 bits with the target, the subtree the region's k
+   * closest came from, so it is nearer some covered key than a peer the
+   * region holds (false for an exact region of fewer than k peers, which
+   * covers one key only)
+   */
+  touches (key: Key): boolean {
+    return this.target != null && this.depth < 256 && commonPrefixLength(key, this.target) >= this.depth - 1
+  }
+
   /** The region's depth (common prefix bits a key must share with its target) */
   get regionDepth (): number {
     return this.depth

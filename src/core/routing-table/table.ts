@@ -36,7 +36,12 @@
  * in the replacement list; if some entry is *questionable* (it failed a
  * request, has not been heard from for `staleAfter`, or is in back-off) the
  * worst of those is pinged, and only a failed ping evicts it. A long-known
- * active peer is therefore never evicted for an unknown one.
+ * active peer is therefore never evicted for an unknown one. The exception
+ * is an entry in back-off that never failed a request of ours: held back
+ * because its connection broke (the peer stack's `suspectFor`). A proven
+ * newcomer takes its place without a ping (reason `held`), since the ping
+ * would dial a peer that most likely went away, and a tarpit would cost a
+ * full dial timeout.
  * - "Worst" and "best" come from {@link PeerQuality}: lowest value first, then
  * least recently seen. With {@link NEUTRAL_QUALITY} that is plain Kademlia
  * LRU order.
@@ -61,7 +66,7 @@ import type { Key } from '../key.ts'
 
 export type RoutingTableEffect =
   | { type: 'peer-added', peer: Contact }
-  | { type: 'peer-removed', peer: Contact, reason: 'failed' | 'ping-failed' | 'removed' }
+  | { type: 'peer-removed', peer: Contact, reason: 'failed' | 'ping-failed' | 'held' | 'removed' }
   | { type: 'ping', peer: Contact }
   | { type: 'verify', peer: Contact }
 
@@ -558,6 +563,13 @@ export class RoutingTable {
     if (s.failures(candidate) >= this.config.maxFailures) {
       return this.evict(cpl, candidate, 'failed', now)
     }
+    if (s.failures(candidate) === 0 && this.quality.backedOff(s.contacts[candidate].id, now)) {
+      // held back with no failure of ours: its connection broke (the peer
+      // stack's suspicion), so a ping would dial a peer that most likely
+      // went away, a full dial timeout for a tarpit. A proven replacement
+      // is waiting: it takes the place, no dial
+      return this.evict(cpl, candidate, 'held', now)
+    }
     if (this.pinging.length >= this.config.maxPendingPings) {
       return []
     }
@@ -566,7 +578,7 @@ export class RoutingTable {
     return [{ type: 'ping', peer }]
   }
 
-  private evict (cpl: number, i: number, reason: 'failed' | 'ping-failed' | 'removed', now: Millis): RoutingTableEffect[] {
+  private evict (cpl: number, i: number, reason: 'failed' | 'ping-failed' | 'held' | 'removed', now: Millis): RoutingTableEffect[] {
     const s = this.slots
     const gone = s.contacts[i]
     this.counted(gone.group, cpl, false, false)
