@@ -186,6 +186,10 @@ describe('interop with rust-libp2p 0.57.1 / libp2p-kad 0.49 (Rust peers on TCP)'
     const name = ipnsKey(key)
     const v5 = await ipnsRecord(key, 5)
     await ours[2].contentRouting.put(name, v5)
+    // the put reports at its quorum and finishes its deliveries in the
+    // background: one reaching rust[3] after its own put of v4 below would
+    // overwrite v4 there (Rust has no selector), so let them end first
+    await putsSettled(ours[2])
     const v4 = await ipnsRecord(key, 4)
     // Rust stores v4 locally over nothing and sends it to the k closest; the
     // Rust peers among them overwrite v5 with it, ours keep v5
@@ -391,3 +395,19 @@ describe('interop with rust-libp2p 0.57.1 / libp2p-kad 0.49 (Rust peers on TCP)'
     }
   })
 })
+
+/** Resolves once `node`'s put traffic (requests sent, bytes answered) has not moved for 450 ms */
+async function putsSettled (node: OurNode): Promise<void> {
+  const figures = (): string => {
+    const put = node.services.dht.usage().purposes.put
+    return `${put.requests}/${put.failures}/${put.bytesReceived}`
+  }
+  let last = figures()
+  let still = 0
+  await pWaitFor(() => {
+    const now = figures()
+    still = now === last ? still + 1 : 0
+    last = now
+    return still >= 3
+  }, { timeout: 20_000, interval: 150 })
+}
