@@ -405,11 +405,9 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
    * per bucket from the farthest to the deepest non-empty one (at most
    * `routingTable.maxRefreshCpl` + 1, REFRESH_CONCURRENCY at a time), each
    * for a key in that bucket's range (`refreshKey`), as go-libp2p-kad-dht
-   * refreshes every bucket at start. When the table gets its first peer
-   * only the lookup of our own key runs (a start-up burst of bucket lookups
-   * made nodes dial peers they had just seen go away, in
-   * test/libp2p/tarpit.spec.ts); each bucket is then refreshed when it has
-   * had no lookup for `routingTable.refreshInterval`.
+   * refreshes every bucket at start. The same runs when the table gets its
+   * first peer; each bucket is then refreshed when it has had no lookup
+   * for `routingTable.refreshInterval`.
    */
   async refreshRoutingTable (options: AbortOptions = {}): Promise<void> {
     await this.refresh(true, options)
@@ -701,8 +699,8 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       this.log.trace('could not tag %p - %e', peer.peerId, err)
     })
     if (change === 'added' && this.coordinator.routingTable.size === 1 && this.selfLookup == null) {
-      // the first peer: find our neighbourhood
-      this.selfLookup = this.refresh(false).catch(err => {
+      // the first peer: find our neighbourhood, then fill every bucket
+      this.selfLookup = this.refresh(true).catch(err => {
         this.log('self lookup failed - %e', err)
       }).finally(() => {
         this.selfLookup = undefined
