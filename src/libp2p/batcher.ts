@@ -19,7 +19,7 @@
  * - `stop()` rejects every waiting call with `ServiceStoppedError`.
  */
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { PutFailedError } from './errors.ts'
+import { PutFailedError, ServiceStoppedError } from './errors.ts'
 import type { BulkProgress } from './bulk.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -50,10 +50,6 @@ export interface ProvideBatcherInit extends ProvideBatchingInit {
   provideMany(cids: CID[], onDelivered: (multihash: Uint8Array) => void): Promise<BulkProgress>
   /** Announces one CID on its own */
   provideOne(cid: CID, options: AbortOptions): Promise<void>
-}
-
-export class ServiceStoppedError extends Error {
-  name = 'ServiceStoppedError'
 }
 
 interface Waiter {

@@ -80,3 +80,12 @@ export class HandlerAbortedError extends Error {
   name = 'HandlerAbortedError'
   code = 'ERR_HANDLER_ABORTED'
 }
+
+/**
+ * The DHT service is stopped (or stopped while the call waited): a lookup
+ * that would start after `stop()`, or a provide still waiting in the
+ * provide batcher, rejects with it rather than waiting for ever.
+ */
+export class ServiceStoppedError extends Error {
+  name = 'ServiceStoppedError'
+}

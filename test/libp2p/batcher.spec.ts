@@ -3,7 +3,8 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { PutFailedError } from '../../src/index.ts'
-import { ProvideBatcher, ServiceStoppedError } from '../../src/libp2p/batcher.ts'
+import { ProvideBatcher } from '../../src/libp2p/batcher.ts'
+import { ServiceStoppedError } from '../../src/libp2p/errors.ts'
 import type { BulkProgress } from '../../src/index.ts'
 
 async function cids (prefix: string, n: number): Promise<CID[]> {
