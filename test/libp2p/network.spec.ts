@@ -1,12 +1,8 @@
-import { peerIdFromString } from '@libp2p/peer-id'
 import { expect } from 'aegir/chai'
 import all from 'it-all'
 import pWaitFor from 'p-wait-for'
-import { commonPrefixLength } from '../../src/core/key.ts'
-import { kadKey } from '../../src/libp2p/peer-info.ts'
-import { createOurNode, startNetwork, stopAll, trueClosest } from './fixtures/network.ts'
+import { createOurNode, startNetwork, stopAll, tableGaps, trueClosest } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
-import type { PeerId } from '@libp2p/interface'
 
 const N = 24
 const K = 6
@@ -79,22 +75,10 @@ describe('libp2p/network: a network of priority-dht nodes over TCP', function ()
   it('refreshRoutingTable fills every bucket as far as the network allows; a lookup after stop rejects with ServiceStoppedError', async () => {
     const joiner = await createOurNode({ kBucketSize: K })
     try {
-      const self = kadKey(joiner.peerId.toMultihash().bytes)
-      const cplOf = (id: PeerId): number => commonPrefixLength(self, kadKey(id.toMultihash().bytes))
       await joiner.dial(nodes[0].getMultiaddrs())
       await pWaitFor(() => joiner.services.dht.routingTable.size > 0, { timeout: 10_000 })
       await joiner.services.dht.refreshRoutingTable()
-      const held = new Map<number, number>()
-      for (const id of joiner.services.dht.routingTable.peers()) {
-        const cpl = cplOf(peerIdFromString(id))
-        held.set(cpl, (held.get(cpl) ?? 0) + 1)
-      }
-      const exist = new Map<number, number>()
-      for (const n of nodes) {
-        const cpl = cplOf(n.peerId)
-        exist.set(cpl, (exist.get(cpl) ?? 0) + 1)
-      }
-      const short = [...exist].filter(([cpl, n]) => (held.get(cpl) ?? 0) < Math.min(K, n)).map(([cpl, n]) => `bucket ${cpl}: ${held.get(cpl) ?? 0} of ${Math.min(K, n)}`)
+      const short = tableGaps(joiner, nodes, K)
       expect(short, 'buckets short of what the network holds').to.deep.equal([])
     } finally {
       await joiner.stop()
