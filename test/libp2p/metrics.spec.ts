@@ -94,7 +94,10 @@ describe('libp2p/metrics: the service\'s metrics through libp2p\'s Metrics compo
     const init: PriorityDHTInit = {
       clientMode: false,
       peerInfoMapper: passthroughMapper,
-      kBucketSize: K,
+      // buckets that never fill on N nodes: a held-back entry is replaced
+      // by a proven newcomer without a dial, and then the lookups below
+      // would never meet the failure they are here to count
+      kBucketSize: 2 * N,
       // a republish soon after each provide, and hedges on any request slower than a few ms
       reprovide: { schedule: { republishInterval: 1500, jitter: 0 } },
       // a peer whose connection broke is held back for only 300 ms, so a lookup after that meets its failure
