@@ -214,17 +214,15 @@ describe('libp2p/regions: a server that joins a cached region', function () {
     const net = await startNetworkWithStores(7, init)
     nodes = net.nodes
     const servers = net.nodes
-    const keyOf = (bytes: Uint8Array): Uint8Array => kadKey(bytes)
-    const cpl = (a: Uint8Array, b: Uint8Array): number => commonPrefixLength(a, b)
     // a joiner's key, and a provider whose bucket for it has room (so the joiner enters its table)
     let joinerKey: PrivateKey | undefined
     let provider: OurNode | undefined
     for (let i = 0; i < 200 && provider == null; i++) {
       joinerKey = await generateKeyPair('Ed25519')
-      const j = keyOf(peerIdFromPrivateKey(joinerKey).toMultihash().bytes)
+      const j = kadKey(peerIdFromPrivateKey(joinerKey).toMultihash().bytes)
       provider = servers.find(p => {
-        const self = keyOf(p.peerId.toMultihash().bytes)
-        return servers.filter(o => o !== p && cpl(self, keyOf(o.peerId.toMultihash().bytes)) === cpl(self, j)).length < k
+        const self = kadKey(p.peerId.toMultihash().bytes)
+        return servers.filter(o => o !== p && commonPrefixLength(self, kadKey(o.peerId.toMultihash().bytes)) === commonPrefixLength(self, j)).length < k
       })
     }
     if (joinerKey == null || provider == null) {
@@ -236,7 +234,7 @@ describe('libp2p/regions: a server that joins a cached region', function () {
     const near: CID[] = []
     for (let i = 0; near.length < 2; i++) {
       const cid = CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`joiner-${i}`)))
-      if (cpl(kadKey(cid.multihash.bytes), keyOf(joinerId.toMultihash().bytes)) >= 6 && trueClosest(everyone, cid.multihash.bytes, k).includes(joinerId.toString())) {
+      if (commonPrefixLength(kadKey(cid.multihash.bytes), kadKey(joinerId.toMultihash().bytes)) >= 6 && trueClosest(everyone, cid.multihash.bytes, k).includes(joinerId.toString())) {
         near.push(cid)
       }
     }
