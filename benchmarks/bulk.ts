@@ -326,11 +326,20 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
       for (const bootstrap of (net as GoNetwork).peers.slice(0, 2)) {
         await guest.dial(bootstrap.p2pAddrs())
       }
-      const deadline = Date.now() + TABLE_TIMEOUT
-      while (guest.services.dht.routingTable.size < 20 && Date.now() < deadline) {
-        await new Promise(resolve => setTimeout(resolve, 100))
+      // settled, as the Go provider is (a member of its network since it formed): the start-up
+      // refresh (the self lookup, then one per bucket) has run and gone quiet
+      const joinedAt = Date.now()
+      const deadline = joinedAt + TABLE_TIMEOUT
+      const refreshRequests = (): number => guest?.services.dht.usage().purposes.refresh.requests ?? 0
+      let last = refreshRequests()
+      let still = 0
+      while (Date.now() < deadline && (guest.services.dht.routingTable.size < 20 || still < 3)) {
+        await new Promise(resolve => setTimeout(resolve, 200))
+        const now = refreshRequests()
+        still = now === last ? still + 1 : 0
+        last = now
       }
-      log(`priority-dht-on-go: our node joined, routing table ${guest.services.dht.routingTable.size}`)
+      log(`priority-dht-on-go: our node joined and settled in ${Date.now() - joinedAt} ms, routing table ${guest.services.dht.routingTable.size}, ${guest.getConnections().length} connections, ${last} refresh requests`)
       provider = guest
     }
     const cids = await makeCids(keys, seed)

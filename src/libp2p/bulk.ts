@@ -162,7 +162,7 @@ export class BulkProvider {
       }
     }
     const now = Date.now()
-    return this.run(all, async item => { await this.init.providers.addProvider(item.mh, this.init.self, now, options) }, { ...options, purpose: options.purpose ?? 'provide' })
+    return this.run(all, async keys => { await this.init.providers.addProviders(keys, this.init.self, now, options) }, { ...options, purpose: options.purpose ?? 'provide' })
   }
 
   /**
@@ -178,7 +178,8 @@ export class BulkProvider {
     return this.run([...byKey.values()], async () => {}, { ...options, purpose: options.purpose ?? 'put' })
   }
 
-  private async run (all: Array<{ key: Key, mh: Uint8Array, value?: Uint8Array }>, storeLocally: (item: { mh: Uint8Array }) => Promise<void>, options: BulkProvideOptions): Promise<BulkProgress> {
+  /** `storeLocally`: keeps a chunk's keys (multihash bytes) in our own store, one call per chunk */
+  private async run (all: Array<{ key: Key, mh: Uint8Array, value?: Uint8Array }>, storeLocally: (keys: Uint8Array[]) => Promise<void>, options: BulkProvideOptions): Promise<BulkProgress> {
     sortByKey(all)
     const progress: BulkProgress = { keys: all.length, keysDone: 0, provided: 0, lookups: 0, messages: 0, peersReached: 0, failures: 0 }
     // peers that took records, each with the batch size it gets next (see ACK_MAX)
@@ -196,6 +197,7 @@ export class BulkProvider {
         throw new BulkAbortedError({ ...progress, peersReached: reached.size })
       }
       const items = all.slice(start, start + this.chunkSize)
+      await storeLocally(items.map(item => item.mh))
       // the first key's region tells how many regions the chunk spans, so how many slices are worth walking at once
       if (!region.covers(items[0].key)) {
         await this.lookup(items[0].key, items[0].mh, region, options)
@@ -211,7 +213,6 @@ export class BulkProvider {
           if (aborted(options.signal)) {
             break
           }
-          await storeLocally({ mh })
           if (!sliceRegion.covers(key)) {
             await this.lookup(key, mh, sliceRegion, options)
             progress.lookups++

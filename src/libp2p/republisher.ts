@@ -169,18 +169,32 @@ export class Republisher {
 
   /** Remember that we provide `key` (multihash bytes) */
   async add (key: Uint8Array): Promise<void> {
-    const name = base32.encode(key)
+    await this.addMany([key])
+  }
+
+  /** Republishes every key of `keys` from now on: one datastore batch, one timer */
+  async addMany (keys: Iterable<Uint8Array>): Promise<void> {
+    const names = [...keys].map(key => base32.encode(key))
+    if (names.length === 0) {
+      return
+    }
     const now = this.timers.now()
-    await this.remember(name, now)
-    this.schedule.add(name, now)
+    await this.remember(names, now)
+    for (const name of names) {
+      this.schedule.add(name, now)
+    }
     this.arm()
   }
 
-  /** Persists when `name` was last announced, so a restart resumes its schedule */
-  private async remember (name: string, at: number): Promise<void> {
+  /** Persists when each of `names` was last announced (one batch), so a restart resumes its schedule */
+  private async remember (names: readonly string[], at: number): Promise<void> {
     const value = new Uint8Array(8)
     new DataView(value.buffer).setFloat64(0, at)
-    await this.deps.datastore.put(new Key(`${PREFIX}/${name}`), value)
+    const batch = this.deps.datastore.batch()
+    for (const name of names) {
+      batch.put(new Key(`${PREFIX}/${name}`), value)
+    }
+    await batch.commit()
   }
 
   /** The keys (multihash bytes) we provide and republish, as remembered in the datastore */
@@ -222,13 +236,7 @@ export class Republisher {
       try {
         const done = await this.deps.reprovideMany(due.map(name => base32.decode(name)))
         this.deps.accounting?.republished(done.length, due.length - done.length)
-        const now = this.timers.now()
-        for (const key of done) {
-          const name = base32.encode(key)
-          if (this.schedule.has(name)) {
-            await this.remember(name, now)
-          }
-        }
+        await this.remember(done.map(key => base32.encode(key)).filter(name => this.schedule.has(name)), this.timers.now())
       } catch (err) {
         this.deps.log('republish sweep of %d keys failed - %e', due.length, err)
         this.deps.accounting?.republished(0, due.length)
@@ -242,7 +250,7 @@ export class Republisher {
           await this.deps.reprovide(base32.decode(name))
           this.deps.accounting?.republished(1, 0)
           if (this.schedule.has(name)) {
-            await this.remember(name, this.timers.now())
+            await this.remember([name], this.timers.now())
           }
         } catch (err) {
           this.deps.log('republish of %s failed - %e', name, err)

@@ -528,9 +528,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
   async provideMany (cids: Iterable<CID>, options: BulkProvideOptions & RoutingOptions = {}): Promise<BulkProgress> {
     return this.accounting.track('provideMany', async () => {
       const list = [...cids]
-      for (const cid of list) {
-        await this.republisher.add(cid.multihash.bytes)
-      }
+      await this.republisher.addMany(list.map(cid => cid.multihash.bytes))
       return this.bulk.provideMany(list, bulkOptions(options, 'provide', 'priority-dht:provide-many:progress'))
     })
   }

@@ -142,36 +142,66 @@ export class ProviderStore {
    * {@link ProviderStoreFullError} for a new key at `maxKeys`.
    */
   async addProvider (key: Uint8Array, provider: PeerId | string, now: number, options: AbortOptions = {}): Promise<void> {
-    const mh = this.encodeKey(key)
+    await this.addProviders([key], provider, now, options)
+  }
+
+  /**
+   * Records that `provider` provides every key of `keys` as of `now`, in one
+   * datastore batch (what a bulk provide stores for itself: one write, not
+   * one per key). Every key is checked before anything is written; a new
+   * key beyond `maxKeys` throws {@link ProviderStoreFullError} after the keys
+   * before it were stored.
+   */
+  async addProviders (keys: Iterable<Uint8Array>, provider: PeerId | string, now: number, options: AbortOptions = {}): Promise<void> {
+    const mhs = [...keys].map(key => this.encodeKey(key))
     const peer = canonicalPeerId(provider)
     checkTime(now)
     await this.serial.run(async () => {
-      this.cache.delete(mh)
       const counts = await this.load(options)
-      const dsKey = new Key(`${this.config.prefix}/${mh}/${peer}`)
-      if (await this.datastore.has(dsKey, options)) {
-        await this.datastore.put(dsKey, encodeTime(now), options)
-        return
-      }
-      let count = counts.get(mh) ?? 0
-      if (count === 0 && counts.size >= this.config.maxKeys) {
-        throw new ProviderStoreFullError(`provider store holds the maximum of ${this.config.maxKeys} keys`)
-      }
-      if (count >= this.config.maxProvidersPerKey) {
-        const entries = await this.entries(mh, options)
-        entries.sort(oldestFirst)
-        const evict = entries.slice(0, Math.max(0, entries.length - this.config.maxProvidersPerKey + 1))
-        const batch = this.datastore.batch()
-        for (const e of evict) {
-          batch.delete(e.key)
+      const batch = this.datastore.batch()
+      // the counts change only once the batch is written
+      const added = new Map<string, number>()
+      let newKeys = 0
+      let records = 0
+      try {
+        for (const mh of mhs) {
+          this.cache.delete(mh)
+          const dsKey = new Key(`${this.config.prefix}/${mh}/${peer}`)
+          if (added.has(mh) || await this.datastore.has(dsKey, options)) {
+            batch.put(dsKey, encodeTime(now))
+            continue
+          }
+          let count = counts.get(mh) ?? 0
+          if (count === 0) {
+            if (counts.size + newKeys >= this.config.maxKeys) {
+              throw new ProviderStoreFullError(`provider store holds the maximum of ${this.config.maxKeys} keys`)
+            }
+            newKeys++
+          }
+          if (count >= this.config.maxProvidersPerKey) {
+            const entries = await this.entries(mh, options)
+            entries.sort(oldestFirst)
+            const evict = entries.slice(0, Math.max(0, entries.length - this.config.maxProvidersPerKey + 1))
+            for (const e of evict) {
+              batch.delete(e.key)
+            }
+            records += entries.length - evict.length - count
+            count = entries.length - evict.length
+          }
+          batch.put(dsKey, encodeTime(now))
+          added.set(mh, count + 1)
+          records++
         }
-        await batch.commit(options)
-        this.records += entries.length - evict.length - count
-        count = entries.length - evict.length
+      } finally {
+        // what came before a full store is kept, as one call per key would have kept it
+        if (mhs.length > 0) {
+          await batch.commit(options)
+          for (const [mh, count] of added) {
+            counts.set(mh, count)
+          }
+          this.records += records
+        }
       }
-      await this.datastore.put(dsKey, encodeTime(now), options)
-      counts.set(mh, count + 1)
-      this.records++
     }, options)
   }
 

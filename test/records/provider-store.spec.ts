@@ -84,6 +84,49 @@ describe('records/provider-store', () => {
     expect(await store.size()).to.deep.equal({ keys: 1, records: 3 })
   })
 
+  it('addProviders writes many keys in one datastore batch, with the bounds of one add per key', async () => {
+    const ds = new MemoryDatastore()
+    // puts outside a batch's commit, and batches committed
+    let puts = 0
+    let batches = 0
+    let committing = false
+    const put = ds.put.bind(ds)
+    ds.put = async (...args) => { puts += committing ? 0 : 1; return put(...args) }
+    const batch = ds.batch.bind(ds)
+    ds.batch = () => {
+      const b = batch()
+      const commit = b.commit.bind(b)
+      b.commit = async (...args) => {
+        batches++
+        committing = true
+        try { await commit(...args) } finally { committing = false }
+      }
+      return b
+    }
+    const store = new ProviderStore(ds, { maxKeys: 4, maxProvidersPerKey: 2 })
+    const k4 = await mh('four')
+    const k5 = await mh('five')
+    await store.addProvider(k1, p[1], 1)
+    await store.addProvider(k1, p[2], 2)
+    puts = 0
+    batches = 0
+    // k1 is at maxProvidersPerKey (its oldest goes), k2 twice counts once
+    await store.addProviders([k1, k2, k2, k3], p[0], 5)
+    expect({ puts, batches }).to.deep.equal({ puts: 0, batches: 1 })
+    expect(await store.getProviders(k1, 6)).to.deep.equal([ids[0], ids[2]])
+    expect(await store.getProviders(k2, 6)).to.deep.equal([ids[0]])
+    expect(await store.size()).to.deep.equal({ keys: 3, records: 4 })
+    // one key of room left: k4 is kept, k5 is refused, nothing after it is written
+    await expect(store.addProviders([k4, k5, k1], p[3], 6)).to.eventually.be.rejectedWith(ProviderStoreFullError)
+    expect(await store.getProviders(k4, 7)).to.deep.equal([ids[3]])
+    expect(await store.getProviders(k5, 7)).to.deep.equal([])
+    expect(await store.getProviders(k1, 7)).to.deep.equal([ids[0], ids[2]])
+    expect(await store.size()).to.deep.equal({ keys: 4, records: 5 })
+    // a bad key refuses the whole call before anything is written
+    await expect(store.addProviders([k1, new Uint8Array(0)], p[4], 8)).to.eventually.be.rejectedWith(InvalidRecordError)
+    expect(await store.getProviders(k1, 9)).to.deep.equal([ids[0], ids[2]])
+  })
+
   it('at maxKeys refuses a new key but accepts refreshes and new providers for held keys', async () => {
     const store = new ProviderStore(new MemoryDatastore(), { maxKeys: 2 })
     await store.addProvider(k1, p[0], 1)
