@@ -336,8 +336,7 @@ export class BulkProvider {
         if (value != null) {
           await this.put(peer, { ...items[i], value }, options)
         } else {
-          const frames = batch.map(item => encode(item.mh))
-          await this.init.messenger.writeAcknowledged(peer.peerId, { type: MessageType.ADD_PROVIDER, frames }, ack, { signal: options.signal, purpose: options.purpose })
+          await this.init.messenger.writeAcknowledged(peer.peerId, { type: MessageType.ADD_PROVIDER, ...encode(batch.map(item => item.mh)) }, ack, { signal: options.signal, purpose: options.purpose })
         }
       } catch (err) {
         // the peer failed: everything it has not acknowledged goes elsewhere

@@ -96,17 +96,16 @@ export function framedLength (length: number): number {
 }
 
 /**
- * Writes `frames` to `stream` as one buffer, each behind its length prefix,
- * and waits for the stream to drain if it is full. The length-prefixed
- * wrapper of `@libp2p/utils` hands the stream a list of pieces (a prefix and
- * a body per message), and noise 17 and the TCP transport keep that
- * segmentation down to the socket: one `write` per piece, so 128 messages
- * made about 400 socket writes (and as many noise frames for the receiver
- * to decrypt); one contiguous buffer goes out in a few. Resolves to the
- * bytes written.
+ * `frames` in one buffer, each behind its length prefix, after `leading`
+ * (bytes already framed the same way). The length-prefixed wrapper of
+ * `@libp2p/utils` hands the stream a list of pieces (a prefix and a body
+ * per message), and noise 17 and the TCP transport keep that segmentation
+ * down to the socket: one `write` per piece, so 128 messages made about 400
+ * socket writes (and as many noise frames for the receiver to decrypt); one
+ * contiguous buffer goes out in a few.
  */
-export async function writeFramed (stream: Stream, frames: Uint8Array[], options: AbortOptions = {}): Promise<number> {
-  let size = 0
+export function frameAll (frames: Uint8Array[], leading?: Uint8Array): Uint8Array {
+  let size = leading?.byteLength ?? 0
   for (const f of frames) {
     size += framedLength(f.byteLength)
   }
@@ -115,16 +114,34 @@ export async function writeFramed (stream: Stream, frames: Uint8Array[], options
   // a key never provided, in every run (cause not pinned down)
   const out = alloc(size)
   let at = 0
+  if (leading != null) {
+    out.set(leading, 0)
+    at = leading.byteLength
+  }
   for (const f of frames) {
     varint.encodeUint8Array(f.byteLength, out, at)
     at += varint.encodingLength(f.byteLength)
     out.set(f, at)
     at += f.byteLength
   }
-  if (!stream.send(out)) {
+  return out
+}
+
+/**
+ * Writes `bytes` (messages already framed, see `frameAll`) to `stream` and
+ * waits for the stream to drain if it is full. Resolves to the bytes
+ * written.
+ */
+export async function writeBytes (stream: Stream, bytes: Uint8Array, options: AbortOptions = {}): Promise<number> {
+  if (!stream.send(bytes)) {
     await pEvent(stream, 'drain', { signal: options.signal, rejectionEvents: ['close'] })
   }
-  return size
+  return bytes.byteLength
+}
+
+/** Writes `frames` to `stream` as one buffer (see `frameAll`, `writeBytes`) */
+export async function writeFramed (stream: Stream, frames: Uint8Array[], options: AbortOptions = {}): Promise<number> {
+  return writeBytes(stream, frameAll(frames), options)
 }
 
 /** Options for the length-prefixed wrapper so an oversize prefix is caught before buffering */

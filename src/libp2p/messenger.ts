@@ -51,7 +51,7 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { Message } from '../generated/dht.ts'
 import { InvalidMessageError, MessageTooLargeError, RequestFailedError } from './errors.ts'
-import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, framedLength, lpOptions, writeFramed } from './handler.ts'
+import { DEFAULT_MAX_MESSAGE_SIZE, decodeMessage, frameAll, framedLength, lpOptions, writeBytes } from './handler.ts'
 import { emptyTraffic } from './metrics.ts'
 import { WaitList, isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
@@ -158,10 +158,16 @@ export interface RequestOptions {
 
 export type OutboundMessage = Partial<Message> & { type: MessageType }
 
-/** Messages of one type already encoded (`Message.encode`'s bytes, one per message) */
+/**
+ * Messages of one type already encoded and framed: `count` messages, each
+ * behind its varint length prefix, in one buffer, the largest of them
+ * `largest` bytes (its prefix not counted)
+ */
 export interface EncodedMessages {
   type: MessageType
-  frames: Uint8Array[]
+  bytes: Uint8Array
+  count: number
+  largest: number
 }
 
 /** A stream with its framing, parked in or taken from a peer's pool */
@@ -337,12 +343,19 @@ export class Messenger implements Startable {
    * message of the batch may be taken as delivered.
    */
   async writeAcknowledged (peer: PeerId, messages: OutboundMessage[] | EncodedMessages, ack: OutboundMessage, options: RequestOptions = {}): Promise<Message> {
-    const frames = Array.isArray(messages) ? messages.map(m => this.encode(m)) : messages.frames.map(f => this.checkSize(f))
-    for (let i = 0; i < frames.length; i++) {
+    let before: Uint8Array
+    if (Array.isArray(messages)) {
+      before = frameAll(messages.map(m => this.encode(m)))
+    } else {
+      this.checkLength(messages.largest)
+      before = messages.bytes
+    }
+    const count = Array.isArray(messages) ? messages.length : messages.count
+    for (let i = 0; i < count; i++) {
       this.stats.requests++
       this.sink?.request(options.purpose ?? 'other', Array.isArray(messages) ? messages[i].type : messages.type)
     }
-    const response = await this.track(peer, ack, true, options, frames)
+    const response = await this.track(peer, ack, true, options, before)
     return response as Message
   }
 
@@ -351,14 +364,18 @@ export class Messenger implements Startable {
   }
 
   private checkSize (bytes: Uint8Array): Uint8Array {
-    if (bytes.byteLength > this.config.maxMessageSize) {
-      throw new MessageTooLargeError(`Message of ${bytes.byteLength} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
-    }
+    this.checkLength(bytes.byteLength)
     return bytes
   }
 
-  /** `before`: frames written ahead of `message` on the same stream, in the same window */
-  private async track (peer: PeerId, message: OutboundMessage, expectResponse: boolean, options: RequestOptions, before: Uint8Array[] = []): Promise<Message | undefined> {
+  private checkLength (length: number): void {
+    if (length > this.config.maxMessageSize) {
+      throw new MessageTooLargeError(`Message of ${length} bytes exceeds the ${this.config.maxMessageSize} byte limit`)
+    }
+  }
+
+  /** `before`: messages (framed, see `frameAll`) written ahead of `message` on the same stream, in the same window */
+  private async track (peer: PeerId, message: OutboundMessage, expectResponse: boolean, options: RequestOptions, before?: Uint8Array): Promise<Message | undefined> {
     const bytes = this.encode(message)
     const timeout = checkInteger('timeout', options.timeout ?? this.config.requestTimeout, 1)
     const ctx: Ctx = { timeout, controller: new AbortController(), phase: 'queued', expired: false, sent: false, purpose: options.purpose ?? 'other' }
@@ -366,7 +383,7 @@ export class Messenger implements Startable {
     this.sink?.request(ctx.purpose, message.type)
     const onAbort = (): void => { ctx.controller.abort() }
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    const run = this.run(peer, message.type, before.length === 0 ? [bytes] : [...before, bytes], expectResponse, ctx, options)
+    const run = this.run(peer, message.type, frameAll([bytes], before), expectResponse, ctx, options)
     this.requests.set(ctx, run)
     try {
       return await run
@@ -377,7 +394,8 @@ export class Messenger implements Startable {
     }
   }
 
-  private async run (peer: PeerId, messageType: MessageType, frames: Uint8Array[], expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
+  /** `payload`: what goes on the stream, every message framed (see `frameAll`) */
+  private async run (peer: PeerId, messageType: MessageType, payload: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
     const key = peer.toString()
     try {
       if (!this.running || options.signal?.aborted === true) {
@@ -387,7 +405,7 @@ export class Messenger implements Startable {
       await this.acquire(key, state, ctx)
       let response: Message | undefined
       try {
-        response = await this.exchange(peer, state, messageType, frames, expectResponse, ctx, options)
+        response = await this.exchange(peer, state, messageType, payload, expectResponse, ctx, options)
       } finally {
         this.release(key, state)
       }
@@ -406,8 +424,8 @@ export class Messenger implements Startable {
   }
 
   /** Runs while holding a slot: pick or open a stream, write, read, park */
-  /** `frames`: the messages written in turn; the response, if any, answers the last */
-  private async exchange (peer: PeerId, state: PeerState, messageType: MessageType, frames: Uint8Array[], expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
+  /** `payload`: the messages written in turn, framed; the response, if any, answers the last */
+  private async exchange (peer: PeerId, state: PeerState, messageType: MessageType, payload: Uint8Array, expectResponse: boolean, ctx: Ctx, options: RequestOptions): Promise<Message | undefined> {
     let entry = options.ownConnection === true ? undefined : this.takeIdle(state)
     let reused = entry != null
     if (entry == null) {
@@ -425,7 +443,7 @@ export class Messenger implements Startable {
           ctx.sent = true
           options.onSend?.()
         }
-        this.counted(ctx, await writeFramed(entry.stream, frames, { signal }), 0)
+        this.counted(ctx, await writeBytes(entry.stream, payload, { signal }), 0)
         let response: Message | undefined
         if (expectResponse) {
           const buf = await entry.lp.read({ signal })

@@ -146,7 +146,9 @@ const ADD_PROVIDER_TYPE = Message.encode({ type: MessageType.ADD_PROVIDER })
 const KEY_TAG = 0x12
 
 /**
- * Encodes ADD_PROVIDER messages of one provider, the provider's part once:
+ * Encodes batches of ADD_PROVIDER messages of one provider, framed as they
+ * go on a stream (each behind its varint length prefix, in one buffer),
+ * the provider's part encoded once:
  * `Message.encode` writes a message's fields in their order in the schema
  * (type, key, ..., providerPeers), so the type, then the key, then the
  * encoding of `{ providerPeers }` is, byte for byte, the encoding of the
@@ -156,20 +158,35 @@ const KEY_TAG = 0x12
  * protons' writer, for the whole message each time, cost about 2.4 µs per
  * message, 15% of the provider's CPU in a 10 000-CID `provideMany`.
  */
-export function addProviderEncoder (provider: Peer): (key: Uint8Array) => Uint8Array<ArrayBuffer> {
+export function addProviderEncoder (provider: Peer): (keys: readonly Uint8Array[]) => { bytes: Uint8Array<ArrayBuffer>, count: number, largest: number } {
   const tail = Message.encode({ providerPeers: [provider] })
-  return key => {
-    const lengthBytes = varint.encodingLength(key.byteLength)
-    const bytes = new Uint8Array(ADD_PROVIDER_TYPE.byteLength + 1 + lengthBytes + key.byteLength + tail.byteLength)
+  const length = (key: Uint8Array): number => ADD_PROVIDER_TYPE.byteLength + 1 + varint.encodingLength(key.byteLength) + key.byteLength + tail.byteLength
+  return keys => {
+    let size = 0
+    let largest = 0
+    for (const key of keys) {
+      const n = length(key)
+      size += varint.encodingLength(n) + n
+      largest = Math.max(largest, n)
+    }
+    // one buffer for the batch, each message behind its length prefix: no array per message
+    const bytes = new Uint8Array(size)
     let at = 0
-    bytes.set(ADD_PROVIDER_TYPE, at)
-    at += ADD_PROVIDER_TYPE.byteLength
-    bytes[at++] = KEY_TAG
-    varint.encodeUint8Array(key.byteLength, bytes, at)
-    at += lengthBytes
-    bytes.set(key, at)
-    bytes.set(tail, at + key.byteLength)
-    return bytes
+    for (const key of keys) {
+      const n = length(key)
+      varint.encodeUint8Array(n, bytes, at)
+      at += varint.encodingLength(n)
+      bytes.set(ADD_PROVIDER_TYPE, at)
+      at += ADD_PROVIDER_TYPE.byteLength
+      bytes[at++] = KEY_TAG
+      varint.encodeUint8Array(key.byteLength, bytes, at)
+      at += varint.encodingLength(key.byteLength)
+      bytes.set(key, at)
+      at += key.byteLength
+      bytes.set(tail, at)
+      at += tail.byteLength
+    }
+    return { bytes, count: keys.length, largest }
   }
 }
 

@@ -4,6 +4,8 @@
  */
 import { expect } from 'aegir/chai'
 import fc from 'fast-check'
+import * as varint from 'uint8-varint'
+import { concat as uint8ArrayConcat } from 'uint8arrays/concat'
 import { SeededRandom } from '../../src/core/env.ts'
 import { commonPrefixLength } from '../../src/core/key.ts'
 import { Message, MessageType } from '../../src/generated/dht.ts'
@@ -29,20 +31,29 @@ describe('libp2p/peer-info', () => {
     expect(refreshKey(self, 40, random, 64)).to.equal(undefined)
   })
 
-  it('addProviderEncoder: the provider encoded once gives the bytes Message.encode gives for each whole ADD_PROVIDER', () => {
+  it('addProviderEncoder: the provider encoded once gives, framed in one buffer, the bytes Message.encode gives for each whole ADD_PROVIDER', () => {
     fc.assert(fc.property(
       fc.record({ id: bytes(0, 80), addrs: fc.array(bytes(0, 60), { maxLength: 8 }) }),
       fc.array(bytes(0, 200), { minLength: 1, maxLength: 5 }),
       (provider, keys) => {
         const encode = addProviderEncoder(provider)
+        const batch = encode(keys)
+        const each = keys.map(key => Message.encode({ type: MessageType.ADD_PROVIDER, key, providerPeers: [provider] }))
+        expect(batch.count).to.equal(keys.length)
+        expect(batch.largest).to.equal(Math.max(...each.map(m => m.byteLength)))
+        // the same bytes as each message behind its varint length prefix, one after another
+        expect(batch.bytes).to.deep.equal(uint8ArrayConcat(each.flatMap(m => [varint.encode(m.byteLength), m])))
+        let at = 0
         for (const key of keys) {
-          const bytes = encode(key)
-          expect(bytes).to.deep.equal(Message.encode({ type: MessageType.ADD_PROVIDER, key, providerPeers: [provider] }))
-          const decoded = Message.decode(bytes)
+          const length = varint.decode(batch.bytes, at)
+          at += varint.encodingLength(length)
+          const decoded = Message.decode(batch.bytes.subarray(at, at + length))
+          at += length
           expect(decoded.type).to.equal(MessageType.ADD_PROVIDER)
           expect(decoded.key).to.deep.equal(key)
           expect(decoded.providerPeers).to.deep.equal([provider])
         }
+        expect(at).to.equal(batch.bytes.byteLength)
       }
     ), { numRuns: 300 })
   })
