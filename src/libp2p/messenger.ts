@@ -201,6 +201,8 @@ interface Ctx {
   windowStart?: number
   sent: boolean
   purpose: Purpose
+  /** the connection this request dialled, if it dialled one */
+  dialled?: Connection
 }
 
 /**
@@ -254,6 +256,8 @@ export class Messenger implements Startable {
    * local validation, their failures, dials, streams opened, framed bytes
    */
   readonly stats: TrafficFigures = emptyTraffic()
+  /** connections dialled for a verify and closed after it, the peer's own connection to us being open */
+  closedDuplicates = 0
   /** dial and request windows extended because their timer fired late (our event loop was blocked) */
   stalledTimeouts = 0
   private running = false
@@ -454,6 +458,16 @@ export class Messenger implements Startable {
             throw new InvalidMessageError(`Expected a ${messageType} response, got ${response.type}`)
           }
         }
+        if (options.ownConnection === true && ctx.dialled === entry.connection && this.otherConnection(peer, entry.connection)) {
+          // the dial has proved the peer dialable, and its own connection to us
+          // carries the traffic: two connections to one peer would each be
+          // kept alive (libp2p's connection monitor pings every connection)
+          const connection = entry.connection
+          this.close(entry)
+          connection.close().catch(err => { connection.abort(err) })
+          this.closedDuplicates++
+          return response
+        }
         this.park(state, entry)
         return response
       } catch (err: any) {
@@ -489,6 +503,7 @@ export class Messenger implements Startable {
     try {
       const connection = await this.components.connectionManager.openConnection(peer, { signal: ctx.controller.signal, force: own })
       this.report({ type: 'dial', peer, ok: true, durationMs: Date.now() - start })
+      ctx.dialled = connection
       return connection
     } catch (err: any) {
       const failure = this.fail(peer.toString(), ctx, err, err?.name === 'TimeoutError' ? 'dial-timeout' : 'dial-refused')
@@ -729,6 +744,11 @@ export class Messenger implements Startable {
       state.idle.splice(index, 1)
     }
     this.gc(key, state)
+  }
+
+  /** Whether `peer` has an open, unlimited connection other than `connection` */
+  private otherConnection (peer: PeerId, connection: Connection): boolean {
+    return this.components.connectionManager.getConnections(peer).some(c => c !== connection && c.status === 'open' && c.limits == null)
   }
 
   private close (entry: Pooled): void {

@@ -120,6 +120,29 @@ describe('messenger', () => {
     expect(calls).to.deep.equal({ dial: 1, send: 5 })
   })
 
+  it('a request over its own connection dials one, and closes it afterwards when the peer\'s connection to us is open', async () => {
+    const [client, server] = await pair()
+    // alone, the dialled connection is the only one: it stays
+    await client.services.messenger.request(server.peerId, { type: MessageType.PING }, { ownConnection: true })
+    expect(client.getConnections(server.peerId).map(c => c.direction)).to.deep.equal(['outbound'])
+    expect(client.services.messenger.closedDuplicates).to.equal(0)
+    await client.hangUp(server.peerId)
+    await waitFor(() => server.getConnections(client.peerId).length === 0, 3000, 'the server to see the hang-up')
+
+    // the server has dialled the client: the client's verify dials its own, then closes it
+    await introduce(server, client)
+    await server.dial(client.peerId)
+    const response = await client.services.messenger.request(server.peerId, { type: MessageType.PING }, { ownConnection: true })
+    expect(response.type).to.equal(MessageType.PING)
+    expect(outcomes.filter(o => o.type === 'dial' && o.ok)).to.have.lengthOf(2)
+    await waitFor(() => client.getConnections(server.peerId).length === 1, 3000, 'one connection left')
+    expect(client.getConnections(server.peerId).map(c => c.direction)).to.deep.equal(['inbound'])
+    expect(client.services.messenger.closedDuplicates).to.equal(1)
+    // and requests go on over the peer's connection
+    expect((await client.services.messenger.request(server.peerId, { type: MessageType.GET_VALUE, key: key('after') })).key).to.equalBytes(key('after'))
+    expect(outcomes.filter(o => o.type === 'dial' && o.ok)).to.have.lengthOf(2)
+  })
+
   it('uses an existing connection without calling onDial or reporting a dial', async () => {
     const [client, server] = await pair()
     await client.dial(server.peerId)
