@@ -29,18 +29,25 @@
  * checked by the Go peers: the provider side alone, with Go's servers
  * taking the records in their own processes, as they do for `go-sweep`
  * (our own network runs all of its servers in this one Node process).
+ * A `priority-dht-procs` row (with `--against go`) runs that workload on a
+ * network of our own nodes instead, each a `priority-dht daemon` in its own
+ * process (daemon-network.ts) as each Go peer is: our provider and our
+ * servers, with the servers' work off the provider's event loop.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SeededRandom } from '../src/core/env.ts'
 import { createOurNode, routingTableSize, trueClosest } from '../test/libp2p/fixtures/network.ts'
+import { createDaemonNetwork } from './daemon-network.ts'
 import { createGoNetwork } from './go-network.ts'
 import { startProfile, stopProfile } from './measure.ts'
 import { createNetwork, dialRetrying, TABLE_TIMEOUT } from './network.ts'
+import type { DaemonNetwork } from './daemon-network.ts'
 import type { GoNetwork } from './go-network.ts'
 import type { BenchNetwork, BenchNode } from './network.ts'
 import type { Implementation } from './network.ts'
@@ -52,7 +59,7 @@ const KAD_DHT_CONCURRENCY = 10
 const GO_CHECK_TIMEOUT = 20_000
 
 /** The rows: ours and kad-dht, and on networks of Go peers its sweeping provider and its per-CID provide */
-type BulkImpl = Implementation | 'go-sweep' | 'go-burst' | 'priority-dht-on-go'
+type BulkImpl = Implementation | 'go-sweep' | 'go-burst' | 'priority-dht-on-go' | 'priority-dht-procs'
 /** CIDs other nodes look for after a priority-dht row: all of them up to this many, an even sample beyond */
 const CHECK_MAX = 1000
 
@@ -307,11 +314,15 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
   const random = new SeededRandom(seed * 1000 + Math.round(tarpits * 100))
   const log = (msg: string): void => { console.error(`  ${msg}`) }
   const isGo = impl === 'go-sweep' || impl === 'go-burst' || impl === 'priority-dht-on-go'
+  // a guest of ours is the provider: on Go's network, or on our own with every server in its own process
+  const hasGuest = impl === 'priority-dht-on-go' || impl === 'priority-dht-procs'
   // the same seeded draws on both: the tarpit choice, then the provider's index
   const net: BenchNetwork<BenchNode> = isGo
     ? await createGoNetwork('go', nodes, 20, tarpits, random, log, TABLE_TIMEOUT, GO_CHECK_TIMEOUT)
-    : await createNetwork(impl, nodes, 20, tarpits, random, log, undefined, ours)
-  const isOurs = !isGo && impl !== 'kad-dht'
+    : impl === 'priority-dht-procs'
+      ? await createDaemonNetwork(nodes, 20, tarpits, random, log, TABLE_TIMEOUT)
+      : await createNetwork(impl, nodes, 20, tarpits, random, log, undefined, ours)
+  const isOurs = !isGo && !hasGuest && impl !== 'kad-dht'
   let guest: OurNode | undefined
   try {
     const limitsBefore = isOurs ? inboundTotals(net.live as AnyNode[]) : {}
@@ -320,11 +331,14 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     let goSweep: BulkRow['goSweep']
     let goSeconds: number | undefined
     let provider = net.live[random.int(net.live.length)] as AnyNode
-    if (impl === 'priority-dht-on-go') {
+    if (hasGuest) {
       // one of ours joins through the two bootstraps (never tarpits) and is the provider
       guest = await createOurNode({ ...ours, kBucketSize: 20 })
-      for (const bootstrap of (net as GoNetwork).peers.slice(0, 2)) {
-        await guest.dial(bootstrap.p2pAddrs())
+      const bootstraps = impl === 'priority-dht-on-go'
+        ? (net as GoNetwork).peers.slice(0, 2).map(p => p.p2pAddrs())
+        : (net as DaemonNetwork).peers.slice(0, 2).map(p => p.addrs.map(a => multiaddr(a)))
+      for (const bootstrap of bootstraps) {
+        await guest.dial(bootstrap)
       }
       // settled, as the Go provider is (a member of its network since it formed): the start-up
       // refresh (the self lookup, then one per bucket) has run and gone quiet
@@ -339,7 +353,7 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
         still = now === last ? still + 1 : 0
         last = now
       }
-      log(`priority-dht-on-go: our node joined and settled in ${Date.now() - joinedAt} ms, routing table ${guest.services.dht.routingTable.size}, ${guest.getConnections().length} connections, ${last} refresh requests`)
+      log(`${impl}: our node joined and settled in ${Date.now() - joinedAt} ms, routing table ${guest.services.dht.routingTable.size}, ${guest.getConnections().length} connections, ${last} refresh requests`)
       provider = guest
     }
     const cids = await makeCids(keys, seed)
@@ -350,11 +364,11 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
     const elu0 = performance.eventLoopUtilization()
     let done = 0
     let lookups = 0
-    if (impl === 'priority-dht-on-go') {
+    if (hasGuest) {
       const result = await (provider as OurNode).services.dht.provideMany(cids)
       done = result.provided
       lookups = result.lookups
-      log(`priority-dht-on-go: ${JSON.stringify(result)}`)
+      log(`${impl}: ${JSON.stringify(result)}`)
     } else if (isGo) {
       const peer = (net as GoNetwork).peers[net.live.indexOf(provider)]
       if (impl === 'go-sweep') {
@@ -427,6 +441,9 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
       const file = join(cpuProf, `${impl}-${Math.round(tarpits * 100)}-${keys}.cpuprofile`)
       await stopProfile(profile, file)
       log(`CPU profile of the provide: ${file}`)
+    }
+    if (impl === 'priority-dht-procs') {
+      log(`${impl}: the servers' inbound limits counted ${JSON.stringify(await (net as DaemonNetwork).inbound())} in all`)
     }
     const limitsAfter = isOurs ? inboundTotals(net.live as AnyNode[]) : {}
     const limits = !isOurs ? undefined : { ...Object.fromEntries(Object.entries(limitsAfter).map(([k, v]) => [k, v - (limitsBefore[k] ?? 0)])), ...bulkFigures }
@@ -504,7 +521,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
   --tarpits S         share of tarpits in the second phase (0.3); --tarpits-only runs just that one
   --against A,A       kad-dht (default) and/or go: the rows to compare with
   --only ROW,ROW      just these rows (priority-dht, priority-dht-single, priority-dht-batched,
-                      priority-dht-on-go, kad-dht, go-sweep, go-burst)
+                      priority-dht-on-go, priority-dht-procs, kad-dht, go-sweep, go-burst)
   --ours-only         provideMany rows only
   --batched           also single provides with transparent batching
   --budget S          time limit of the provide-per-CID rows (120 s)
@@ -563,7 +580,7 @@ for (const tarpits of shares) {
       impls.push('kad-dht')
     }
     if (!oursOnly && churnShare === 0 && against.includes('go')) {
-      impls.push('priority-dht-on-go', 'go-sweep')
+      impls.push('priority-dht-on-go', 'priority-dht-procs', 'go-sweep')
       if (keys <= 1000) {
         impls.push('go-burst')
       }
