@@ -178,12 +178,31 @@ export class Republisher {
     if (names.length === 0) {
       return
     }
+    // as one add per key would: the keys before a new one beyond `maxEntries`
+    // are remembered and scheduled, then that one throws ScheduleFullError
+    let room = this.schedule.config.maxEntries - this.schedule.size
+    let fit = 0
+    const fresh = new Set<string>()
+    for (; fit < names.length; fit++) {
+      const name = names[fit]
+      if (!this.schedule.has(name) && !fresh.has(name)) {
+        if (room === 0) {
+          break
+        }
+        fresh.add(name)
+        room--
+      }
+    }
     const now = this.timers.now()
-    await this.remember(names, now)
-    for (const name of names) {
+    await this.remember(names.slice(0, fit), now)
+    for (const name of names.slice(0, fit)) {
       this.schedule.add(name, now)
     }
     this.arm()
+    if (fit < names.length) {
+      // throws ScheduleFullError for the first key without room
+      this.schedule.add(names[fit], now)
+    }
   }
 
   /** Persists when each of `names` was last announced (one batch), so a restart resumes its schedule */

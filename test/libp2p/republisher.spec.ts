@@ -11,10 +11,11 @@ import { Key } from 'interface-datastore'
 import all from 'it-all'
 import { base32 } from 'multiformats/bases/base32'
 import { SeededRandom } from '../../src/core/env.ts'
+import { ScheduleFullError } from '../../src/core/maintenance/schedule.ts'
 import { Republisher } from '../../src/libp2p/republisher.ts'
 import { ProviderStore } from '../../src/records/provider-store.ts'
 import { ValueStore } from '../../src/records/value-store.ts'
-import type { Timers } from '../../src/libp2p/republisher.ts'
+import type { RepublisherInit, Timers } from '../../src/libp2p/republisher.ts'
 
 const HOUR = 3_600_000
 const VALIDITY = 48 * HOUR
@@ -69,7 +70,7 @@ async function flush (): Promise<void> {
   }
 }
 
-function make (datastore: MemoryDatastore, timers: FakeTimers, announced: Map<string, number[]>, during?: () => Promise<void>, sweeps: number[] = []): Republisher {
+function make (datastore: MemoryDatastore, timers: FakeTimers, announced: Map<string, number[]>, during?: () => Promise<void>, sweeps: number[] = [], init: RepublisherInit = {}): Republisher {
   return new Republisher({
     datastore,
     providers: new ProviderStore(datastore),
@@ -87,7 +88,7 @@ function make (datastore: MemoryDatastore, timers: FakeTimers, announced: Map<st
       }
       return keys
     }
-  })
+  }, init)
 }
 
 const key = (i: number): Uint8Array => new Uint8Array([0x12, 0x20, ...new Uint8Array(32).fill(i)])
@@ -120,6 +121,25 @@ describe('libp2p/republisher on a fake clock', () => {
       }
       expect(96 * HOUR - last).to.be.below(VALIDITY)
     }
+  })
+
+  it('addMany remembers and schedules many keys in one batch, and at maxEntries keeps those before the first key without room', async () => {
+    const timers = new FakeTimers()
+    const datastore = new MemoryDatastore()
+    const r = make(datastore, timers, new Map(), undefined, [], { schedule: { maxEntries: 3 } })
+    await r.start()
+    await r.add(key(0))
+    // key 0 is held already and key 1 comes twice: keys 1 and 2 fill the schedule, key 3 has no room
+    await expect(r.addMany([key(0), key(1), key(1), key(2), key(3), key(4)])).to.eventually.be.rejectedWith(ScheduleFullError)
+    expect(r.size).to.equal(3)
+    const saved = (await all(datastore.queryKeys({ prefix: '/dht/provided/' }))).map(k => k.baseNamespace()).sort()
+    expect(saved).to.deep.equal([0, 1, 2].map(i => base32.encode(key(i))).sort())
+    await r.stop()
+    // a restart resumes exactly those
+    const again = make(datastore, timers, new Map(), undefined, [], { schedule: { maxEntries: 3 } })
+    await again.start()
+    expect(again.size).to.equal(3)
+    await again.stop()
   })
 
   it('drops unreadable saved entries at start with a log, and the sweep still republishes every readable key', async () => {
