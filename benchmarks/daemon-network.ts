@@ -16,7 +16,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { daemon } from '../test/cli/fixtures/daemon.ts'
 import { listenTarpit } from '../test/libp2p/fixtures/tarpit.ts'
-import { BOOTSTRAPS, chooseTarpits } from './network.ts'
+import { BOOTSTRAPS, makeTarpits } from './network.ts'
 import type { BenchNetwork, BenchNode } from './network.ts'
 import type { SeededRandom } from '../src/core/env.ts'
 import type { Daemon } from '../test/cli/fixtures/daemon.ts'
@@ -137,13 +137,11 @@ export async function createDaemonNetwork (n: number, k: number, tarpitShare: nu
     throw err
   }
 
-  const chosen = chooseTarpits(peers, tarpitShare, random)
-  const tarpits = await Promise.all([...chosen].map(async p => {
+  const { live, tarpits, tarpitIds, tarpitDials } = await makeTarpits(peers, tarpitShare, random, p => p.id, async p => {
     const port = tcpPort(p)
     await stop(p)
     return listenTarpit(port)
-  }))
-  const live = peers.filter(p => !chosen.has(p))
+  })
   if (tarpits.length > 0) {
     log(`priority-dht-procs: ${tarpits.length} daemons became tarpits`)
   }
@@ -152,8 +150,8 @@ export async function createDaemonNetwork (n: number, k: number, tarpitShare: nu
     peers: live,
     live: live.map(benchNode),
     tarpits,
-    tarpitIds: new Set([...chosen].map(p => p.id.toString())),
-    tarpitDials: () => tarpits.reduce((sum, t) => sum + t.accepted, 0),
+    tarpitIds,
+    tarpitDials,
     inbound: async () => {
       const totals: Record<string, number> = {}
       for (const { inbound } of await Promise.all(live.map(stats))) {

@@ -13,7 +13,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { buildGoPeer, GoPeer } from '../test/interop/fixtures/go-peer.ts'
 import { listenTarpit } from '../test/libp2p/fixtures/tarpit.ts'
-import { BOOTSTRAPS, chooseTarpits } from './network.ts'
+import { BOOTSTRAPS, makeTarpits } from './network.ts'
 import type { BenchNetwork, BenchNode } from './network.ts'
 import type { SeededRandom } from '../src/core/env.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -81,13 +81,11 @@ export async function createGoNetwork (impl: GoImplementation, n: number, k: num
     throw err
   }
 
-  const chosen = chooseTarpits(peers, tarpitShare, random)
-  const tarpits = await Promise.all([...chosen].map(async p => {
+  const { live, tarpits, tarpitIds, tarpitDials } = await makeTarpits(peers, tarpitShare, random, p => p.id, async p => {
     const port = tcpPort(p)
     await p.stop()
     return listenTarpit(port)
-  }))
-  const live = peers.filter(p => !chosen.has(p))
+  })
   if (tarpits.length > 0) {
     log(`${impl}: ${tarpits.length} Go peers became tarpits`)
   }
@@ -96,8 +94,8 @@ export async function createGoNetwork (impl: GoImplementation, n: number, k: num
     peers: live,
     live: live.map(goNode),
     tarpits,
-    tarpitIds: new Set([...chosen].map(p => p.id.toString())),
-    tarpitDials: () => tarpits.reduce((sum, t) => sum + t.accepted, 0),
+    tarpitIds,
+    tarpitDials,
     close: async () => {
       await Promise.all(live.map(async p => p.stop()))
       await Promise.all(tarpits.map(async t => t.close()))

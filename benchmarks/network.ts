@@ -82,6 +82,23 @@ export function chooseTarpits <T> (nodes: T[], share: number, random: SeededRand
   return chosen
 }
 
+/**
+ * Turns the seeded choice of `chooseTarpits` into tarpits (`become`: the
+ * node stops and a server that never answers takes its port): the live
+ * rest, the tarpits, their peer ids and a count of the connections they
+ * accepted
+ */
+export async function makeTarpits <T> (nodes: T[], share: number, random: SeededRandom, idOf: (node: T) => PeerId, become: (node: T) => Promise<Tarpit>): Promise<{ live: T[], tarpits: Tarpit[], tarpitIds: Set<string>, tarpitDials(): number }> {
+  const chosen = chooseTarpits(nodes, share, random)
+  const tarpits = await Promise.all([...chosen].map(become))
+  return {
+    live: nodes.filter(node => !chosen.has(node)),
+    tarpits,
+    tarpitIds: new Set([...chosen].map(node => idOf(node).toString())),
+    tarpitDials: () => tarpits.reduce((sum, t) => sum + t.accepted, 0)
+  }
+}
+
 export async function createNetwork (impl: Implementation, n: number, k: number, tarpitShare: number, random: SeededRandom, log: (msg: string) => void, tableTimeout = TABLE_TIMEOUT, ours: PriorityDHTInit = {}): Promise<BenchNetwork> {
   if (GO_IMPLEMENTATIONS.includes(impl)) {
     throw new RangeError(`${impl} is a network of Go peers: createGoNetwork (go-network.ts) builds it`)
@@ -106,9 +123,7 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
   log(`${impl}: ${n} nodes up, routing tables ${Math.min(...sizes)}..${Math.max(...sizes)}${short}`)
 
   // tarpits: a seeded choice among the non-bootstrap nodes
-  const chosen = chooseTarpits(nodes, tarpitShare, random)
-  const tarpits = await Promise.all([...chosen].map(becomeTarpit))
-  const live = nodes.filter(node => !chosen.has(node))
+  const { live, tarpits, tarpitIds, tarpitDials } = await makeTarpits(nodes, tarpitShare, random, node => node.peerId, becomeTarpit)
   if (tarpits.length > 0) {
     log(`${impl}: ${tarpits.length} nodes became tarpits`)
   }
@@ -116,8 +131,8 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
     impl,
     live,
     tarpits,
-    tarpitIds: new Set([...chosen].map(node => node.peerId.toString())),
-    tarpitDials: () => tarpits.reduce((sum, t) => sum + t.accepted, 0),
+    tarpitIds,
+    tarpitDials,
     close: async () => {
       await stopAll(live)
       await Promise.all(tarpits.map(async t => t.close()))
