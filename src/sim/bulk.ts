@@ -26,7 +26,7 @@
  */
 import { compareBytes, KEY_BYTES } from '../core/key.ts'
 import { FanOut } from '../core/publish/fan-out.ts'
-import { RegionCache, regionsSpanned, sliceCount } from '../core/publish/region.ts'
+import { RegionCache, regionsSpanned, sliceCount, sliceStarts } from '../core/publish/region.ts'
 import { validateLookupConfig } from '../core/query/config.ts'
 import { checkRange, stripUndefined } from '../core/routing-table/config.ts'
 import { indexOf } from './world.ts'
@@ -246,12 +246,12 @@ export class BulkProvide implements WorldListener {
 
   /** Cuts the chunk into slices as provideMany does, and walks them at once */
   private split (): void {
-    const size = this.chunkEnd - this.next
-    const count = sliceCount(regionsSpanned(this.keys.slice(this.next, this.chunkEnd), this.shared.regionDepth), this.options.lookupConcurrency)
+    const keys = this.keys.slice(this.next, this.chunkEnd)
+    const starts = sliceStarts(keys, this.shared.regionDepth, sliceCount(regionsSpanned(keys, this.shared.regionDepth), this.options.lookupConcurrency))
     this.slices = []
-    for (let i = 0; i < count; i++) {
-      const start = this.next + Math.floor(i * size / count)
-      const end = this.next + Math.floor((i + 1) * size / count)
+    for (let i = 0; i < starts.length; i++) {
+      const start = this.next + starts[i]
+      const end = this.next + (starts[i + 1] ?? keys.length)
       const region = i === 0 ? this.shared : new RegionCache<Target>(this.k, this.k + this.options.spares + 64)
       // the first slice's first key was just looked up: place it even if the region is too small to cover it
       this.slices.push({ next: start, end, lookedUp: i === 0 ? start : -1, region })

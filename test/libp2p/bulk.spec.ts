@@ -77,8 +77,11 @@ describe('libp2p/bulk: provideMany and putMany', function () {
     const original = messenger.writeAcknowledged.bind(messenger)
     // each batch's size, by peer
     const batches = new Map<string, number[]>()
-    messenger.writeAcknowledged = async (peer: { toString(): string }, messages: { count: number }, ...rest: unknown[]) => {
-      batches.set(peer.toString(), [...(batches.get(peer.toString()) ?? []), messages.count])
+    messenger.writeAcknowledged = async (peer: { toString(): string }, messages: { count?: number }, ...rest: unknown[]) => {
+      // bulk's batches come encoded; the handover of earlier tests' records to a newly admitted peer comes as a list
+      if (messages.count != null) {
+        batches.set(peer.toString(), [...(batches.get(peer.toString()) ?? []), messages.count])
+      }
       return original(peer, messages, ...rest)
     }
     // one chunk for all 5000 keys (the network's 250 would cap every batch at 250):

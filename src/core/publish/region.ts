@@ -139,3 +139,39 @@ export function regionsSpanned (keys: readonly Key[], depth: number): number {
 export function sliceCount (regions: number, max: number): number {
   return Math.max(1, Math.min(max, Math.floor(regions / 2)))
 }
+
+/**
+ * Where to cut sorted `keys` into `count` slices walked at once: the index
+ * each slice starts at (the first is 0), on a region boundary at `depth`
+ * (a key that shares fewer than `depth` leading bits with the key before
+ * it), each as near an even share of the keys as the boundaries allow. A
+ * slice that starts inside a region looks it up again: cutting at even
+ * shares of the keys cost one lookup more per slice than the regions
+ * needed (five lookups where three served, 1 000 CIDs into 40 of
+ * go-libp2p-kad-dht's servers). Fewer slices than `count` when the keys
+ * span fewer regions; none for no keys.
+ */
+export function sliceStarts (keys: readonly Key[], depth: number, count: number): number[] {
+  if (keys.length === 0) {
+    return []
+  }
+  const boundaries = [0]
+  for (let i = 1; i < keys.length; i++) {
+    if (commonPrefixLength(keys[i], keys[i - 1]) < depth) {
+      boundaries.push(i)
+    }
+  }
+  const n = Math.max(1, Math.min(count, boundaries.length))
+  const starts = [0]
+  let b = 0
+  for (let i = 1; i < n; i++) {
+    // the boundary nearest to an even share of the keys, after the last start, leaving one for each slice still to cut
+    const target = i * keys.length / n
+    const last = boundaries.length - (n - i)
+    while (b < last && (boundaries[b] <= starts[starts.length - 1] || Math.abs(boundaries[b + 1] - target) <= Math.abs(boundaries[b] - target))) {
+      b++
+    }
+    starts.push(boundaries[b])
+  }
+  return starts
+}

@@ -1,7 +1,8 @@
 import { expect } from 'aegir/chai'
+import fc from 'fast-check'
 import { SeededRandom } from '../../../src/core/env.ts'
 import { KEY_BYTES, commonPrefixLength } from '../../../src/core/key.ts'
-import { RegionCache, regionsSpanned, sliceCount, sortByKey } from '../../../src/core/publish/region.ts'
+import { RegionCache, regionsSpanned, sliceCount, sliceStarts, sortByKey } from '../../../src/core/publish/region.ts'
 import { bruteForceClosest, ids, randomContacts } from '../fixtures/keys.ts'
 import type { Key } from '../../../src/core/key.ts'
 
@@ -119,5 +120,35 @@ describe('core/publish/region slices', () => {
     expect(sliceCount(4, 8)).to.equal(2)
     expect(sliceCount(500, 8)).to.equal(8)
     expect(sliceCount(500, 1)).to.equal(1)
+  })
+
+  it('cuts slices on region boundaries, never inside a region', () => {
+    // regions at depth 2: 00 (indexes 0-4), 01 (5-6), 10 (7-9), 11 (10-11)
+    const firsts = [0b00000000, 0b00000001, 0b00000010, 0b00100000, 0b00110000, 0b01000000, 0b01100000, 0b10000000, 0b10000001, 0b10100000, 0b11000000, 0b11111111]
+    const keys = firsts.map(key)
+    expect(sliceStarts(keys, 2, 2)).to.deep.equal([0, 7])
+    expect(sliceStarts(keys, 2, 4)).to.deep.equal([0, 5, 7, 10])
+    // more slices than regions: one per region
+    expect(sliceStarts(keys, 2, 8)).to.deep.equal([0, 5, 7, 10])
+    expect(sliceStarts(keys, 1, 8)).to.deep.equal([0, 7])
+    expect(sliceStarts(keys, 0, 8)).to.deep.equal([0])
+    expect(sliceStarts(keys, 2, 1)).to.deep.equal([0])
+    expect(sliceStarts([], 2, 4)).to.deep.equal([])
+  })
+
+  it('starts every slice where its keys leave the region of the key before (property)', () => {
+    fc.assert(fc.property(fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 200 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 8 }), (raw, depth, count) => {
+      const keys = sortByKey(raw.map(k => ({ key: k }))).map(i => i.key)
+      const starts = sliceStarts(keys, depth, count)
+      const regions = regionsSpanned(keys, depth)
+      expect(starts.length).to.equal(Math.min(count, regions))
+      for (let i = 1; i < starts.length; i++) {
+        expect(starts[i]).to.be.above(starts[i - 1])
+        expect(commonPrefixLength(keys[starts[i]], keys[starts[i] - 1])).to.be.below(depth)
+      }
+      if (keys.length > 0) {
+        expect(starts[0]).to.equal(0)
+      }
+    }))
   })
 })
