@@ -46,7 +46,7 @@ import { createOurNode, routingTableSize, trueClosest } from '../test/libp2p/fix
 import { createDaemonNetwork } from './daemon-network.ts'
 import { createGoNetwork } from './go-network.ts'
 import { startProfile, stopProfile } from './measure.ts'
-import { createNetwork, dialRetrying, TABLE_TIMEOUT } from './network.ts'
+import { createNetwork, dialRetrying, refreshQuiet, TABLE_TIMEOUT } from './network.ts'
 import type { DaemonNetwork } from './daemon-network.ts'
 import type { GoNetwork } from './go-network.ts'
 import type { BenchNetwork, BenchNode } from './network.ts'
@@ -344,16 +344,11 @@ async function runOne (impl: BulkImpl, nodes: number, tarpits: number, keys: num
       // refresh (the self lookup, then one per bucket) has run and gone quiet
       const joinedAt = Date.now()
       const deadline = joinedAt + TABLE_TIMEOUT
-      const refreshRequests = (): number => guest?.services.dht.usage().purposes.refresh.requests ?? 0
-      let last = refreshRequests()
-      let still = 0
-      while (Date.now() < deadline && (guest.services.dht.routingTable.size < 20 || still < 3)) {
+      while (Date.now() < deadline && guest.services.dht.routingTable.size < 20) {
         await new Promise(resolve => setTimeout(resolve, 200))
-        const now = refreshRequests()
-        still = now === last ? still + 1 : 0
-        last = now
       }
-      log(`${impl}: our node joined and settled in ${Date.now() - joinedAt} ms, routing table ${guest.services.dht.routingTable.size}, ${guest.getConnections().length} connections, ${last} refresh requests`)
+      const quiet = await refreshQuiet([guest], Math.max(0, deadline - Date.now()))
+      log(`${impl}: our node joined and settled in ${Date.now() - joinedAt} ms, routing table ${guest.services.dht.routingTable.size}, ${guest.getConnections().length} connections, ${quiet.requests} refresh requests`)
       provider = guest
     }
     const cids = await makeCids(keys, seed)

@@ -71,6 +71,28 @@ async function connect (nodes: AnyNode[], log: (msg: string) => void): Promise<v
 /** How long `createNetwork` waits by default for the routing tables to fill before it goes on with what it has */
 export const TABLE_TIMEOUT = 60_000
 
+/**
+ * Waits until our nodes' start-up refresh (the self lookup, then one per
+ * bucket) has gone quiet: no refresh request from any of them for 600 ms,
+ * at most `timeout` ms. A Go network has done its refresh by the time its
+ * tables are full; ours was still refreshing, dialling and verifying when
+ * the measurement began. Resolves to the ms waited and the refresh requests
+ * sent by then.
+ */
+export async function refreshQuiet (nodes: Array<{ services: { dht: { usage(): { purposes: { refresh: { requests: number } } } } } }>, timeout = TABLE_TIMEOUT): Promise<{ ms: number, requests: number }> {
+  const start = Date.now()
+  const requests = (): number => nodes.reduce((sum, node) => sum + node.services.dht.usage().purposes.refresh.requests, 0)
+  let last = requests()
+  let still = 0
+  while (Date.now() - start < timeout && still < 3) {
+    await new Promise(resolve => setTimeout(resolve, 200))
+    const now = requests()
+    still = now === last ? still + 1 : 0
+    last = now
+  }
+  return { ms: Date.now() - start, requests: last }
+}
+
 /** A seeded choice of `round(share * n)` nodes among the non-bootstrap ones */
 export function chooseTarpits <T> (nodes: T[], share: number, random: SeededRandom): Set<T> {
   const candidates = nodes.slice(BOOTSTRAPS)
@@ -121,6 +143,11 @@ export async function createNetwork (impl: Implementation, n: number, k: number,
   const sizes = nodes.map(routingTableSize)
   const short = Math.min(...sizes) < want ? ` (waited ${tableTimeout / 1000} s for at least ${want} each, going on without)` : ''
   log(`${impl}: ${n} nodes up, routing tables ${Math.min(...sizes)}..${Math.max(...sizes)}${short}`)
+  if (impl !== 'kad-dht') {
+    // settled before conditions change, as a Go network is (kad-dht nodes report no refresh traffic)
+    const quiet = await refreshQuiet(nodes as Array<AnyNode & { services: { dht: { usage(): { purposes: { refresh: { requests: number } } } } } }>, tableTimeout)
+    log(`${impl}: refresh quiet after ${quiet.ms} ms more (${quiet.requests} refresh requests in all)`)
+  }
 
   // tarpits: a seeded choice among the non-bootstrap nodes
   const { live, tarpits, tarpitIds, tarpitDials } = await makeTarpits(nodes, tarpitShare, random, node => node.peerId, becomeTarpit)
