@@ -29,6 +29,7 @@ import { RegionCache, regionsSpanned, sliceCount, sliceStarts, sortByKey } from 
 import { MessageType } from '../generated/dht.ts'
 import { RequestFailedError } from './errors.ts'
 import { addProviderEncoder, kadKey, putValueMessage, toContact, toPbPeer } from './peer-info.ts'
+import { Slots } from './slots.ts'
 import type { Driver } from './driver.ts'
 import type { Messenger } from './messenger.ts'
 import type { Accounting, Purpose } from './metrics.ts'
@@ -205,42 +206,77 @@ export class BulkProvider {
       // lookup could start); its refusal still stops the chunk before anything is sent
       const stored = storeLocally(items.map(item => item.mh))
       stored.catch(() => {})
-      // the first key's region tells how many regions the chunk spans, so how many slices are worth walking at once
-      if (!region.covers(items[0].key)) {
-        await this.lookup(items[0].key, items[0].mh, region, options).catch(async err => {
-          // nothing of ours is left running when the call ends, however it ends
-          await stored.catch(() => {})
-          throw err
-        })
-        progress.lookups++
-      }
-      const keys = items.map(i => i.key)
-      const starts = sliceStarts(keys, region.regionDepth, sliceCount(regionsSpanned(keys, region.regionDepth), lookupConcurrency))
-      const current = region
-      const regions = starts.map((_, i) => i === 0 ? current : new RegionCache<PeerContact>(this.init.k))
-      const placed = await Promise.all(regions.map(async (sliceRegion, i) => {
-        const slice = items.slice(starts[i], starts[i + 1] ?? items.length)
-        const out: Item[] = []
-        for (const { key, mh, value } of slice) {
-          if (aborted(options.signal)) {
-            break
+      // peers written at once, across the deliveries of this chunk's regions
+      const slots = new Slots(concurrency, Number.MAX_SAFE_INTEGER)
+      const deliveries: Array<Promise<void>> = []
+      // each region's records go out as soon as its keys are placed, while
+      // the slice looks up the next region (a lookup mostly waits on the
+      // network), and never before our own store took the chunk; a peer
+      // among the last placed key's targets is held back, since the next
+      // region's keys may go to it too and one batch costs less than two
+      const send = (work: Work, hold: ReadonlySet<string>): void => {
+        const ready: Work = new Map()
+        for (const [id, w] of work) {
+          if (!hold.has(id)) {
+            ready.set(id, w)
+            work.delete(id)
           }
-          if (!sliceRegion.covers(key)) {
-            await this.lookup(key, mh, sliceRegion, options)
-            progress.lookups++
-          }
-          const near = sliceRegion.closest(key, this.init.k + SPARES)
-          out.push({ key, mh, value, plan: new FanOut(near.slice(0, this.init.k), near.slice(this.init.k), 1), ok: 0 })
         }
-        return out
-      })).finally(async () => { await stored.catch(() => {}) })
-      region = regions[regions.length - 1]
-      await stored
-      if (aborted(options.signal)) {
-        throw new BulkAbortedError({ ...progress, peersReached: reached.size })
+        if (ready.size > 0) {
+          deliveries.push(stored.then(async () => { await this.deliver(ready, slots, progress, reached, options) }))
+        }
       }
-      const chunk = placed.flat()
-      await this.deliver(chunk, concurrency, progress, reached, options)
+      const chunk: Item[] = []
+      let walked: unknown
+      try {
+        // the first key's region tells how many regions the chunk spans, so how many slices are worth walking at once
+        if (!region.covers(items[0].key)) {
+          await this.lookup(items[0].key, items[0].mh, region, options)
+          progress.lookups++
+        }
+        const keys = items.map(i => i.key)
+        const starts = sliceStarts(keys, region.regionDepth, sliceCount(regionsSpanned(keys, region.regionDepth), lookupConcurrency))
+        const current = region
+        const regions = starts.map((_, i) => i === 0 ? current : new RegionCache<PeerContact>(this.init.k))
+        const placed = await Promise.allSettled(regions.map(async (sliceRegion, i) => {
+          const work: Work = new Map()
+          let last = new Set<string>()
+          for (const { key, mh, value } of items.slice(starts[i], starts[i + 1] ?? items.length)) {
+            if (aborted(options.signal)) {
+              break
+            }
+            if (!sliceRegion.covers(key)) {
+              send(work, last)
+              await this.lookup(key, mh, sliceRegion, options)
+              progress.lookups++
+            }
+            const near = sliceRegion.closest(key, this.init.k + SPARES)
+            const item = { key, mh, value, plan: new FanOut(near.slice(0, this.init.k), near.slice(this.init.k), 1), ok: 0 }
+            chunk.push(item)
+            last = new Set()
+            for (const peer of item.plan.start()) {
+              addWork(work, peer, item)
+              last.add(peer.id)
+            }
+          }
+          send(work, new Set())
+        }))
+        region = regions[regions.length - 1]
+        walked = placed.find(p => p.status === 'rejected')
+      } catch (err) {
+        walked = { reason: err }
+      }
+      // nothing of ours is left running when the call ends, however it ends
+      const sent = await Promise.allSettled(deliveries)
+      await stored
+      if (walked != null) {
+        throw (walked as PromiseRejectedResult).reason
+      }
+      for (const result of sent) {
+        if (result.status === 'rejected') {
+          throw result.reason
+        }
+      }
       let provided = 0
       for (const item of chunk) {
         if (item.ok > 0) {
@@ -273,37 +309,30 @@ export class BulkProvider {
   }
 
   /**
-   * Writes each peer its records, `concurrency` peers at a time; the keys a
-   * failed peer did not take go to each key's next spare (`FanOut`), in
-   * further passes until none is left.
+   * Writes each peer its records, each peer's write taking one of `slots`
+   * (shared by the deliveries of a chunk's regions: `concurrency` peers at a
+   * time in all); the keys a failed peer did not take go to each key's next
+   * spare (`FanOut`), in further passes until none is left.
    */
-  private async deliver (chunk: Item[], concurrency: number, progress: BulkProgress, reached: Map<string, number>, options: BulkProvideOptions): Promise<void> {
-    let work = new Map<string, { peer: PeerContact, items: Item[] }>()
-    const add = (to: Map<string, { peer: PeerContact, items: Item[] }>, peer: PeerContact, item: Item): void => {
-      const w = to.get(peer.id) ?? { peer, items: [] }
-      w.items.push(item)
-      to.set(peer.id, w)
-    }
-    for (const item of chunk) {
-      for (const peer of item.plan.start()) {
-        add(work, peer, item)
-      }
-    }
+  private async deliver (first: Work, slots: Slots, progress: BulkProgress, reached: Map<string, number>, options: BulkProvideOptions): Promise<void> {
+    let work = first
     while (work.size > 0 && !aborted(options.signal)) {
-      const retry = new Map<string, { peer: PeerContact, items: Item[] }>()
-      const queue = [...work.values()]
-      const worker = async (): Promise<void> => {
-        for (let w = queue.shift(); w != null; w = queue.shift()) {
-          const failed = new Set(await this.writeAll(w.peer, w.items, progress, reached, options))
-          for (const item of w.items) {
-            const next = item.plan.result(w.peer, !failed.has(item), !aborted(options.signal))
-            if (next != null) {
-              add(retry, next, item)
-            }
+      const retry: Work = new Map()
+      await Promise.all([...work.values()].map(async w => {
+        await slots.acquire()
+        let failed: Set<Item>
+        try {
+          failed = new Set(await this.writeAll(w.peer, w.items, progress, reached, options))
+        } finally {
+          slots.release()
+        }
+        for (const item of w.items) {
+          const next = item.plan.result(w.peer, !failed.has(item), !aborted(options.signal))
+          if (next != null) {
+            addWork(retry, next, item)
           }
         }
-      }
-      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+      }))
       work = retry
     }
   }
@@ -362,6 +391,15 @@ export class BulkProvider {
     }
     return []
   }
+}
+
+/** Records to write, by peer */
+type Work = Map<string, { peer: PeerContact, items: Item[] }>
+
+function addWork (work: Work, peer: PeerContact, item: Item): void {
+  const w = work.get(peer.id) ?? { peer, items: [] }
+  w.items.push(item)
+  work.set(peer.id, w)
 }
 
 /** The batch after one of `size` records whose answer took `tookMs` (see ACK_MAX) */

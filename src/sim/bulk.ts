@@ -114,6 +114,10 @@ type Target = SimContact
 interface Slice {
   next: number
   end: number
+  /** placed keys not handed to delivery yet, by target peer */
+  pending: Map<string, { peer: Target, keys: number[] }>
+  /** the targets of the last key placed */
+  last: Set<string>
   region: RegionCache<Target>
   lookupQuery?: number
   lookedUp: number
@@ -140,6 +144,8 @@ export class BulkProvide implements WorldListener {
   private probe: number | undefined
   private readonly queue: Array<{ peer: Target, keys: number[] }> = []
   private inFlight = 0
+  /** every key of the chunk is placed (the chunk is done once its deliveries are) */
+  private placed = false
   private copies = 0
   private phase: 'provide' | 'find' | 'done' = 'provide'
   private readonly finds = new Map<number, number>()
@@ -235,6 +241,7 @@ export class BulkProvide implements WorldListener {
     }
     this.chunkEnd = Math.min(this.keys.length, this.next + this.options.chunkSize)
     this.plans = new Map()
+    this.placed = false
     if (this.shared.covers(this.keys[this.next])) {
       this.split()
       return
@@ -254,7 +261,7 @@ export class BulkProvide implements WorldListener {
       const end = this.next + (starts[i + 1] ?? keys.length)
       const region = i === 0 ? this.shared : new RegionCache<Target>(this.k, this.k + this.options.spares + 64)
       // the first slice's first key was just looked up: place it even if the region is too small to cover it
-      this.slices.push({ next: start, end, lookedUp: i === 0 ? start : -1, region })
+      this.slices.push({ next: start, end, pending: new Map(), last: new Set(), lookedUp: i === 0 ? start : -1, region })
     }
     for (const slice of this.slices) {
       this.place(slice)
@@ -268,6 +275,8 @@ export class BulkProvide implements WorldListener {
       // the key a lookup was for is placed even when the region is too small to cover it
       if (!slice.region.covers(key) && slice.lookedUp !== slice.next) {
         if (slice.lookupQuery === undefined) {
+          // what the slice placed so far goes out while it looks up the next region, as provideMany does
+          this.handOver(slice, slice.last)
           this.result.lookups++
           slice.lookedUp = slice.next
           slice.lookupQuery = this.world.startLookup(this.publisher, key)
@@ -276,26 +285,40 @@ export class BulkProvide implements WorldListener {
         return
       }
       const near = slice.region.closest(key, this.k + this.options.spares)
-      this.plans.set(slice.next, new FanOut(near.slice(0, this.k), near.slice(this.k), 1))
+      const plan = new FanOut(near.slice(0, this.k), near.slice(this.k), 1)
+      this.plans.set(slice.next, plan)
+      slice.last = new Set()
+      for (const peer of plan.start()) {
+        const batch = slice.pending.get(peer.id) ?? { peer, keys: [] }
+        batch.keys.push(slice.next)
+        slice.pending.set(peer.id, batch)
+        slice.last.add(peer.id)
+      }
       slice.next++
     }
+    this.handOver(slice, new Set())
     if (this.slices.every(s => s.next >= s.end)) {
       this.next = this.chunkEnd
       this.shared = this.slices[this.slices.length - 1].region
-      this.deliverChunk()
+      this.placed = true
+      if (this.inFlight === 0 && this.queue.length === 0) {
+        this.chunkDone()
+      }
     }
   }
 
-  private deliverChunk (): void {
-    const byPeer = new Map<string, { peer: Target, keys: number[] }>()
-    for (const [i, plan] of this.plans) {
-      for (const peer of plan.start()) {
-        const batch = byPeer.get(peer.id) ?? { peer, keys: [] }
-        batch.keys.push(i)
-        byPeer.set(peer.id, batch)
+  /**
+   * The slice's placed keys go to delivery, a batch per target peer, but for
+   * the peers in `hold` (as provideMany holds back the last placed key's
+   * targets while it looks up the next region)
+   */
+  private handOver (slice: Slice, hold: ReadonlySet<string>): void {
+    for (const [id, batch] of slice.pending) {
+      if (!hold.has(id)) {
+        this.queue.push(batch)
+        slice.pending.delete(id)
       }
     }
-    this.queue.push(...byPeer.values())
     this.pump()
   }
 
@@ -327,7 +350,9 @@ export class BulkProvide implements WorldListener {
         }
         this.queue.push(...retry.values())
         if (this.inFlight === 0 && this.queue.length === 0) {
-          this.chunkDone()
+          if (this.placed) {
+            this.chunkDone()
+          }
         } else {
           this.pump()
         }

@@ -142,6 +142,41 @@ describe('libp2p/bulk: provideMany and putMany', function () {
     await expect(provider.services.dht.provideMany(list, { lookupConcurrency: 0 })).to.eventually.be.rejectedWith(RangeError)
   })
 
+  it('writes a region\'s records while it looks up the next region, and every CID is still found', async () => {
+    const provider = nodes[9]
+    const dht = provider.services.dht as unknown as {
+      bulk: { lookup(...args: unknown[]): Promise<void> }
+      messenger: { writeAcknowledged(...args: unknown[]): Promise<unknown> }
+    }
+    const lookup = dht.bulk.lookup.bind(dht.bulk)
+    const write = dht.messenger.writeAcknowledged.bind(dht.messenger)
+    // what happened, in order: a lookup that ended, a batch that started
+    const events: string[] = []
+    dht.bulk.lookup = async (...args: unknown[]) => {
+      await lookup(...args)
+      events.push('lookup')
+    }
+    dht.messenger.writeAcknowledged = async (...args: unknown[]) => {
+      events.push('write')
+      return write(...args)
+    }
+    const list = await cids('overlap', 250)
+    try {
+      // one slice, so the chunk's lookups come one after the other
+      const result = await provider.services.dht.provideMany(list, { lookupConcurrency: 1 })
+      expect(result).to.deep.include({ keys: 250, keysDone: 250, provided: 250 })
+    } finally {
+      dht.bulk.lookup = lookup
+      dht.messenger.writeAcknowledged = write
+    }
+    expect(events.filter(e => e === 'lookup').length, 'a chunk of several regions').to.be.at.least(3)
+    expect(events.indexOf('write'), 'records written before the last lookup ended').to.be.below(events.lastIndexOf('lookup'))
+    const random = new SeededRandom(9)
+    for (const cid of sample(list, 20, random)) {
+      expect(await finds(nodes[0], cid, provider), cid.toString()).to.equal(true)
+    }
+  })
+
   it('an aborted bulk provide says what was done, and that is what others find', async () => {
     const provider = nodes[8]
     const list = await cids('aborted', 1000)
