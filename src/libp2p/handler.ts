@@ -279,6 +279,26 @@ export interface InboundHandlerInit {
   strangerShare?: number
   /** Whether `peer` may use all of `maxStreams` (the service: peers that have served us and are not bad now); unset: every peer may */
   isValued?(peer: PeerId): boolean
+  /**
+   * A session for each inbound stream from `peer`, handed to dispatch with
+   * every message of the stream (see {@link InboundSession})
+   */
+  session?(peer: PeerId): InboundSession
+}
+
+/**
+ * What dispatch may leave undone for one stream: messages that take no
+ * response (ADD_PROVIDER) whose writes it deferred, so that a run of them
+ * is stored together. The handler flushes the session before it writes any
+ * response on the stream (a response acknowledges what came before it),
+ * when nothing more has arrived on the stream (what was sent is all
+ * stored before the handler waits for more), and when the stream ends,
+ * however it ends. Dispatch bounds `pending` itself.
+ */
+export interface InboundSession {
+  /** deferred messages not written yet */
+  readonly pending: number
+  flush(options: AbortOptions): Promise<void>
 }
 
 export interface InboundHandlerComponents {
@@ -290,7 +310,7 @@ export interface InboundHandlerComponents {
  * Answer one inbound message; `undefined` means no response (e.g.
  * ADD_PROVIDER). `connection` is the one the message came on, if any.
  */
-export type Dispatch = (from: PeerId, message: Message, connection: Connection | undefined, options: { signal: AbortSignal }) => Promise<Partial<Message> & { type: MessageType } | undefined>
+export type Dispatch = (from: PeerId, message: Message, connection: Connection | undefined, options: { signal: AbortSignal, session?: InboundSession }) => Promise<Partial<Message> & { type: MessageType } | undefined>
 
 /** What the inbound limits refused since start (counters only grow) */
 export interface InboundStats {
@@ -388,6 +408,7 @@ export class InboundHandler implements Startable {
   /** streams strangers may hold at once (see `strangerShare`) */
   private readonly strangerStreams: number
   private readonly isValued?: (peer: PeerId) => boolean
+  private readonly session?: (peer: PeerId) => InboundSession
   private readonly sink?: InboundSink
   /**
    * What was served, whatever the sink: streams accepted, messages
@@ -453,6 +474,7 @@ export class InboundHandler implements Startable {
     }
     this.strangerStreams = Math.max(1, Math.floor(this.maxStreams * share))
     this.isValued = init.isValued
+    this.session = init.session
     this.sink = sink
   }
 
@@ -473,7 +495,7 @@ export class InboundHandler implements Startable {
    * message it refuses (the record stores' InvalidRecordError,
    * ProviderStoreFullError, ValueStoreFullError, SelectorError).
    */
-  async answer (peer: PeerId, bytes: Uint8Array | Uint8ArrayList, connection: Connection | undefined, options: { signal: AbortSignal }): Promise<Uint8Array | undefined> {
+  async answer (peer: PeerId, bytes: Uint8Array | Uint8ArrayList, connection: Connection | undefined, options: { signal: AbortSignal, session?: InboundSession }): Promise<Uint8Array | undefined> {
     const message = decodeMessage(bytes)
     this.counters.messages++
     this.stats.requests++
@@ -512,7 +534,7 @@ export class InboundHandler implements Startable {
     }
   }
 
-  private async serveMessage (peer: PeerId, message: Message, connection: Connection | undefined, wait: number, options: { signal: AbortSignal }): Promise<Uint8Array | undefined> {
+  private async serveMessage (peer: PeerId, message: Message, connection: Connection | undefined, wait: number, options: { signal: AbortSignal, session?: InboundSession }): Promise<Uint8Array | undefined> {
     try {
       if (wait > 0) {
         this.counters.delayedRequests++
@@ -527,7 +549,7 @@ export class InboundHandler implements Startable {
     }
     let response
     try {
-      response = await raceSignal(this.dispatch(peer, message, connection, { signal: options.signal }), options.signal)
+      response = await raceSignal(this.dispatch(peer, message, connection, { signal: options.signal, session: options.session }), options.signal)
     } finally {
       this.inFlight.release()
     }
@@ -625,6 +647,27 @@ export class InboundHandler implements Startable {
   }
 
   private async loop (stream: Stream, connection: Connection, ended: AbortSignal): Promise<void> {
+    const session = this.session?.(connection.remotePeer)
+    try {
+      await this.serveStream(stream, connection, ended, session)
+    } finally {
+      if (session != null && session.pending > 0) {
+        // the stream ended (closed, idle, reset or refused) with writes deferred: they were valid, store them
+        // not tied to the shutdown: stop() waits for this, and what was taken is kept
+        const scope = timed(this.handlerTimeout, new AbortController().signal)
+        try {
+          await session.flush({ signal: scope.signal })
+        } catch (err) {
+          this.failed('failed')
+          this.log.error('could not store what %p sent before its stream ended - %e', connection.remotePeer, err)
+        } finally {
+          scope.clear()
+        }
+      }
+    }
+  }
+
+  private async serveStream (stream: Stream, connection: Connection, ended: AbortSignal, session: InboundSession | undefined): Promise<void> {
     const peer = connection.remotePeer
     const lp = lpStream(stream, lpOptions(this.maxMessageSize))
     // bytes received vs. consumed as whole messages tell a clean end between
@@ -665,7 +708,11 @@ export class InboundHandler implements Startable {
 
       const scope = timed(this.handlerTimeout, ended)
       try {
-        const response = await this.answer(peer, buf, connection, { signal: scope.signal })
+        const response = await this.answer(peer, buf, connection, { signal: scope.signal, session })
+        // a response acknowledges what came before it; and nothing deferred waits on the peer's next message
+        if (session != null && session.pending > 0 && (response != null || received === consumed)) {
+          await session.flush({ signal: scope.signal })
+        }
         if (response != null) {
           await writeFramed(stream, [response], { signal: scope.signal })
         }

@@ -30,6 +30,7 @@ import { InvalidMessageError } from './errors.ts'
 import { MESSAGE_LIMITS } from './handler.ts'
 import { PeerBuckets } from './limits.ts'
 import { fromPbPeer, kadKey, toContact, toPbPeer } from './peer-info.ts'
+import type { InboundSession } from './handler.ts'
 import type { PeerContact, PeerInfoMapper } from './peer-info.ts'
 import type { Coordinator } from '../core/coordinator.ts'
 import type { Message, Peer } from '../generated/dht.ts'
@@ -48,6 +49,12 @@ export interface RpcComponents {
 export type Reply = (Partial<Message> & { type: MessageType }) | undefined
 
 const MAX_PROVIDER_ADDRS = 16
+/**
+ * ADD_PROVIDER records one inbound stream defers before it stores them
+ * (see `ProviderSession`): a bulk provider's batch of hundreds is written as
+ * a few datastore batches, not one each
+ */
+export const MAX_DEFERRED = 256
 /** How long a provider's announced addresses, once recorded, are not looked at again when they are the same */
 const RECORDED_FOR = 600_000
 /** Providers whose recorded addresses are remembered (the longest unheard-of forgotten first) */
@@ -136,7 +143,12 @@ export class Rpc {
     this.onInbound = init.onInbound
   }
 
-  async dispatch (from: PeerId, message: Message, options: AbortOptions): Promise<Reply> {
+  /** The session of an inbound stream from `from` (see `InboundSession`, `ProviderSession`) */
+  session (from: PeerId): InboundSession {
+    return new ProviderSession(this, from)
+  }
+
+  async dispatch (from: PeerId, message: Message, options: AbortOptions & { session?: InboundSession }): Promise<Reply> {
     const contact = toContact(from)
     this.onInbound(contact)
     switch (message.type) {
@@ -186,22 +198,55 @@ export class Rpc {
     return { type: MessageType.PUT_VALUE, key, record }
   }
 
-  private async addProvider (key: Uint8Array, from: PeerId, message: Message, options: AbortOptions): Promise<void> {
+  private async addProvider (key: Uint8Array, from: PeerId, message: Message, options: AbortOptions & { session?: InboundSession }): Promise<void> {
+    const sender = from.toMultihash().bytes
     for (const pb of message.providerPeers) {
-      const info = fromPbPeer(pb)
-      if (info == null || !info.id.equals(from)) {
+      if (!uint8ArrayEquals(pb.id, sender)) {
         continue // a peer may only announce itself
       }
-      if (this.quota.take(info.id.toString(), Date.now()) !== 0) {
+      if (this.quota.take(from.toString(), Date.now()) !== 0) {
         this.droppedProviders++
         continue
       }
-      const mapped = this.mapper({ id: from, multiaddrs: info.multiaddrs.slice(0, MAX_PROVIDER_ADDRS) })
-      await this.providers.addProvider(key, from, Date.now(), options)
-      if (mapped.multiaddrs.length > 0) {
-        await this.recordAddresses(from, mapped.multiaddrs, options)
+      const session = options.session
+      if (session instanceof ProviderSession && session.rpc === this && session.from.equals(from)) {
+        // refused now, as storing it now would refuse it; stored with the rest of the run
+        this.providers.checkKey(key)
+        session.keys.push(key)
+        session.provider = pb
+        // a store close to full refuses at once, as before (ProviderStoreFullError resets the stream)
+        if (session.keys.length >= Math.min(MAX_DEFERRED, this.providers.room)) {
+          await this.storeProviders(session, options)
+        }
+        return
       }
+      await this.providers.addProvider(key, from, Date.now(), options)
+      await this.recordProvider(from, pb, options)
       return // one record per message: further entries naming the sender add nothing
+    }
+  }
+
+  /** Stores what `session` deferred: one `addProviders`, and the sender's addresses once */
+  async storeProviders (session: ProviderSession, options: AbortOptions): Promise<void> {
+    const { keys, provider } = session
+    session.keys = []
+    session.provider = undefined
+    if (keys.length === 0 || provider == null) {
+      return
+    }
+    await this.providers.addProviders(keys, session.from, Date.now(), options)
+    await this.recordProvider(session.from, provider, options)
+  }
+
+  /** The addresses a provider announced with its record, those the mapper keeps */
+  private async recordProvider (from: PeerId, pb: Peer, options: AbortOptions): Promise<void> {
+    const info = fromPbPeer(pb)
+    if (info == null) {
+      return
+    }
+    const mapped = this.mapper({ id: from, multiaddrs: info.multiaddrs.slice(0, MAX_PROVIDER_ADDRS) })
+    if (mapped.multiaddrs.length > 0) {
+      await this.recordAddresses(from, mapped.multiaddrs, options)
     }
   }
 
@@ -321,4 +366,36 @@ function requireKey (message: Message): Uint8Array<ArrayBuffer> {
     throw new InvalidMessageError(`${message.type} without a key`)
   }
   return message.key
+}
+
+/**
+ * The ADD_PROVIDER records of one inbound stream, each checked as it
+ * arrives (sender, quota, key) and stored with the rest of the run: at most
+ * MAX_DEFERRED wait, or no more than the provider store has room for new
+ * keys (so a full store still refuses the record that does not fit at once),
+ * and the handler flushes them before the stream's next response, when
+ * nothing more has arrived, and when the stream ends (`InboundSession`). A bulk provider's batch of 500 records, each stored
+ * on its own (a serialised datastore batch of one, and the provider's
+ * addresses checked again), had cost our servers more than anything else
+ * they did for it.
+ */
+export class ProviderSession implements InboundSession {
+  readonly rpc: Rpc
+  readonly from: PeerId
+  keys: Uint8Array[] = []
+  /** the sender's entry in the last record (its addresses) */
+  provider?: Peer
+
+  constructor (rpc: Rpc, from: PeerId) {
+    this.rpc = rpc
+    this.from = from
+  }
+
+  get pending (): number {
+    return this.keys.length
+  }
+
+  async flush (options: AbortOptions): Promise<void> {
+    await this.rpc.storeProviders(this, options)
+  }
 }

@@ -148,7 +148,7 @@ export class PriorityDHT extends TypedEventEmitter<PeerDiscoveryEvents> implemen
       values: this.values,
       onInbound: from => { this.driver.handle({ type: 'inbound-request', from }) }
     })
-    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound, isValued: valuation(stack, init.neutral) }, async (from, message, _connection, options) => rpc.dispatch(from, message, options), accounting)
+    this.handler = new InboundHandler(components, { protocol: this.protocol, ...init.inbound, isValued: valuation(stack, init.neutral), session: peer => rpc.session(peer) }, async (from, message, _connection, options) => rpc.dispatch(from, message, options), accounting)
     this.identify = new IdentifyListener(components, peer => { this.onNewPeer(peer) })
     this.driver = new Driver(components, {
       coordinator: this.coordinator,

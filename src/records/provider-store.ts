@@ -159,6 +159,8 @@ export class ProviderStore {
     await this.serial.run(async () => {
       const counts = await this.load(options)
       const batch = this.datastore.batch()
+      // one value for every record of the call (nothing writes into it)
+      const time = encodeTime(now)
       // the counts change only once the batch is written
       const added = new Map<string, number>()
       let newKeys = 0
@@ -166,9 +168,11 @@ export class ProviderStore {
       try {
         for (const mh of mhs) {
           this.cache.delete(mh)
-          const dsKey = new Key(`${this.config.prefix}/${mh}/${peer}`)
-          if (added.has(mh) || await this.datastore.has(dsKey, options)) {
-            batch.put(dsKey, encodeTime(now))
+          // already clean (a checked prefix, base32 and a peer id, none holding a slash): no normalising pass
+          const dsKey = new Key(`${this.config.prefix}/${mh}/${peer}`, false)
+          // a key nobody provides yet cannot hold this provider's record: no read for it (a bulk's new keys)
+          if (added.has(mh) || ((counts.get(mh) ?? 0) > 0 && await this.datastore.has(dsKey, options))) {
+            batch.put(dsKey, time)
             continue
           }
           let count = counts.get(mh) ?? 0
@@ -188,7 +192,7 @@ export class ProviderStore {
             records += entries.length - evict.length - count
             count = entries.length - evict.length
           }
-          batch.put(dsKey, encodeTime(now))
+          batch.put(dsKey, time)
           added.set(mh, count + 1)
           records++
         }
@@ -277,11 +281,24 @@ export class ProviderStore {
     }, options)
   }
 
-  private encodeKey (key: Uint8Array): string {
+  /**
+   * New keys the store still has room for (`maxKeys` less the keys held),
+   * as far as it knows: Infinity before it first read its datastore
+   */
+  get room (): number {
+    return this.counts == null ? Infinity : Math.max(0, this.config.maxKeys - this.counts.size)
+  }
+
+  /** Throws {@link InvalidRecordError} for a key `addProvider` would refuse */
+  checkKey (key: Uint8Array): void {
     if (!(key instanceof Uint8Array) || key.byteLength === 0 || key.byteLength > this.config.maxKeySize) {
       throw new InvalidRecordError(key?.byteLength > 0 ? 'ERR_RECORD_TOO_LARGE' : 'ERR_INVALID_RECORD',
         `provider key must be 1..${this.config.maxKeySize} bytes, got ${String(key?.byteLength)}`)
     }
+  }
+
+  private encodeKey (key: Uint8Array): string {
+    this.checkKey(key)
     return base32.encode(key)
   }
 

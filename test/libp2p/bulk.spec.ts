@@ -103,11 +103,25 @@ describe('libp2p/bulk: provideMany and putMany', function () {
     expect(Math.max(...sizes.flat()), 'a local peer answers fast: batches grow').to.be.greaterThan(512)
   })
 
-  it('a server records a bulk provider\'s addresses once, not once per ADD_PROVIDER', async () => {
+  it('a server records a bulk provider\'s addresses once and stores its records in batches, not once per ADD_PROVIDER', async () => {
     const provider = nodes[7]
     // merges of the provider's addresses into each server's peer store
     const merges = new Map<OurNode, number>()
     const originals = nodes.map(n => n.peerStore.merge.bind(n.peerStore))
+    // the servers' provider store writes of the provider's records: records per write
+    const writes: number[] = []
+    const stores = nodes.map(n => (n.services.dht as unknown as { providers: { addProviders(keys: Uint8Array[], provider: unknown, ...rest: unknown[]): Promise<void> } }).providers)
+    const addProviders = stores.map(store => store.addProviders.bind(store))
+    stores.forEach((store, i) => {
+      if (nodes[i] !== provider) {
+        store.addProviders = async (keys: Uint8Array[], who: unknown, ...rest: unknown[]) => {
+          if (String(who) === provider.peerId.toString()) {
+            writes.push([...keys].length)
+          }
+          return addProviders[i](keys, who, ...rest)
+        }
+      }
+    })
     nodes.forEach(n => {
       const original = n.peerStore.merge.bind(n.peerStore)
       n.peerStore.merge = async (peer, data, options) => {
@@ -124,10 +138,16 @@ describe('libp2p/bulk: provideMany and putMany', function () {
       expect(result.messages).to.equal(600 * K)
     } finally {
       nodes.forEach((n, i) => { n.peerStore.merge = originals[i] })
+      stores.forEach((store, i) => { store.addProviders = addProviders[i] })
     }
     for (const [server, count] of merges) {
       expect(count, `merges at ${server.peerId.toString()}`).to.be.at.most(1)
     }
+    // every record stored (and any the provider's handover of earlier tests' records sent meanwhile),
+    // each write a run of them (what arrived together on a stream)
+    const stored = writes.reduce((a, b) => a + b, 0)
+    expect(stored).to.be.at.least(600 * K)
+    expect(stored / writes.length, 'records per write').to.be.at.least(16)
   })
 
   it('walks a chunk in one slice or many with the same outcome, and refuses a lookup concurrency below one', async () => {

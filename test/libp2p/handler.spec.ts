@@ -4,7 +4,7 @@ import { MessageType } from '../../src/generated/dht.ts'
 import { InboundHandler } from '../../src/libp2p/handler.ts'
 import { closed, createNode, echo, introduce, lpStream, Message, protocolStreams, PROTOCOL, stopAll, waitFor } from './fixtures/nodes.ts'
 import type { TestServices } from './fixtures/nodes.ts'
-import type { Dispatch, InboundHandlerInit } from '../../src/libp2p/handler.ts'
+import type { Dispatch, InboundHandlerInit, InboundSession } from '../../src/libp2p/handler.ts'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 
@@ -91,6 +91,56 @@ describe('inbound handler', () => {
     expect(res.type).to.equal(MessageType.PING)
     expect(res.key).to.equalBytes(key('after'))
     expect(received).to.deep.equal([MessageType.ADD_PROVIDER, MessageType.PING])
+  })
+
+  it('flushes what a stream\'s session deferred before its next response, once nothing more has arrived, and when the stream ends', async () => {
+    // a session per stream, as the service's Rpc keeps (ADD_PROVIDER records stored together)
+    const sessions: Array<{ pending: number, stored: number, flushes: number[], flush(): Promise<void> }> = []
+    const session = (): InboundSession => {
+      const s = {
+        pending: 0,
+        stored: 0,
+        flushes: [] as number[],
+        async flush () {
+          s.flushes.push(s.pending)
+          s.stored += s.pending
+          s.pending = 0
+        }
+      }
+      sessions.push(s)
+      return s
+    }
+    await setup(async (from, message, _connection, options) => {
+      if (message.type === MessageType.ADD_PROVIDER) {
+        (options.session as unknown as { pending: number }).pending++
+        return undefined
+      }
+      return { type: message.type, key: message.key }
+    }, { session })
+    const raw = await open()
+    const add = (k: string): Uint8Array => Message.encode({ type: MessageType.ADD_PROVIDER, key: key(k) })
+    // three records and a request arrive together: stored in one go, before the answer
+    await raw.lp.writeV([add('a'), add('b'), add('c'), Message.encode({ type: MessageType.PING, key: key('ack') })])
+    const res = Message.decode(await raw.lp.read())
+    expect(res.key).to.equalBytes(key('ack'))
+    expect(sessions).to.have.length(1)
+    const [s] = sessions
+    expect(s.stored, 'stored before the answer').to.equal(3)
+    expect(s.flushes).to.deep.equal([3])
+    // two more, then silence with the stream open: stored without waiting for a next message
+    await raw.lp.writeV([add('d'), add('e')])
+    await waitFor(() => s.stored === 5, 3000, 'the records sent before a pause')
+    expect(raw.stream.status).to.equal('open')
+    // the last one and, in the same write, the start of a message never finished: the handler waits
+    // for the rest, then the remote closes and the stream ends malformed; the record is still stored
+    const last = add('f')
+    const framed = Uint8Array.from([...varint(last.byteLength), ...last, ...varint(10), 1, 2, 3])
+    raw.stream.send(framed)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(s.stored, 'held while a message is half-way').to.equal(5)
+    await raw.stream.close()
+    await waitFor(() => s.stored === 6, 3000, 'the record sent before the stream ended')
+    expect(s.flushes.reduce((a, b) => a + b, 0)).to.equal(6)
   })
 
   it('aborts a stream that sends undecodable bytes, and keeps serving others', async () => {
