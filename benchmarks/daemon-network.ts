@@ -16,7 +16,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { daemon } from '../test/cli/fixtures/daemon.ts'
 import { listenTarpit } from '../test/libp2p/fixtures/tarpit.ts'
-import { BOOTSTRAPS, makeTarpits } from './network.ts'
+import { BOOTSTRAPS, makeTarpits, untilSteady } from './network.ts'
 import type { BenchNetwork, BenchNode } from './network.ts'
 import type { SeededRandom } from '../src/core/env.ts'
 import type { Daemon } from '../test/cli/fixtures/daemon.ts'
@@ -120,18 +120,10 @@ export async function createDaemonNetwork (n: number, k: number, tarpitShare: nu
     // then until their start-up refreshes are over (no refresh request for a second), as
     // the Go peers' are by the time anything is measured: a daemon's first peer starts a
     // lookup per bucket, and 40 of them at once would take the provider's CPU
-    let last = -1
-    let still = 0
-    const settleStart = Date.now()
-    while (Date.now() < deadline + tableTimeout && still < 4) {
-      await new Promise(resolve => setTimeout(resolve, 250))
-      const now = (await Promise.all(peers.map(async p => (await stats(p)).usage.purposes.refresh?.requests ?? 0))).reduce((a, b) => a + b, 0)
-      still = now === last ? still + 1 : 0
-      last = now
-    }
+    const quiet = await untilSteady(async () => (await Promise.all(peers.map(async p => (await stats(p)).usage.purposes.refresh?.requests ?? 0))).reduce((a, b) => a + b, 0), 250, 4, Math.max(0, deadline + tableTimeout - Date.now()))
     const all = [...sizes.values()]
     const short = Math.min(...all) < want ? ` (waited ${tableTimeout / 1000} s for at least ${want} each, going on without)` : ''
-    log(`priority-dht-procs: ${n} daemons up, routing tables ${Math.min(...all)}..${Math.max(...all)}${short}, refreshes quiet after ${Date.now() - settleStart} ms (${last} refresh requests)`)
+    log(`priority-dht-procs: ${n} daemons up, routing tables ${Math.min(...all)}..${Math.max(...all)}${short}, refreshes quiet after ${quiet.ms} ms (${quiet.requests} refresh requests)`)
   } catch (err) {
     await Promise.all(peers.map(stop))
     throw err

@@ -72,6 +72,23 @@ async function connect (nodes: AnyNode[], log: (msg: string) => void): Promise<v
 export const TABLE_TIMEOUT = 60_000
 
 /**
+ * Polls `count` every `tick` ms until it has not changed for `ticks` polls
+ * in a row, at most `timeout` ms. Resolves to the ms waited and the last count.
+ */
+export async function untilSteady (count: () => number | Promise<number>, tick: number, ticks: number, timeout: number): Promise<{ ms: number, requests: number }> {
+  const start = Date.now()
+  let last = await count()
+  let still = 0
+  while (Date.now() - start < timeout && still < ticks) {
+    await new Promise(resolve => setTimeout(resolve, tick))
+    const now = await count()
+    still = now === last ? still + 1 : 0
+    last = now
+  }
+  return { ms: Date.now() - start, requests: last }
+}
+
+/**
  * Waits until our nodes' start-up refresh (the self lookup, then one per
  * bucket) has gone quiet: no refresh request from any of them for 600 ms,
  * at most `timeout` ms. A Go network has done its refresh by the time its
@@ -80,17 +97,7 @@ export const TABLE_TIMEOUT = 60_000
  * sent by then.
  */
 export async function refreshQuiet (nodes: Array<{ services: { dht: { usage(): { purposes: { refresh: { requests: number } } } } } }>, timeout = TABLE_TIMEOUT): Promise<{ ms: number, requests: number }> {
-  const start = Date.now()
-  const requests = (): number => nodes.reduce((sum, node) => sum + node.services.dht.usage().purposes.refresh.requests, 0)
-  let last = requests()
-  let still = 0
-  while (Date.now() - start < timeout && still < 3) {
-    await new Promise(resolve => setTimeout(resolve, 200))
-    const now = requests()
-    still = now === last ? still + 1 : 0
-    last = now
-  }
-  return { ms: Date.now() - start, requests: last }
+  return untilSteady(() => nodes.reduce((sum, node) => sum + node.services.dht.usage().purposes.refresh.requests, 0), 200, 3, timeout)
 }
 
 /** A seeded choice of `round(share * n)` nodes among the non-bootstrap ones */
