@@ -12,17 +12,41 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 export function addressGroup (multiaddrs: readonly Multiaddr[]): string | undefined {
   for (const ma of multiaddrs) {
-    for (const { name, value } of ma.getComponents()) {
-      if (value == null || (name !== 'ip4' && name !== 'ip6')) {
-        continue
-      }
-      if (isPrivateIp(value) !== false) {
-        break // private, loopback, or not an address we understand
-      }
-      return name === 'ip4' ? `ip4:${value.split('.').slice(0, 2).join('.')}` : `ip6:${ip6Prefix32(value)}`
+    const group = groupOf(ma)
+    if (group != null) {
+      return group
     }
   }
   return undefined
+}
+
+/**
+ * Each address's group, remembered for as long as the address object lives:
+ * decoded addresses are shared (`fromPbPeer`'s cache), and every answer that
+ * names a peer asks for its group again
+ */
+const groups = new WeakMap<Multiaddr, string | null>()
+
+function groupOf (ma: Multiaddr): string | null {
+  let group = groups.get(ma)
+  if (group === undefined) {
+    group = computeGroup(ma)
+    groups.set(ma, group)
+  }
+  return group
+}
+
+function computeGroup (ma: Multiaddr): string | null {
+  for (const { name, value } of ma.getComponents()) {
+    if (value == null || (name !== 'ip4' && name !== 'ip6')) {
+      continue
+    }
+    if (isPrivateIp(value) !== false) {
+      return null // private, loopback, or not an address we understand
+    }
+    return name === 'ip4' ? `ip4:${value.split('.').slice(0, 2).join('.')}` : `ip6:${ip6Prefix32(value)}`
+  }
+  return null
 }
 
 /** `contact` with the group of `multiaddrs` (the same object when it has none) */

@@ -250,9 +250,19 @@ export class ContentOperations {
     }
     // the k closest that answered, then the others that answered (spares), nearest first
     const answered = [...step.value.closest, ...step.value.spares]
+    // each distinct value is validated once: peers that hold the same record
+    // send the same bytes (one signature check, not one per copy), and ours
+    // passed when the store read it
+    const verdicts: Array<{ value: Uint8Array, verdict: Promise<void> }> = local == null ? [] : [{ value: local.value, verdict: Promise.resolve() }]
     for (const c of candidates) {
+      let seen = verdicts.find(v => uint8ArrayEquals(v.value, c.value))
+      if (seen == null) {
+        seen = { value: c.value, verdict: this.init.values.validate(key, c.value, options) }
+        seen.verdict.catch(() => {}) // awaited below, once per candidate
+        verdicts.push(seen)
+      }
       try {
-        await this.init.values.validate(key, c.value, options)
+        await seen.verdict
         found.push(c)
       } catch (err) {
         this.init.log('invalid record for %b from %p - %e', key, c.from, err)
@@ -267,7 +277,9 @@ export class ContentOperations {
     // does) ends this generator there. Keep the best locally if it beats
     // ours, correct outdated peers and store at the closest without, all in
     // the background (best effort)
-    this.init.values.put(key, best.value, Date.now()).catch(() => {})
+    if (local == null || !uint8ArrayEquals(local.value, best.value)) {
+      this.init.values.put(key, best.value, Date.now(), { validated: true }).catch(() => {})
+    }
     const outdated = found.filter(f => !f.from.equals(this.components.peerId) && !uint8ArrayEquals(f.value, best.value)).map(f => f.from)
     const holders = new Set(candidates.map(c => c.from.toString()))
     const target = this.init.storeOnGet === true

@@ -120,7 +120,8 @@ const addrs = new DecodeCache<Multiaddr>(MAX_CACHED)
  */
 function bytesKey (bytes: Uint8Array): string {
   if (bytes.length <= 256) {
-    return String.fromCharCode(...bytes)
+    // apply takes the typed array as it is: several times faster than spreading it into arguments
+    return String.fromCharCode.apply(null, bytes as unknown as number[])
   }
   let s = ''
   for (let i = 0; i < bytes.length; i++) {

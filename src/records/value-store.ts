@@ -152,12 +152,16 @@ export class ValueStore {
    * Stores `value` under `key`, received at `now`, unless a better valid
    * record is held ('kept-existing'). Throws {@link InvalidRecordError} for an
    * invalid record and {@link ValueStoreFullError} for a new key at
-   * `maxRecords`.
+   * `maxRecords`. `validated: true` says the caller has just run
+   * {@link validate} on this value (a get keeping the best record it
+   * checked), so it is not checked twice.
    */
-  async put (key: Uint8Array, value: Uint8Array, now: number, options: AbortOptions = {}): Promise<'stored' | 'kept-existing'> {
+  async put (key: Uint8Array, value: Uint8Array, now: number, options: AbortOptions & { validated?: boolean } = {}): Promise<'stored' | 'kept-existing'> {
     const dsKey = this.dsKey(key)
     checkTime(now)
-    await this.validate(key, value, options)
+    if (options.validated !== true) {
+      await this.validate(key, value, options)
+    }
     const bytes = Record.encode({ key: new Uint8Array(key), value: new Uint8Array(value), timeReceived: toRFC3339(now) })
     return this.serial.run(async () => {
       const count = await this.load(options)
@@ -166,7 +170,8 @@ export class ValueStore {
         if (count >= this.config.maxRecords) {
           throw new ValueStoreFullError(`value store holds the maximum of ${this.config.maxRecords} records`)
         }
-      } else {
+      } else if (!this.holds(stored, value)) {
+        // the same value again only gets a new received time: no need to judge what is held
         const existing = await this.judge(stored, key, now, options)
         if (existing != null && !uint8ArrayEquals(existing.value, value) && await this.best(key, [value, existing.value]) !== 0) {
           return 'kept-existing'
@@ -180,14 +185,20 @@ export class ValueStore {
     }, options)
   }
 
-  /** The record under `key` if it is unexpired at `now` and still valid; else deletes it */
-  async get (key: Uint8Array, now: number, options: AbortOptions = {}): Promise<StoredValue | undefined> {
+  /**
+   * The record under `key` if it is unexpired at `now` and still valid; else
+   * deletes it. With `verify: false` the validator is not run again (the
+   * record was validated when stored): what a server does before answering
+   * GET_VALUE, as go-libp2p-kad-dht's does, since the requester validates
+   * whatever it is sent; a record past `recordValidity` is still dropped.
+   */
+  async get (key: Uint8Array, now: number, options: AbortOptions & { verify?: boolean } = {}): Promise<StoredValue | undefined> {
     const dsKey = this.dsKey(key)
     const stored = await getOrUndefined(this.datastore, dsKey, options)
     if (stored == null) {
       return undefined
     }
-    const result = await this.judge(stored, key, now, options)
+    const result = await this.judge(stored, key, now, options, options.verify !== false)
     if (result == null) {
       await this.serial.run(async () => {
         const current = await getOrUndefined(this.datastore, dsKey, options)
@@ -290,7 +301,17 @@ export class ValueStore {
   }
 
   /** The stored record if it is for `key`, unexpired and valid; undefined if not */
-  private async judge (bytes: Uint8Array, key: Uint8Array, now: number, options: AbortOptions): Promise<StoredValue | undefined> {
+  /** Whether the stored record `bytes` holds exactly `value` */
+  private holds (bytes: Uint8Array, value: Uint8Array): boolean {
+    try {
+      const held = Record.decode(bytes).value
+      return held != null && uint8ArrayEquals(held, value)
+    } catch {
+      return false
+    }
+  }
+
+  private async judge (bytes: Uint8Array, key: Uint8Array, now: number, options: AbortOptions, verify = true): Promise<StoredValue | undefined> {
     let record: Record
     try {
       record = Record.decode(bytes)
@@ -303,7 +324,9 @@ export class ValueStore {
       return undefined
     }
     try {
-      await this.validate(key, record.value, options)
+      if (verify) {
+        await this.validate(key, record.value, options)
+      }
     } catch (err) {
       if (err instanceof InvalidRecordError) {
         return undefined

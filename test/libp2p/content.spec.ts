@@ -4,7 +4,7 @@ import all from 'it-all'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ipnsKey, ipnsRecord } from '../records/fixtures.ts'
-import { startNetwork, stopAll } from './fixtures/network.ts'
+import { connectToBootstraps, createOurNode, formNetwork, startNetwork, stopAll, waitForTables } from './fixtures/network.ts'
 import type { OurNode } from './fixtures/network.ts'
 
 const N = 22
@@ -84,5 +84,54 @@ describe('libp2p/content: provide, findProviders, put and get across 22 nodes', 
     // the providers already out there remain until they expire
     const found = await all(nodes[10].contentRouting.findProviders(cid))
     expect(found.map(p => p.id.toString())).to.include(nodes[3].peerId.toString())
+  })
+})
+
+describe('libp2p/content: signature checks a get costs', function () {
+  this.timeout(120_000)
+  const N = 10
+  const K = 6
+  /** validator runs per node */
+  const calls = new Array<number>(N).fill(0)
+  let nodes: OurNode[] = []
+
+  before(async () => {
+    nodes = await Promise.all(Array.from({ length: N }, async (_, i) => createOurNode({
+      kBucketSize: K,
+      validators: { v: (_key, value) => { calls[i]++; if (new TextDecoder().decode(value) !== 'ok') { throw new Error('not ok') } } },
+      selectors: { v: () => 0 }
+    })))
+    await connectToBootstraps(nodes, 2)
+    await waitForTables(nodes, 1)
+    await formNetwork(nodes, K)
+  })
+
+  after(async () => {
+    await stopAll(nodes)
+  })
+
+  it('validates each distinct value once, and holders serve theirs without validating it again', async () => {
+    const key = new TextEncoder().encode('/v/counted')
+    const value = new TextEncoder().encode('ok')
+    await all(nodes[0].services.dht.put(key, value))
+    // the put reports at its quorum: let its other deliveries arrive
+    await new Promise(resolve => setTimeout(resolve, 1_500))
+    const getter = nodes.findIndex((n, i) => i > 0 && calls[i] === 0)
+    expect(getter, 'a node that holds nothing').to.be.greaterThan(0)
+    calls.fill(0)
+    const answered: string[] = []
+    for await (const event of nodes[getter].services.dht.get(key)) {
+      if (event.name === 'PEER_RESPONSE' && event.record != null) {
+        answered.push(event.from.toString())
+      }
+    }
+    expect(answered.length, 'peers that sent the record').to.be.at.least(3)
+    // one check of the one value, however many copies came back
+    expect(calls[getter]).to.equal(1)
+    // the holders that answered read theirs without running the validator
+    for (const id of answered) {
+      const i = nodes.findIndex(n => n.peerId.toString() === id)
+      expect(calls[i], `holder ${i}`).to.equal(0)
+    }
   })
 })

@@ -133,6 +133,28 @@ describe('records/value-store', () => {
     expect(await fresh.size()).to.equal(0)
   })
 
+  it('runs the validator once per check: not when serving (verify: false), not on the held copy of the same value, not on a value the caller validated', async () => {
+    let calls = 0
+    let accept = true
+    const store = new ValueStore(new MemoryDatastore(), { validators: { v: () => { calls++; if (!accept) { throw new Error('revoked') } } } })
+    const key = bytes('/v/counted')
+    await store.put(key, bytes('a'), T0)
+    expect(calls).to.equal(1)
+    // the same value again: its new received time is stored, the held copy is not judged
+    expect(await store.put(key, bytes('a'), T0 + 1)).to.equal('stored')
+    expect(calls).to.equal(2)
+    expect((await store.get(key, T0 + 2))?.received).to.equal(T0 + 1)
+    expect(calls).to.equal(3)
+    // a value the caller has just validated is not validated again; the held, different one is judged
+    await store.put(key, bytes('b'), T0 + 3, { validated: true })
+    expect(calls).to.equal(4)
+    // serving: no validator run, even for a record it would now refuse; the age limit still applies
+    accept = false
+    expect((await store.get(key, T0 + 4, { verify: false }))?.value).to.deep.equal(bytes('b'))
+    expect(calls).to.equal(4)
+    expect(await store.get(key, T0 + VALIDITY + 5, { verify: false })).to.equal(undefined)
+  })
+
   it('refuses a new key at maxRecords but lets held keys be replaced', async () => {
     const store = new ValueStore(new MemoryDatastore(), { ...custom, maxRecords: 2 })
     await store.put(bytes('/v/a'), bytes('ok'), T0)
