@@ -5,8 +5,9 @@
  * functions by self time, and the project's own functions by inclusive time
  * (time with the function anywhere on the stack). Idle time is left out of
  * every share. Profiles come from `npm run bench -- --cpu-prof DIR`, which
- * profiles only the measured phase. `--callers NAME`: the stacks (six frames)
- * under which functions named NAME spent their self time. `--ops N`: adds
+ * profiles only the measured phase. `--callers NAME`: the stacks (six frames,
+ * `--depth N` frames past node's built-ins) under which functions named NAME
+ * spent their self time. `--ops N`: adds
  * ms per operation.
  */
 import { readFile } from 'node:fs/promises'
@@ -53,6 +54,8 @@ const opsIdx = argv.indexOf('--ops')
 const ops = opsIdx === -1 ? undefined : Number(argv[opsIdx + 1])
 const callersIdx = argv.indexOf('--callers')
 const callers = callersIdx === -1 ? undefined : argv[callersIdx + 1]
+const depthIdx = argv.indexOf('--depth')
+const depth = depthIdx === -1 ? undefined : Number(argv[depthIdx + 1])
 const profile: Profile = JSON.parse(await readFile(file, 'utf8'))
 const byId = new Map(profile.nodes.map(n => [n.id, n]))
 const parent = new Map<number, number>()
@@ -128,12 +131,15 @@ if (callers != null) {
       continue
     }
     const frames: string[] = []
-    for (let at = parent.get(id); at != null && frames.length < 6; at = parent.get(at)) {
+    for (let at = parent.get(id); at != null && frames.length < (depth ?? 6); at = parent.get(at)) {
       const f = byId.get(at)
       if (f == null) {
         break
       }
-      frames.push(label(f))
+      // with --depth, node's own frames are passed over to reach the code that called into them
+      if (depth == null || !label(f).includes('node: (built-ins)')) {
+        frames.push(label(f))
+      }
     }
     const k = frames.join(' < ')
     stacks.set(k, (stacks.get(k) ?? 0) + ms)
