@@ -23,6 +23,7 @@ import { FanOut } from '../core/publish/fan-out.ts'
 import { headSize, likelyAmongClosest } from '../core/publish/optimistic.ts'
 import { checkRange } from '../core/routing-table/config.ts'
 import { MessageType } from '../generated/dht.ts'
+import { isExpiredRecord } from '../records/validation.ts'
 import { NoPeersError, PutFailedError, RequestFailedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
 import { kadKey, putValueMessage, toContact, toPbPeer } from './peer-info.ts'
@@ -266,13 +267,20 @@ export class ContentOperations {
         found.push(c)
       } catch (err) {
         this.init.log('invalid record for %b from %p - %e', key, c.from, err)
-        this.init.onInvalid?.(c.from)
+        // an expired record was genuine when stored, and servers (ours and
+        // go-libp2p-kad-dht's) serve what they stored without checking it again
+        if (!isExpiredRecord(err)) {
+          this.init.onInvalid?.(c.from)
+        }
       }
     }
     if (found.length === 0) {
       throw new NotFoundError('no valid record found for that key')
     }
-    const best = found[await this.init.values.best(key, found.map(f => f.value))]
+    // the selector sees each distinct value once; the first peer that sent the best names it
+    const distinct = verdicts.filter(v => found.some(f => f.value === v.value || uint8ArrayEquals(f.value, v.value))).map(v => v.value)
+    const chosen = distinct[await this.init.values.best(key, distinct)]
+    const best = found.find(f => uint8ArrayEquals(f.value, chosen)) ?? found[0]
     // before the VALUE event: a caller that stops at it (contentRouting.get
     // does) ends this generator there. Keep the best locally if it beats
     // ours, correct outdated peers and store at the closest without, all in

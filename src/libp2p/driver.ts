@@ -19,7 +19,7 @@ import { Message, MessageType } from '../generated/dht.ts'
 import { withGroup } from './address-group.ts'
 import { RequestFailedError, ServiceStoppedError } from './errors.ts'
 import { EventTypes, SINGLE_PATH } from './events.ts'
-import { fromPbPeer, kadKey, toContact } from './peer-info.ts'
+import { fromPbPeer, toContact, wireKadKey } from './peer-info.ts'
 import { Slots } from './slots.ts'
 import { isBackground } from './wait-list.ts'
 import type { FailureReason } from './errors.ts'
@@ -405,7 +405,7 @@ function isUseful (response: Message, route?: { target: Uint8Array, responder: U
   if (route == null) {
     return response.closerPeers.length > 0
   }
-  return namesCloser(route.target, route.responder, response.closerPeers.map(p => kadKey(p.id)))
+  return namesCloser(route.target, route.responder, response.closerPeers.map(p => wireKadKey(p.id)))
 }
 
 function isDefined<T> (x: T | undefined): x is T {

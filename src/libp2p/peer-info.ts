@@ -200,6 +200,15 @@ export function addProviderEncoder (provider: Peer): (keys: readonly Uint8Array[
   }
 }
 
+/**
+ * The Kademlia key of a wire peer id: through the decoded id and its contact
+ * when that peer was decoded before (no hashing), else hashed here
+ */
+export function wireKadKey (id: Uint8Array): Uint8Array {
+  const peerId = peerIds.get(bytesKey(id))
+  return peerId == null ? kadKey(id) : toContact(peerId).key
+}
+
 export function toPbPeer (peer: PeerInfo): Peer {
   return { id: peer.id.toMultihash().bytes, addrs: peer.multiaddrs.map(ma => ma.bytes) }
 }

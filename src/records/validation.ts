@@ -50,6 +50,16 @@ export class InvalidRecordError extends Error {
   }
 }
 
+/**
+ * Whether `err` refused a record only because it expired: the validator
+ * threw an error named `RecordExpiredError` (as the `ipns` package does once
+ * a record's signature has checked out and its validity has passed). Such a
+ * record was genuine when its holder stored it, so the holder is not a liar.
+ */
+export function isExpiredRecord (err: unknown): boolean {
+  return err instanceof InvalidRecordError && (err.cause as Error | undefined)?.name === 'RecordExpiredError'
+}
+
 /** A selector threw, or returned something that is not an index of its input */
 export class SelectorError extends Error {
   name = 'SelectorError'

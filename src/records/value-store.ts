@@ -300,7 +300,6 @@ export class ValueStore {
     }
   }
 
-  /** The stored record if it is for `key`, unexpired and valid; undefined if not */
   /** Whether the stored record `bytes` holds exactly `value` */
   private holds (bytes: Uint8Array, value: Uint8Array): boolean {
     try {
@@ -311,6 +310,7 @@ export class ValueStore {
     }
   }
 
+  /** The stored record if it is for `key`, unexpired and valid (unless `verify` is false); undefined if not */
   private async judge (bytes: Uint8Array, key: Uint8Array, now: number, options: AbortOptions, verify = true): Promise<StoredValue | undefined> {
     let record: Record
     try {

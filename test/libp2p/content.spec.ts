@@ -93,12 +93,26 @@ describe('libp2p/content: signature checks a get costs', function () {
   const K = 6
   /** validator runs per node */
   const calls = new Array<number>(N).fill(0)
+  /** values every validator refuses from now on, and how: as expired (as the ipns package does) or as forged */
+  const refused = new Map<string, 'expired' | 'forged'>()
   let nodes: OurNode[] = []
+
+  const validate = (i: number) => (_key: Uint8Array, value: Uint8Array): void => {
+    calls[i]++
+    const text = new TextDecoder().decode(value)
+    const how = refused.get(text)
+    if (how === 'expired') {
+      throw Object.assign(new Error('record has expired'), { name: 'RecordExpiredError' })
+    }
+    if (how === 'forged' || !text.startsWith('ok')) {
+      throw new Error('not ok')
+    }
+  }
 
   before(async () => {
     nodes = await Promise.all(Array.from({ length: N }, async (_, i) => createOurNode({
       kBucketSize: K,
-      validators: { v: (_key, value) => { calls[i]++; if (new TextDecoder().decode(value) !== 'ok') { throw new Error('not ok') } } },
+      validators: { v: validate(i) },
       selectors: { v: () => 0 }
     })))
     await connectToBootstraps(nodes, 2)
@@ -132,6 +146,35 @@ describe('libp2p/content: signature checks a get costs', function () {
     for (const id of answered) {
       const i = nodes.findIndex(n => n.peerId.toString() === id)
       expect(calls[i], `holder ${i}`).to.equal(0)
+    }
+  })
+
+  it('a record refused only because it expired is not held against the holders that sent it; a forged one is', async () => {
+    const sent = async (value: string): Promise<{ getter: OurNode, holders: OurNode[] }> => {
+      const key = new TextEncoder().encode(`/v/${value}`)
+      await all(nodes[0].services.dht.put(key, new TextEncoder().encode(value)))
+      await new Promise(resolve => setTimeout(resolve, 1_500))
+      // the holders keep serving it once it no longer validates, as go-libp2p-kad-dht's servers do
+      refused.set(value, value.includes('expired') ? 'expired' : 'forged')
+      const holders: OurNode[] = []
+      const getter = nodes[N - 1]
+      await expect((async () => {
+        for await (const event of getter.services.dht.get(key)) {
+          if (event.name === 'PEER_RESPONSE' && event.record != null) {
+            holders.push(nodes.find(n => n.peerId.equals(event.from)) as OurNode)
+          }
+        }
+      })()).to.eventually.be.rejected.with.property('name', 'NotFoundError')
+      expect(holders.length, 'holders that sent it').to.be.at.least(2)
+      return { getter, holders }
+    }
+    const expired = await sent('ok-expired')
+    for (const h of expired.holders) {
+      expect(expired.getter.services.dht.peerValue(h.peerId).backoffUntil ?? 0, 'an expired record backs nobody off').to.be.at.most(Date.now())
+    }
+    const forged = await sent('ok-forged')
+    for (const h of forged.holders) {
+      expect(forged.getter.services.dht.peerValue(h.peerId).backoffUntil ?? 0, 'a forged record backs its sender off').to.be.above(Date.now())
     }
   })
 })

@@ -2,6 +2,8 @@
  * The wire encodings built in peer-info.ts are what protons' own encoder
  * produces for the whole message.
  */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { expect } from 'aegir/chai'
 import fc from 'fast-check'
 import * as varint from 'uint8-varint'
@@ -9,7 +11,7 @@ import { concat as uint8ArrayConcat } from 'uint8arrays/concat'
 import { SeededRandom } from '../../src/core/env.ts'
 import { commonPrefixLength } from '../../src/core/key.ts'
 import { Message, MessageType } from '../../src/generated/dht.ts'
-import { addProviderEncoder, kadKey, refreshKey } from '../../src/libp2p/peer-info.ts'
+import { addProviderEncoder, fromPbPeer, kadKey, refreshKey, wireKadKey } from '../../src/libp2p/peer-info.ts'
 
 const bytes = (min: number, max: number): fc.Arbitrary<Uint8Array<ArrayBuffer>> =>
   fc.uint8Array({ minLength: min, maxLength: max }).map(b => new Uint8Array(b))
@@ -56,5 +58,14 @@ describe('libp2p/peer-info', () => {
         expect(at).to.equal(batch.bytes.byteLength)
       }
     ), { numRuns: 300 })
+  })
+
+  it('wireKadKey: the sha256 of the wire id, whether the id was decoded before (cached) or not', async () => {
+    for (let i = 0; i < 20; i++) {
+      const id = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toMultihash().bytes
+      expect(wireKadKey(id), 'never decoded').to.deep.equal(kadKey(id))
+      expect(fromPbPeer({ id, addrs: [] })).to.not.equal(undefined)
+      expect(wireKadKey(id), 'decoded, from its contact').to.deep.equal(kadKey(id))
+    }
   })
 })
