@@ -12,17 +12,13 @@
  * one event loop with 40 processes. Here the servers are the same Go peers
  * for both, and only the client differs.
  */
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { createIPNSRecord, marshalIPNSRecord, multihashToIPNSRoutingKey } from 'ipns'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
-import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { SeededRandom } from '../src/core/env.ts'
 import { createOurNode } from '../test/libp2p/fixtures/network.ts'
 import { createGoNetwork } from './go-network.ts'
 import { flagReader, startProfile, stopProfile } from './measure.ts'
 import { refreshQuiet, TABLE_TIMEOUT } from './network.ts'
 import { summarize } from './stats.ts'
+import { DialLedger, round } from './workloads.ts'
 import type { BenchNode } from './network.ts'
 import type { Sample } from './stats.ts'
 import type { Workload } from './workloads.ts'
@@ -43,7 +39,6 @@ const cpuProf = get('cpu-prof')
 const nodes = Math.max(4, num('nodes', 40))
 const rounds = Math.max(1, num('rounds', 20))
 const random = new SeededRandom(num('seed', 1))
-const DAY = 24 * 60 * 60 * 1000
 const OP_TIMEOUT = 20_000
 const log = (msg: string): void => { console.error(msg) }
 
@@ -68,15 +63,7 @@ try {
     ours: { provide: [], findProviders: [], put: [], get: [] },
     go: { provide: [], findProviders: [], put: [], get: [] }
   }
-  const time = async (side: 'ours' | 'go', w: Workload, op: (signal: AbortSignal) => Promise<boolean>): Promise<void> => {
-    const signal = AbortSignal.timeout(OP_TIMEOUT)
-    const start = performance.now()
-    let ok = false
-    try {
-      ok = await op(signal)
-    } catch {}
-    samples[side][w].push({ ms: performance.now() - start, ok: ok && !signal.aborted, tarpitDials: 0 })
-  }
+  const ledger = new DialLedger(net)
   const profile = cpuProf != null ? await startProfile() : undefined
   const cpu0 = process.cpuUsage()
   for (let r = 0; r < rounds; r++) {
@@ -89,21 +76,12 @@ try {
       // what this side publishes is looked for by the other: ours by a Go seeker, Go's by ours
       const other = side === 'ours' ? seeker : ours
       const otherSide = side === 'ours' ? 'go' : 'ours'
-      const cid = CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(`guest-${side}-${r}-${random.int(2 ** 32)}`)))
-      await time(side, 'provide', async signal => { await node.contentRouting.provide(cid, { signal }); return true })
-      await time(otherSide, 'findProviders', async signal => {
-        for await (const p of other.contentRouting.findProviders(cid, { signal })) {
-          if (p.id.equals(node.peerId)) {
-            return true
-          }
-        }
-        return false
-      })
-      const key = await generateKeyPair('Ed25519')
-      const name = multihashToIPNSRoutingKey(key.publicKey.toMultihash())
-      const record = marshalIPNSRecord(await createIPNSRecord(key, `/ipfs/${cid.toString()}`, 1n, DAY))
-      await time(side, 'put', async signal => { await node.contentRouting.put(name, record, { signal }); return true })
-      await time(otherSide, 'get', async signal => uint8ArrayEquals(await other.contentRouting.get(name, { signal }), record))
+      const cidTag = `guest-${side}-${r}-${random.int(2 ** 32)}`
+      const done = await round(ledger, { provider: node, seeker: other, cidTag, publisher: node, resolver: other }, OP_TIMEOUT)
+      samples[side].provide.push(done.provide)
+      samples[side].put.push(done.put)
+      samples[otherSide].findProviders.push(done.findProviders)
+      samples[otherSide].get.push(done.get)
     }
   }
   const cpu = process.cpuUsage(cpu0)
