@@ -347,7 +347,7 @@ describe('interop with rust-libp2p 0.57.1 / libp2p-kad 0.49 (Rust peers on TCP)'
   // that answers GET_VALUE with an invalid record goes into our back-off,
   // and a peer in back-off is neither asked nor named to others, so our
   // findPeer for it fails for a while afterwards.
-  it('Rust stores what Go and we reject (a forged IPNS record, an expired one, an unknown namespace); our get never returns them and backs off from Rust peers serving them', async () => {
+  it('Rust stores what Go and we reject (a forged IPNS record, an expired one, an unknown namespace); our get never returns them and backs off from Rust peers serving the forged and unvalidated ones', async () => {
     const rustIds = rust.map(r => r.id.toString())
     /** With a Rust peer among the true k closest, so that Rust peers hold it and our gets meet them */
     async function rustHeld <T> (make: () => Promise<T & { key: Uint8Array }>): Promise<T & { key: Uint8Array }> {
