@@ -254,31 +254,36 @@ export class ContentOperations {
     // each distinct value is validated once: peers that hold the same record
     // send the same bytes (one signature check, not one per copy), and ours
     // passed when the store read it
-    const verdicts: Array<{ value: Uint8Array, verdict: Promise<void> }> = local == null ? [] : [{ value: local.value, verdict: Promise.resolve() }]
+    const checked: Array<{ value: Uint8Array, error?: unknown }> = local == null ? [] : [{ value: local.value }]
     for (const c of candidates) {
-      let seen = verdicts.find(v => uint8ArrayEquals(v.value, c.value))
+      let seen = checked.find(v => uint8ArrayEquals(v.value, c.value))
       if (seen == null) {
-        seen = { value: c.value, verdict: this.init.values.validate(key, c.value, options) }
-        seen.verdict.catch(() => {}) // awaited below, once per candidate
-        verdicts.push(seen)
-      }
-      try {
-        await seen.verdict
-        found.push(c)
-      } catch (err) {
-        this.init.log('invalid record for %b from %p - %e', key, c.from, err)
-        // an expired record was genuine when stored, and servers (ours and
-        // go-libp2p-kad-dht's) serve what they stored without checking it again
-        if (!isExpiredRecord(err)) {
-          this.init.onInvalid?.(c.from)
+        seen = { value: c.value }
+        try {
+          await this.init.values.validate(key, c.value, options)
+        } catch (err) {
+          // our own abort says nothing about the record or its sender
+          options.signal?.throwIfAborted()
+          seen.error = err
         }
+        checked.push(seen)
+      }
+      if (seen.error == null) {
+        found.push(c)
+        continue
+      }
+      this.init.log('invalid record for %b from %p - %e', key, c.from, seen.error)
+      // an expired record was genuine when stored, and servers (ours and
+      // go-libp2p-kad-dht's) serve what they stored without checking it again
+      if (!isExpiredRecord(seen.error)) {
+        this.init.onInvalid?.(c.from)
       }
     }
     if (found.length === 0) {
       throw new NotFoundError('no valid record found for that key')
     }
-    // the selector sees each distinct value once; the first peer that sent the best names it
-    const distinct = verdicts.filter(v => found.some(f => f.value === v.value || uint8ArrayEquals(f.value, v.value))).map(v => v.value)
+    // the selector sees each distinct valid value once; the first peer that sent the best names it
+    const distinct = checked.filter(v => v.error == null).map(v => v.value)
     const chosen = distinct[await this.init.values.best(key, distinct)]
     const best = found.find(f => uint8ArrayEquals(f.value, chosen)) ?? found[0]
     // before the VALUE event: a caller that stops at it (contentRouting.get
