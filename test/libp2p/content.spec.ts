@@ -97,9 +97,15 @@ describe('libp2p/content: signature checks a get costs', function () {
   const refused = new Map<string, 'expired' | 'forged'>()
   let nodes: OurNode[] = []
 
+  /** a get to abort from inside this node's validator, as if its caller gave up while it validated */
+  let abortIn: { node: number, controller: AbortController } | undefined
   const validate = (i: number) => (_key: Uint8Array, value: Uint8Array): void => {
     calls[i]++
     const text = new TextDecoder().decode(value)
+    if (abortIn?.node === i) {
+      abortIn.controller.abort()
+      throw new Error('checked after the caller gave up')
+    }
     const how = refused.get(text)
     if (how === 'expired') {
       throw Object.assign(new Error('record has expired'), { name: 'RecordExpiredError' })
@@ -175,6 +181,35 @@ describe('libp2p/content: signature checks a get costs', function () {
     const forged = await sent('ok-forged')
     for (const h of forged.holders) {
       expect(forged.getter.services.dht.peerValue(h.peerId).backoffUntil ?? 0, 'a forged record backs its sender off').to.be.above(Date.now())
+    }
+  })
+
+  it('a get aborted while it validates ends as aborted and counts no sender as invalid', async () => {
+    const key = new TextEncoder().encode('/v/aborted')
+    const before = [...calls]
+    await all(nodes[0].services.dht.put(key, new TextEncoder().encode('ok-aborted')))
+    await new Promise(resolve => setTimeout(resolve, 1_500))
+    // a node the put did not reach: it validates only what the get brings
+    const index = calls.findIndex((n, i) => i > 0 && n === before[i])
+    expect(index, 'a node that holds nothing').to.be.greaterThan(0)
+    const getter = nodes[index]
+    const controller = new AbortController()
+    const senders: OurNode[] = []
+    abortIn = { node: index, controller }
+    try {
+      await expect((async () => {
+        for await (const event of getter.services.dht.get(key, { signal: controller.signal })) {
+          if (event.name === 'PEER_RESPONSE' && event.record != null) {
+            senders.push(nodes.find(n => n.peerId.equals(event.from)) as OurNode)
+          }
+        }
+      })()).to.eventually.be.rejected.with.property('name', 'AbortError')
+    } finally {
+      abortIn = undefined
+    }
+    expect(senders.length, 'peers that sent the record').to.be.at.least(1)
+    for (const s of senders) {
+      expect(getter.services.dht.peerValue(s.peerId).backoffUntil ?? 0, 'no sender backed off').to.be.at.most(Date.now())
     }
   })
 })
