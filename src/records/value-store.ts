@@ -173,7 +173,7 @@ export class ValueStore {
       } else if (!this.holds(stored, value)) {
         // the same value again only gets a new received time: no need to judge what is held
         const existing = await this.judge(stored, key, now, options)
-        if (existing != null && !uint8ArrayEquals(existing.value, value) && await this.best(key, [value, existing.value]) !== 0) {
+        if (existing != null && await this.best(key, [value, existing.value]) !== 0) {
           return 'kept-existing'
         }
       }
